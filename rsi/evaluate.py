@@ -1,0 +1,54 @@
+"""Held-out evaluation: greedy exact-match accuracy per difficulty with 95 % Wilson intervals.
+
+The held-out problems of a difficulty are always items 0..n-1 of the `heldout` split, so every
+model of a run is scored on the same problems and the gate can compare them pair by pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rsi.generate import generate
+from rsi.records import EvalResult
+from rsi.tasks import Task, problems
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,
+                        difficulty: int, n: int, model_name: str, batch_size: int = 256) -> EvalResult:
+    held = problems(task, difficulty, "heldout", n)
+    outs = generate(model, tokenizer, [p.prompt for p in held], task.max_answer_chars(difficulty) + 1,
+                    batch_size=batch_size)
+    per_problem = tuple(task.verify(p, o[0].text).correct for p, o in zip(held, outs))
+    correct = sum(per_problem)
+    lo, hi = wilson(correct, n)
+    return EvalResult(model_name, difficulty, n, correct, lo, hi, per_problem)
+
+
+def evaluate_ladder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,
+                    difficulties: Iterable[int], n: int, model_name: str, stop_after_zeros: int = 2,
+                    batch_size: int = 256, on_difficulty: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+    """Evaluate difficulties in order, stopping after `stop_after_zeros` consecutive 0 % results."""
+    results, zeros = [], 0
+    for d in difficulties:
+        r = evaluate_difficulty(model, tokenizer, task, d, n, model_name, batch_size)
+        results.append(r)
+        if on_difficulty:
+            on_difficulty(r)
+        zeros = zeros + 1 if r.correct == 0 else 0
+        if stop_after_zeros and zeros >= stop_after_zeros:
+            break
+    return results

@@ -1,0 +1,48 @@
+"""Export a run's accepted training examples as JSONL. Backs `rsi export RUN`.
+
+One JSON object a line: {"prompt", "answer", "difficulty", "origin", "cycle"}, in the order the
+ledger gives them (by cycle, then problem id), deduplicated by (prompt, answer). Load it with
+`datasets.load_dataset("json", data_files=...)` or any JSONL reader.
+
+Example:
+    >>> export(Path("runs/demo"))                               # doctest: +SKIP
+    PosixPath('runs/demo/accepted.jsonl')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rsi.status import open_ledger
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the accepted examples of the run in `run_dir` to `out` (default `run_dir/accepted.jsonl`)."""
+    run_dir = Path(run_dir)
+    with open_ledger(run_dir) as ledger:
+        accepted = ledger.accepted()
+    out = Path(out) if out is not None else run_dir / "accepted.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"prompt": ex.prompt, "answer": ex.answer, "difficulty": ex.difficulty,
+                         "origin": ex.origin, "cycle": cycle}, ensure_ascii=False)
+             for cycle, ex in accepted]
+    atomic_write_text(out, "".join(line + "\n" for line in lines))
+    return out

@@ -1,0 +1,50 @@
+"""The gate: promote the candidate only if it beats the champion on the same held-out problems.
+
+Both models' per-problem results are paired. The gain is the mean paired difference over the
+problems above the champion's frontier (where improvement is sought); its one-sided lower
+confidence bound must be > 0 and the gain itself >= `min_gain`. At every difficulty at or below
+the champion's frontier the candidate may lose at most `max_regression` accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+from rsi.config import GateConfig
+from rsi.records import EvalResult, GateDecision
+
+
+def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_frontier: int,
+           cfg: GateConfig) -> GateDecision:
+    champ = {r.difficulty: r for r in champion}
+    cand = {r.difficulty: r for r in candidate}
+    common = sorted(set(champ) & set(cand))
+    diffs: list[int] = []
+    worst, worst_at = 0.0, None
+    for d in common:
+        a, b = champ[d], cand[d]
+        if len(a.per_problem) != len(b.per_problem):
+            raise ValueError(f"difficulty {d}: champion and candidate were scored on different problem sets")
+        if d <= champion_frontier:
+            drop = a.accuracy - b.accuracy
+            if drop > worst:
+                worst, worst_at = drop, d
+        else:
+            diffs += [int(y) - int(x) for x, y in zip(a.per_problem, b.per_problem)]
+    if not diffs:
+        return GateDecision(False, "no held-out problems above the champion's frontier to compare on", 0.0, 0.0, worst)
+    m = len(diffs)
+    gain = sum(diffs) / m
+    var = sum((x - gain) ** 2 for x in diffs) / max(1, m - 1)
+    lo = gain - NormalDist().inv_cdf(cfg.confidence) * math.sqrt(var / m)
+    if worst > cfg.max_regression:
+        return GateDecision(False, f"regressed {worst:.1%} at difficulty {worst_at} (> {cfg.max_regression:.1%} allowed)",
+                            gain, lo, worst)
+    if gain < cfg.min_gain:
+        return GateDecision(False, f"gain {gain:+.1%} above the frontier is below min_gain {cfg.min_gain:.1%}", gain, lo, worst)
+    if lo <= 0:
+        return GateDecision(False, f"gain {gain:+.1%} is not significant (lower bound {lo:+.1%} at "
+                                   f"{cfg.confidence:.0%} confidence)", gain, lo, worst)
+    return GateDecision(True, f"gain {gain:+.1%} above the frontier (lower bound {lo:+.1%}), "
+                              f"worst regression {worst:.1%}", gain, lo, worst)

@@ -1,0 +1,85 @@
+"""Labelers and filters: turn a cycle's samples into kept training targets, each with a reason.
+
+For every sample, in order:
+1. `well_formed` (optional): the task's format/length check, which never reads the ground truth.
+2. The labeler decides the target:
+   - `verifier`: keep a sample its task's verifier accepts.
+   - `vote`: no verifier is consulted. The most common well-formed answer among a problem's
+     samples becomes the label if at least `vote_threshold` of all its samples agree on it; the
+     samples that gave it are kept.
+3. `decontaminate` (optional): drop problems whose prompt is in a held-out evaluation set.
+4. `dedup` (optional): keep one sample per (prompt, answer).
+
+Every label also records `audit_correct`, the answer's true correctness from the task's
+verifier. It is an audit column for reports; training never reads it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from rsi.config import FilterConfig, LabelConfig
+from rsi.records import Label, Problem, Sample
+from rsi.registry import Registry
+from rsi.tasks import Task
+
+# (task, problem, well-formed samples, number of samples drawn, cfg) -> {sample index: (kept, reason, agreement)}
+Labeler = Callable[[Task, Problem, list[Sample], int, LabelConfig], dict[int, tuple[bool, str, float]]]
+LABELERS: Registry[Labeler] = Registry("labeler")
+
+
+def verifier_labeler(task, problem, samples, n_drawn, cfg):
+    out = {}
+    for s in samples:
+        v = task.verify(problem, s.completion)
+        out[s.index] = (v.correct, "verified" if v.correct else f"rejected by verifier: {v.reason}", float(v.correct))
+    return out
+
+
+def vote_labeler(task, problem, samples, n_drawn, cfg):
+    votes = Counter(s.completion.strip() for s in samples)
+    if not votes:
+        return {}
+    top, count = votes.most_common(1)[0]
+    share = count / n_drawn
+    out = {}
+    for s in samples:
+        if share < cfg.vote_threshold:
+            out[s.index] = (False, f"no majority: top answer has {count}/{n_drawn} < {cfg.vote_threshold:.0%}", share)
+        elif s.completion.strip() == top:
+            out[s.index] = (True, f"majority {count}/{n_drawn}", share)
+        else:
+            out[s.index] = (False, f"disagrees with majority {count}/{n_drawn}", share)
+    return out
+
+
+LABELERS.register("verifier", verifier_labeler)
+LABELERS.register("vote", vote_labeler)
+
+
+def label_samples(task: Task, problems: list[Problem], samples: list[Sample], label_cfg: LabelConfig,
+                  filter_cfg: FilterConfig, heldout_prompts: set[str]) -> list[Label]:
+    """One Label per sample, in sample order."""
+    labeler = LABELERS.get(label_cfg.labeler)
+    by_problem: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_problem.setdefault(s.problem_id, []).append(s)
+    labels: list[Label] = []
+    seen: set[tuple[str, str]] = set()
+    for p in problems:
+        drawn = by_problem.get(p.id, [])
+        formed = [s for s in drawn if not filter_cfg.well_formed or task.well_formed(p, s.completion)]
+        decided = labeler(task, p, formed, len(drawn), label_cfg)
+        for s in drawn:
+            answer = s.completion.strip()
+            kept, reason, agreement = decided.get(s.index, (False, "malformed: fails the task's format check", 0.0))
+            if kept and filter_cfg.decontaminate and p.prompt in heldout_prompts:
+                kept, reason = False, "contaminated: prompt is in a held-out evaluation set"
+            if kept and filter_cfg.dedup:
+                if (p.prompt, answer) in seen:
+                    kept, reason = False, "duplicate of a kept sample"
+                seen.add((p.prompt, answer))
+            labels.append(Label(p.id, s.index, answer, kept, reason, agreement,
+                                audit_correct=task.verify(p, answer).correct))
+    return labels

@@ -1,0 +1,457 @@
+"""The ledger: an append-only SQLite store (WAL mode) of everything a run did.
+
+One file per run, `runs/<name>/ledger.sqlite`. Every stage of a cycle writes its rows inside
+`Ledger.stage(cycle, stage)`, one transaction that also inserts the stage's completion row in
+`stages`: either all of a stage's problems, samples, labels, evaluations, gate decision, metrics
+and cost are in the file, or none are. A killed run therefore resumes at the first stage that
+`is_done` reports missing, with nothing lost and nothing duplicated.
+
+Rows are never updated or deleted. Unique keys (a problem id, a sample's (problem, index, cycle),
+a completed stage, ...) raise `LedgerError` on a second insert instead of being ignored, because
+the loop never writes the same thing twice; a duplicate is a bug worth stopping for.
+
+Example:
+    >>> from pathlib import Path; import tempfile
+    >>> with Ledger(Path(tempfile.mkdtemp()) / "ledger.sqlite") as ledger:
+    ...     with ledger.stage(1, "propose") as w:
+    ...         w.add_metrics(1, "propose", {"n": 0})
+    ...         w.cost(wall_s=1.5, cpu_s=1.2)
+    ...     ledger.is_done(1, "propose")
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rsi.errors import LedgerError
+from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Sample
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE run (
+    id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,
+    config_json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE stages (
+    cycle INTEGER NOT NULL, stage TEXT NOT NULL, finished_at TEXT NOT NULL,
+    wall_s REAL NOT NULL, cpu_s REAL NOT NULL, generated_tokens INTEGER NOT NULL,
+    train_sequences INTEGER NOT NULL, train_tokens INTEGER NOT NULL, extra_json TEXT NOT NULL,
+    PRIMARY KEY (cycle, stage));
+CREATE TABLE problems (
+    id TEXT PRIMARY KEY, cycle INTEGER NOT NULL, task TEXT NOT NULL, difficulty INTEGER NOT NULL,
+    split TEXT NOT NULL, seed INTEGER NOT NULL, prompt TEXT NOT NULL, answer TEXT NOT NULL,
+    source TEXT NOT NULL);
+CREATE TABLE samples (
+    cycle INTEGER NOT NULL, model TEXT NOT NULL, problem_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL,
+    UNIQUE (problem_id, sample_index, cycle));
+CREATE TABLE labels (
+    cycle INTEGER NOT NULL, problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+    answer TEXT NOT NULL, kept INTEGER NOT NULL, reason TEXT NOT NULL, agreement REAL NOT NULL,
+    audit_correct INTEGER, UNIQUE (problem_id, sample_index, cycle));
+CREATE TABLE evals (
+    cycle INTEGER NOT NULL, model TEXT NOT NULL, difficulty INTEGER NOT NULL, n INTEGER NOT NULL,
+    correct INTEGER NOT NULL, accuracy REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    per_problem TEXT NOT NULL, UNIQUE (cycle, model, difficulty));
+CREATE TABLE gates (
+    cycle INTEGER PRIMARY KEY, champion TEXT NOT NULL, candidate TEXT NOT NULL,
+    promote INTEGER NOT NULL, reason TEXT NOT NULL, gain REAL NOT NULL, gain_lo REAL NOT NULL,
+    worst_regression REAL NOT NULL);
+CREATE TABLE metrics (cycle INTEGER NOT NULL, stage TEXT NOT NULL, metrics_json TEXT NOT NULL);
+CREATE INDEX samples_cycle ON samples (cycle);
+CREATE INDEX labels_cycle ON labels (cycle);
+CREATE INDEX problems_cycle ON problems (cycle);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _guarded(method):
+    """Turn any sqlite3 error inside a public method into a LedgerError naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: Ledger, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
+
+    return wrapper
+
+
+class StageWriter:
+    """What `Ledger.stage` yields: the ledger's `add_*` methods plus `cost` for the stage row."""
+
+    def __init__(self, ledger: Ledger, cycle: int, stage: str) -> None:
+        self.ledger, self.cycle, self.stage = ledger, cycle, stage
+        self.values: dict[str, float | int] = {}
+        self.extra: dict[str, Any] = {}
+
+    def cost(
+        self,
+        *,
+        wall_s: float | None = None,
+        cpu_s: float | None = None,
+        generated_tokens: int | None = None,
+        train_sequences: int | None = None,
+        train_tokens: int | None = None,
+        **extra: Any,
+    ) -> None:
+        """Set the stage's cost; later calls override earlier ones key by key.
+
+        `wall_s`/`cpu_s` left unset default to the wall time and this process's CPU time
+        (all threads, no child processes) spent inside the `with` body; token counts default
+        to 0. Extra keyword values must be JSON-serialisable and land in `extra_json`.
+        """
+        given = dict(wall_s=wall_s, cpu_s=cpu_s, generated_tokens=generated_tokens,
+                     train_sequences=train_sequences, train_tokens=train_tokens)
+        self.values.update({k: v for k, v in given.items() if v is not None})
+        self.extra.update(extra)
+
+    def add_problems(self, cycle: int, problems: list[Problem]) -> None:
+        self.ledger.add_problems(cycle, problems)
+
+    def add_samples(self, cycle: int, model: str, samples: list[Sample]) -> None:
+        self.ledger.add_samples(cycle, model, samples)
+
+    def add_labels(self, cycle: int, labels: list[Label]) -> None:
+        self.ledger.add_labels(cycle, labels)
+
+    def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
+        self.ledger.add_eval(cycle, model, results)
+
+    def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
+        self.ledger.add_gate(cycle, champion, candidate, decision)
+
+    def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
+        self.ledger.add_metrics(cycle, stage, metrics)
+
+
+class Ledger:
+    """An open ledger file. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: Path, create: bool = True) -> None:
+        self.path = Path(path)
+        self._writer: StageWriter | None = None
+        exists = self.path.exists()
+        if not exists and not create:
+            raise LedgerError(f"{self.path}: no ledger file here (not creating one); "
+                              "check the run directory name")
+        if not exists:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A URI with mode=rw never creates the file; isolation_level=None: we issue BEGIN ourselves.
+        uri = self.path.resolve().as_uri() + ("?mode=rw" if exists else "?mode=rwc")
+        try:
+            self._con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
+        try:
+            self._open(create)
+        except BaseException as e:
+            self._con.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise self._error(e) from e
+            raise
+
+    def _open(self, create: bool) -> None:
+        # Read the version before anything that writes (journal_mode=WAL rewrites the header),
+        # so a ledger from a newer rsi is left byte-for-byte untouched.
+        tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            if not create:
+                raise LedgerError(f"{self.path}: empty file, not an rsi ledger")
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.executescript(
+                "BEGIN;" + _SCHEMA + "INSERT INTO meta VALUES ('schema_version', "
+                f"'{SCHEMA_VERSION}'); INSERT INTO meta VALUES ('created_at', '{_now()}'); COMMIT;")
+            return
+        row = None
+        if "meta" in tables:
+            row = self._con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise LedgerError(f"{self.path}: not an rsi ledger (no schema version in a 'meta' table)")
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path}: ledger schema version {version} is newer than version "
+                f"{SCHEMA_VERSION}, the newest this rsi supports; upgrade rsi to read it "
+                "(the file was not modified)")
+        if version < SCHEMA_VERSION:  # no older versions exist yet; migrations would go here
+            raise LedgerError(f"{self.path}: unknown ledger schema version {version}")
+        self._con.execute("PRAGMA journal_mode=WAL")
+
+    def _error(self, e: sqlite3.DatabaseError) -> LedgerError:
+        if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            return LedgerError(f"{self.path}: ledger is locked by another process ({e}); "
+                               "is another `rsi` writing to this run?")
+        return LedgerError(f"{self.path}: not a readable rsi ledger ({e})")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """Inside a stage: part of its transaction. Outside: a transaction of its own."""
+        if self._writer is not None:
+            yield
+            return
+        self._con.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    @contextmanager
+    def stage(self, cycle: int, stage: str) -> Iterator[StageWriter]:
+        """One transaction holding a stage's rows and its row in `stages`; rolled back if the body raises."""
+        if self._writer is not None:
+            raise LedgerError(f"{self.path}: stage {self._writer.stage!r} of cycle "
+                              f"{self._writer.cycle} is still open; stages do not nest")
+        if self.is_done(cycle, stage):
+            raise LedgerError(f"{self.path}: stage {stage!r} of cycle {cycle} is already "
+                              "completed; resume at the next stage instead of redoing it")
+        writer = StageWriter(self, int(cycle), stage)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            self._con.execute("BEGIN")
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
+        self._writer = writer
+        try:
+            yield writer
+            v = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                 "generated_tokens": 0, "train_sequences": 0, "train_tokens": 0, **writer.values}
+            self._con.execute(
+                "INSERT INTO stages VALUES (?,?,?,?,?,?,?,?,?)",
+                (writer.cycle, stage, _now(), float(v["wall_s"]), float(v["cpu_s"]),
+                 int(v["generated_tokens"]), int(v["train_sequences"]), int(v["train_tokens"]),
+                 json.dumps(writer.extra, sort_keys=True)))
+            self._con.execute("COMMIT")
+        except BaseException as e:
+            self._writer = None
+            if self._con.in_transaction:
+                self._con.execute("ROLLBACK")
+            if isinstance(e, sqlite3.DatabaseError):
+                raise self._error(e) from e
+            raise
+        self._writer = None
+
+    # ------------------------------------------------------------------ writes
+
+    @_guarded
+    def set_run(self, name: str, config: dict) -> None:
+        """Record the run's name and frozen config once; the same name again is a no-op."""
+        row = self._con.execute("SELECT name FROM run").fetchone()
+        if row is not None:
+            if row[0] != name:
+                raise LedgerError(f"{self.path}: this ledger belongs to run {row[0]!r}, "
+                                  f"not {name!r}; use another run directory")
+            return
+        with self._tx():
+            self._con.execute("INSERT INTO run VALUES (1, ?, ?, ?)",
+                              (name, json.dumps(config, sort_keys=True, default=str), _now()))
+
+    @_guarded
+    def add_problems(self, cycle: int, problems: list[Problem]) -> None:
+        with self._tx():
+            for p in problems:
+                try:
+                    self._con.execute(
+                        "INSERT INTO problems VALUES (?,?,?,?,?,?,?,?,?)",
+                        (p.id, int(cycle), p.task, p.difficulty, p.split, p.seed, p.prompt,
+                         p.answer, p.source))
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: problem {p.id!r} is already in the ledger; "
+                                      "problem ids are never reused") from None
+
+    @_guarded
+    def add_samples(self, cycle: int, model: str, samples: list[Sample]) -> None:
+        with self._tx():
+            for s in samples:
+                try:
+                    self._con.execute(
+                        "INSERT INTO samples VALUES (?,?,?,?,?,?)",
+                        (int(cycle), model, s.problem_id, s.index, s.completion, s.n_tokens))
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: sample {s.index} of problem {s.problem_id!r} "
+                                      f"is already in cycle {cycle}") from None
+
+    @_guarded
+    def add_labels(self, cycle: int, labels: list[Label]) -> None:
+        with self._tx():
+            for lb in labels:
+                audit = None if lb.audit_correct is None else int(lb.audit_correct)
+                try:
+                    self._con.execute(
+                        "INSERT INTO labels VALUES (?,?,?,?,?,?,?,?)",
+                        (int(cycle), lb.problem_id, lb.sample_index, lb.answer, int(lb.kept),
+                         lb.reason, float(lb.agreement), audit))
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: sample {lb.sample_index} of problem "
+                                      f"{lb.problem_id!r} is already labelled in cycle {cycle}") from None
+
+    @_guarded
+    def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
+        """One row per difficulty, stored under `model` (the results' own `.model` is not read)."""
+        with self._tx():
+            for r in results:
+                try:
+                    self._con.execute(
+                        "INSERT INTO evals VALUES (?,?,?,?,?,?,?,?,?)",
+                        (int(cycle), model, r.difficulty, r.n, r.correct, r.accuracy, r.lo, r.hi,
+                         "".join("1" if ok else "0" for ok in r.per_problem)))
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: {model!r} already has an evaluation at "
+                                      f"difficulty {r.difficulty} in cycle {cycle}") from None
+
+    @_guarded
+    def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
+        with self._tx():
+            try:
+                self._con.execute(
+                    "INSERT INTO gates VALUES (?,?,?,?,?,?,?,?)",
+                    (int(cycle), champion, candidate, int(decision.promote), decision.reason,
+                     decision.gain, decision.gain_lo, decision.worst_regression))
+            except sqlite3.IntegrityError:
+                raise LedgerError(f"{self.path}: cycle {cycle} already has a gate decision") from None
+
+    @_guarded
+    def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
+        with self._tx():
+            self._con.execute("INSERT INTO metrics VALUES (?,?,?)",
+                              (int(cycle), stage, json.dumps(metrics, sort_keys=True, default=str)))
+
+    # ------------------------------------------------------------------ queries
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
+        cur = self._con.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    @_guarded
+    def run_info(self) -> dict | None:
+        rows = self._rows("SELECT name, config_json, created_at FROM run")
+        if not rows:
+            return None
+        r = rows[0]
+        return {"name": r["name"], "config": json.loads(r["config_json"]), "created_at": r["created_at"]}
+
+    @_guarded
+    def completed_stages(self) -> list[tuple[int, str]]:
+        """(cycle, stage) pairs in the order they were completed."""
+        return [(c, s) for c, s in self._con.execute("SELECT cycle, stage FROM stages ORDER BY rowid")]
+
+    @_guarded
+    def is_done(self, cycle: int, stage: str) -> bool:
+        return self._con.execute("SELECT 1 FROM stages WHERE cycle=? AND stage=?",
+                                 (int(cycle), stage)).fetchone() is not None
+
+    @_guarded
+    def problems(self, cycle: int | None = None, split: str | None = None) -> list[Problem]:
+        rows = self._rows(
+            "SELECT task, difficulty, split, seed, prompt, answer, source FROM problems "
+            "WHERE (? IS NULL OR cycle = ?) AND (? IS NULL OR split = ?) ORDER BY cycle, rowid",
+            (cycle, cycle, split, split))
+        return [Problem(**r) for r in rows]
+
+    @_guarded
+    def samples(self, cycle: int) -> list[Sample]:
+        return [Sample(problem_id=p, index=i, completion=c, n_tokens=n) for p, i, c, n in self._con.execute(
+            "SELECT problem_id, sample_index, completion, n_tokens FROM samples WHERE cycle=? "
+            "ORDER BY rowid", (int(cycle),))]
+
+    @_guarded
+    def labels(self, cycle: int) -> list[Label]:
+        rows = self._rows("SELECT problem_id, sample_index, answer, kept, reason, agreement, "
+                          "audit_correct FROM labels WHERE cycle=? ORDER BY rowid", (int(cycle),))
+        for r in rows:
+            r["kept"] = bool(r["kept"])
+            r["audit_correct"] = None if r["audit_correct"] is None else bool(r["audit_correct"])
+        return [Label(**r) for r in rows]
+
+    @_guarded
+    def accepted(self, upto_cycle: int | None = None) -> list[tuple[int, Example]]:
+        """(cycle, example) for every kept label, deduplicated by (prompt, answer), first kept.
+
+        The label's cycle orders and filters; labels whose problem is not in the ledger are skipped.
+        Origin is "human" or "seed" when the problem's source says so, else "self".
+        """
+        rows = self._con.execute(
+            "SELECT l.cycle, p.prompt, l.answer, p.difficulty, p.source FROM labels l "
+            "JOIN problems p ON p.id = l.problem_id WHERE l.kept = 1 AND (? IS NULL OR l.cycle <= ?) "
+            "ORDER BY l.cycle, p.id, l.sample_index", (upto_cycle, upto_cycle))
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for cycle, prompt, answer, difficulty, source in rows:
+            if (prompt, answer) in seen:
+                continue
+            seen.add((prompt, answer))
+            origin = source if source in ("human", "seed") else "self"
+            out.append((cycle, Example(prompt=prompt, answer=answer, difficulty=difficulty, origin=origin)))
+        return out
+
+    def accepted_examples(self, upto_cycle: int | None = None) -> list[Example]:
+        """Kept labels joined to their problems, deduplicated, ordered by cycle then problem id."""
+        return [ex for _, ex in self.accepted(upto_cycle)]
+
+    @_guarded
+    def evals(self, model: str | None = None) -> list[dict]:
+        """Eval rows (cycle, model, difficulty, n, correct, accuracy, lo, hi, per_problem)."""
+        rows = self._rows("SELECT * FROM evals WHERE (? IS NULL OR model = ?) ORDER BY rowid",
+                          (model, model))
+        for r in rows:
+            r["per_problem"] = tuple(ch == "1" for ch in r["per_problem"])
+        return rows
+
+    @_guarded
+    def eval_results(self, cycle: int, model: str) -> list[EvalResult]:
+        """`model`'s evaluation in `cycle`, ordered by difficulty (empty if there is none)."""
+        rows = self._rows("SELECT difficulty, n, correct, lo, hi, per_problem FROM evals "
+                          "WHERE cycle=? AND model=? ORDER BY difficulty", (int(cycle), model))
+        return [EvalResult(model=model, difficulty=r["difficulty"], n=r["n"], correct=r["correct"],
+                           lo=r["lo"], hi=r["hi"],
+                           per_problem=tuple(ch == "1" for ch in r["per_problem"])) for r in rows]
+
+    @_guarded
+    def gates(self) -> list[dict]:
+        """Gate rows (cycle, champion, candidate, promote, reason, gain, gain_lo, worst_regression)."""
+        rows = self._rows("SELECT * FROM gates ORDER BY cycle")
+        for r in rows:
+            r["promote"] = bool(r["promote"])
+        return rows
+
+    @_guarded
+    def costs(self) -> list[dict]:
+        """One row per completed stage, in completion order; `extra` holds cost()'s extra keys."""
+        rows = self._rows("SELECT * FROM stages ORDER BY rowid")
+        for r in rows:
+            r["extra"] = json.loads(r.pop("extra_json"))
+        return rows
+
+    @_guarded
+    def metrics(self) -> list[dict]:
+        """Rows of {cycle, stage, metrics} in insertion order."""
+        return [{"cycle": c, "stage": s, "metrics": json.loads(m)} for c, s, m in
+                self._con.execute("SELECT cycle, stage, metrics_json FROM metrics ORDER BY rowid")]

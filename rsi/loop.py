@@ -1,0 +1,110 @@
+"""The loop: runs cycles of stages over a run directory, and is the only holder of state.
+
+    runs/<name>/config.yaml    the resolved config, frozen at start
+    runs/<name>/ledger.sqlite  everything that happened
+    runs/<name>/models/        one checkpoint per trained model
+    runs/<name>/champion       the promoted checkpoint's name
+    runs/<name>/state.json     the last completed stage
+
+Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
+simply runs every stage that is not done yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from rsi.config import Config, config_from_dict, dump_config
+from rsi.errors import RunDirError
+from rsi.ledger import Ledger
+from rsi.stages import STAGES, Context, champion, champion_results, current_frontier, stages_of
+from rsi.tasks import get_task
+
+LEDGER = "ledger.sqlite"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def new_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    return root / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def start(cfg: Config, run_dir: Path | None = None, console: Console | None = None) -> Path:
+    """Start a new run in `run_dir` (default `runs/<config>-<timestamp>`) and run it to the end."""
+    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
+    ledger_path = run_dir / LEDGER
+    if ledger_path.exists():
+        with Ledger(ledger_path, create=False) as ledger:
+            info = ledger.run_info()
+        if info and info["config"] != cfg.model_dump(mode="json"):
+            raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
+                              f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
+        return resume(run_dir, console)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunDirError(f"run directory {run_dir} is not empty and holds no rsi ledger; choose another --run-dir.")
+    (run_dir / "models").mkdir(parents=True, exist_ok=True)
+    _atomic_write(run_dir / "config.yaml", dump_config(cfg))
+    with Ledger(ledger_path) as ledger:
+        ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
+    return resume(run_dir, console)
+
+
+def resume(run_dir: Path, console: Console | None = None) -> Path:
+    """Run every stage of `run_dir` that has not completed yet."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LEDGER).exists():
+        raise RunDirError(f"{run_dir} is not an rsi run directory (no {LEDGER}); start one with `rsi run`.")
+    console = console or Console()
+    with Ledger(run_dir / LEDGER, create=False) as ledger:
+        info = ledger.run_info()
+        cfg = config_from_dict(info["config"])
+        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / "models", console)
+        (run_dir / "models").mkdir(exist_ok=True)
+        _run_cycles(ctx, run_dir)
+    return run_dir
+
+
+def _run_cycles(ctx: Context, run_dir: Path) -> None:
+    done = set(ctx.ledger.completed_stages())
+    for cycle in range(0, ctx.cfg.loop.cycles + 1):
+        if cycle > 0 and (cycle, "propose") not in done:
+            f = current_frontier(ctx, champion(ctx.ledger))
+            if f >= ctx.cfg.loop.max_difficulty:
+                ctx.console.print(f"frontier {f} reached loop.max_difficulty; stopping.")
+                break
+        t0 = time.perf_counter()
+        ran = False
+        for stage in stages_of(cycle):
+            if (cycle, stage) in done:
+                continue
+            STAGES[stage](ctx, cycle)
+            ran = True
+            _atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))
+            _atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+        if ran:
+            ctx.console.print(summary_line(ctx, cycle, time.perf_counter() - t0))
+    _atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+
+
+def summary_line(ctx: Context, cycle: int, seconds: float) -> str:
+    """cycle, frontier, held-out accuracy at frontier and frontier+1, kept/generated, decision, seconds."""
+    champ = champion(ctx.ledger)
+    f = current_frontier(ctx, champ)
+    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, champ).items()}
+    fmt = lambda d: f"{acc[d]:.0%}" if d in acc else "-"  # noqa: E731
+    labels = ctx.ledger.labels(cycle) if cycle else []
+    kept = sum(lab.kept for lab in labels)
+    gates = [g for g in ctx.ledger.gates() if g["cycle"] == cycle]
+    decision = ("promote" if gates[0]["promote"] else f"roll back ({gates[0]['reason']})") if gates else "base"
+    return (f"[bold]cycle {cycle}[/] frontier {f} | acc@{f} {fmt(f)} acc@{f + 1} {fmt(f + 1)} | "
+            f"kept {kept}/{len(labels)} | {decision} | {seconds:.0f}s")

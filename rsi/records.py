@@ -1,0 +1,95 @@
+"""Typed records that travel between the loop's stages.
+
+Stages are functions over these records; only the loop (and the ledger) hold state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a task at a difficulty, reproducible from (task, split, difficulty, seed)."""
+
+    task: str
+    difficulty: int
+    split: str  # "train" (may be labelled or self-labelled) | "heldout" (evaluation only)
+    seed: int
+    prompt: str
+    answer: str  # ground truth; the vote labeler never reads it (audit only)
+    source: str = "generated"  # provenance: "generated" | "human" | a checkpoint name
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.split}/{self.difficulty}/{self.seed}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a verifier says about one completion."""
+
+    reward: float
+    correct: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion the policy generated for a problem."""
+
+    problem_id: str
+    index: int  # which of the n samples for this problem
+    completion: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Label:
+    """A training target chosen by a labeler for one sample (kept or not, with the reason)."""
+
+    problem_id: str
+    sample_index: int
+    answer: str  # the target the model will be trained on
+    kept: bool
+    reason: str
+    agreement: float = 1.0  # vote share for `vote`, 1.0/0.0 for `verifier`
+    audit_correct: bool | None = None  # true correctness, recorded for audit, never trained on
+
+
+@dataclass(frozen=True)
+class Example:
+    """A (prompt, answer) pair the train stage consumes."""
+
+    prompt: str
+    answer: str
+    difficulty: int
+    origin: str  # "seed" (ground truth) | "self" (produced and checked by the loop) | "human"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Held-out accuracy of one model at one difficulty, with a 95 % Wilson interval."""
+
+    model: str
+    difficulty: int
+    n: int
+    correct: int
+    lo: float
+    hi: float
+    per_problem: tuple[bool, ...] = field(default=(), repr=False)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Promote the candidate or roll back to the champion, and why."""
+
+    promote: bool
+    reason: str
+    gain: float  # mean paired accuracy difference, candidate - champion
+    gain_lo: float  # lower confidence bound of that difference
+    worst_regression: float  # largest accuracy drop at any difficulty <= champion frontier

@@ -1,0 +1,267 @@
+"""One function per stage of a cycle. Each reads its inputs from the ledger and checkpoints,
+computes, and commits its outputs and costs in one ledger transaction (`ledger.stage`), so a run
+killed at any point redoes at most the stage it was in, with nothing lost or duplicated.
+
+Cycle 0 has two stages, `base` (train a model from scratch on ground-truth seed data) and
+`evaluate`; every later cycle runs `propose`, `generate`, `label`, `train`, `evaluate`, `gate`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console
+from transformers import PreTrainedTokenizerBase
+
+from rsi.checkpoint import load_checkpoint, save_checkpoint
+from rsi.config import Config
+from rsi.curriculum import frontier
+from rsi.data import mixture, seed_stream
+from rsi.evaluate import evaluate_ladder
+from rsi.gate import decide
+from rsi.generate import generate
+from rsi.labelers import label_samples
+from rsi.ledger import Ledger
+from rsi.model import build_tiny_model
+from rsi.progress import bar
+from rsi.records import EvalResult, Problem, Sample
+from rsi.tasks import Task, problems
+from rsi.tokenizer import build_char_tokenizer
+from rsi.train import train
+
+PROPOSAL_OFFSET = 500_000_000  # train-split items from here on are proposals; seed data stays below
+PROPOSALS_PER_CYCLE = 1_000_000
+
+
+@dataclass
+class Context:
+    """What every stage needs; built by the loop."""
+
+    cfg: Config
+    task: Task
+    ledger: Ledger
+    models_dir: object  # Path
+    console: Console
+
+    def checkpoint(self, name: str):
+        return self.models_dir / name
+
+    def stage_seed(self, cycle: int, stage: str) -> int:
+        return random.Random(f"{self.cfg.seed}/{cycle}/{stage}").randrange(2**31)
+
+
+def model_name(cycle: int) -> str:
+    return f"cycle-{cycle:04d}"
+
+
+@contextmanager
+def _timed():
+    cost = {"wall_s": 0.0, "cpu_s": 0.0}
+    w, c = time.perf_counter(), time.process_time()
+    yield cost
+    cost["wall_s"], cost["cpu_s"] = time.perf_counter() - w, time.process_time() - c
+
+
+# ---- state derived from the ledger -------------------------------------------------------------
+
+def champion(ledger: Ledger) -> str:
+    """The promoted candidate of the latest promoting gate, else the base model."""
+    name = model_name(0)
+    for g in ledger.gates():
+        if g["promote"]:
+            name = g["candidate"]
+    return name
+
+
+def champion_results(ledger: Ledger, name: str) -> dict[int, EvalResult]:
+    """Every held-out result of model `name`, the latest per difficulty."""
+    out: dict[int, EvalResult] = {}
+    for cycle in sorted({e["cycle"] for e in ledger.evals(name)}):
+        for r in ledger.eval_results(cycle, name):
+            out[r.difficulty] = r
+    return out
+
+
+def current_frontier(ctx: Context, name: str) -> int:
+    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, name).items()}
+    return frontier(acc, ctx.cfg.curriculum.threshold, ctx.cfg.eval.min_difficulty)
+
+
+def consecutive_rollbacks(ledger: Ledger) -> int:
+    n = 0
+    for g in reversed(ledger.gates()):
+        if g["promote"]:
+            break
+        n += 1
+    return n
+
+
+def heldout_prompts(ctx: Context) -> set[str]:
+    e = ctx.cfg.eval
+    return {p.prompt for d in range(e.min_difficulty, e.max_difficulty + 1)
+            for p in problems(ctx.task, d, "heldout", e.problems_per_difficulty)}
+
+
+# ---- stages ------------------------------------------------------------------------------------
+
+def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label):
+    with bar(ctx.console, label, tcfg.steps) as advance:
+        return train(model, tokenizer, draw, tcfg, seed, on_step=lambda s, loss: advance(1, f"loss {loss:.3f}"))
+
+
+def fresh_model(ctx: Context, seed: int):
+    tokenizer = build_char_tokenizer(ctx.task.alphabet)
+    return build_tiny_model(ctx.cfg.model, tokenizer, seed), tokenizer
+
+
+def stage_base(ctx: Context, cycle: int) -> None:
+    seed = ctx.stage_seed(cycle, "base")
+    with _timed() as cost:
+        model, tokenizer = fresh_model(ctx, seed)
+        draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
+        stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed, "base: train")
+        save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0)), {"cycle": 0, "init": "scratch"})
+    with ctx.ledger.stage(cycle, "base") as w:
+        ctx.ledger.add_metrics(cycle, "base", {"final_loss": stats.final_loss})
+        w.cost(train_sequences=stats.sequences, train_tokens=stats.tokens, **cost)
+
+
+def stage_propose(ctx: Context, cycle: int) -> None:
+    with _timed() as cost:
+        champ = champion(ctx.ledger)
+        f = current_frontier(ctx, champ)
+        top = min(f + ctx.cfg.curriculum.width, ctx.cfg.loop.max_difficulty)
+        n = ctx.cfg.propose.problems_per_difficulty * 2 ** min(2, consecutive_rollbacks(ctx.ledger))
+        start = PROPOSAL_OFFSET + cycle * PROPOSALS_PER_CYCLE
+        proposed: list[Problem] = []
+        for d in range(max(f + 1, ctx.cfg.seed_data.min_difficulty), top + 1):
+            proposed += problems(ctx.task, d, "train", n, start=start)
+    with ctx.ledger.stage(cycle, "propose") as w:
+        ctx.ledger.add_problems(cycle, proposed)
+        ctx.ledger.add_metrics(cycle, "propose", {"frontier": f, "difficulties": list(range(f + 1, top + 1)),
+                                                  "problems": len(proposed)})
+        w.cost(**cost)
+
+
+def stage_generate(ctx: Context, cycle: int) -> None:
+    g = ctx.cfg.generate
+    with _timed() as cost:
+        champ = champion(ctx.ledger)
+        model, tokenizer = load_checkpoint(ctx.checkpoint(champ))
+        todo = ctx.ledger.problems(cycle=cycle)
+        samples: list[Sample] = []
+        with bar(ctx.console, "generate", len(todo) * g.samples_per_problem) as advance:
+            for d in sorted({p.difficulty for p in todo}):
+                group = [p for p in todo if p.difficulty == d]
+                outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
+                                n=g.samples_per_problem, temperature=g.temperature,
+                                seed=ctx.stage_seed(cycle, f"generate/{d}"), batch_size=g.batch_size, on_batch=advance)
+                samples += [Sample(p.id, j, c.text, c.n_tokens) for p, cs in zip(group, outs) for j, c in enumerate(cs)]
+    with ctx.ledger.stage(cycle, "generate") as w:
+        ctx.ledger.add_samples(cycle, champ, samples)
+        w.cost(generated_tokens=sum(s.n_tokens for s in samples), **cost)
+
+
+def stage_label(ctx: Context, cycle: int) -> None:
+    with _timed() as cost:
+        labels = label_samples(ctx.task, ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle),
+                               ctx.cfg.label, ctx.cfg.filter, heldout_prompts(ctx))
+        kept = [lab for lab in labels if lab.kept]
+        audit = [lab.audit_correct for lab in kept if lab.audit_correct is not None]
+    with ctx.ledger.stage(cycle, "label") as w:
+        ctx.ledger.add_labels(cycle, labels)
+        ctx.ledger.add_metrics(cycle, "label", {
+            "samples": len(labels), "kept": len(kept), "kept_fraction": len(kept) / max(1, len(labels)),
+            "label_accuracy": sum(audit) / len(audit) if audit else None})
+        w.cost(**cost)
+
+
+def stage_train(ctx: Context, cycle: int) -> None:
+    cfg = ctx.cfg
+    seed = ctx.stage_seed(cycle, "train")
+    with _timed() as cost:
+        everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
+        before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
+        new = [e for e in everything if (e.prompt, e.answer) not in before]
+        replay = [e for e in everything if (e.prompt, e.answer) in before]
+        stats = None
+        if new:
+            if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
+                model, tokenizer = fresh_model(ctx, seed)
+                tcfg = cfg.base.model_copy(update={"mix": cfg.train.mix})
+                pools = {"new": everything, "replay": []}
+            else:
+                model, tokenizer = load_checkpoint(ctx.checkpoint(champion(ctx.ledger)))
+                tcfg = cfg.train
+                pools = {"new": new, "replay": replay}
+            draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data), tcfg.mix)
+            stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"cycle {cycle}: train")
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle)),
+                            {"cycle": cycle, "init": "scratch" if cfg.loop.mode == "refresh" else champion(ctx.ledger)})
+    with ctx.ledger.stage(cycle, "train") as w:
+        ctx.ledger.add_metrics(cycle, "train", {
+            "new_examples": len(new), "replay_examples": len(replay),
+            "final_loss": stats.final_loss if stats else None,
+            "skipped": None if stats else "no accepted samples this cycle"})
+        w.cost(train_sequences=stats.sequences if stats else 0, train_tokens=stats.tokens if stats else 0, **cost)
+
+
+def _ladder(ctx: Context, name: str, difficulties, cycle: int) -> list[EvalResult]:
+    e = ctx.cfg.eval
+    model, tokenizer = load_checkpoint(ctx.checkpoint(name))
+    with bar(ctx.console, f"evaluate {name}", len(difficulties)) as advance:
+        return evaluate_ladder(model, tokenizer, ctx.task, difficulties, e.problems_per_difficulty, name,
+                               e.stop_after_zeros, ctx.cfg.generate.batch_size,
+                               on_difficulty=lambda r: advance(1, f"d{r.difficulty} {r.accuracy:.0%}"))
+
+
+def stage_evaluate(ctx: Context, cycle: int) -> None:
+    e = ctx.cfg.eval
+    ladder = list(range(e.min_difficulty, e.max_difficulty + 1))
+    rows: list[EvalResult] = []
+    with _timed() as cost:
+        if cycle == 0:
+            rows = _ladder(ctx, model_name(0), ladder, cycle)
+        elif ctx.checkpoint(model_name(cycle)).exists() and not _train_skipped(ctx, cycle):
+            rows = _ladder(ctx, model_name(cycle), ladder, cycle)
+            champ = champion(ctx.ledger)
+            have = champion_results(ctx.ledger, champ)
+            missing = [r.difficulty for r in rows if r.difficulty not in have]
+            if missing:  # the champion stopped its ladder earlier: score it on the same problems
+                rows += _ladder(ctx, champ, missing, cycle)
+    with ctx.ledger.stage(cycle, "evaluate") as w:
+        for name in sorted({r.model for r in rows}):
+            ctx.ledger.add_eval(cycle, name, [r for r in rows if r.model == name])
+        w.cost(**cost)
+
+
+def _train_skipped(ctx: Context, cycle: int) -> bool:
+    return any(m["cycle"] == cycle and m["stage"] == "train" and m["metrics"].get("skipped")
+               for m in ctx.ledger.metrics())
+
+
+def stage_gate(ctx: Context, cycle: int):
+    champ = champion(ctx.ledger)
+    cand = model_name(cycle)
+    with _timed() as cost:
+        if _train_skipped(ctx, cycle):
+            from rsi.records import GateDecision
+            decision = GateDecision(False, "no candidate: no sample was accepted this cycle", 0.0, 0.0, 0.0)
+        else:
+            decision = decide(list(champion_results(ctx.ledger, champ).values()),
+                              ctx.ledger.eval_results(cycle, cand), current_frontier(ctx, champ), ctx.cfg.gate)
+    with ctx.ledger.stage(cycle, "gate") as w:
+        ctx.ledger.add_gate(cycle, champ, cand, decision)
+        w.cost(**cost)
+    return decision
+
+
+STAGES = {"base": stage_base, "propose": stage_propose, "generate": stage_generate, "label": stage_label,
+          "train": stage_train, "evaluate": stage_evaluate, "gate": stage_gate}
+
+
+def stages_of(cycle: int) -> tuple[str, ...]:
+    return ("base", "evaluate") if cycle == 0 else ("propose", "generate", "label", "train", "evaluate", "gate")

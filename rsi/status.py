@@ -1,0 +1,160 @@
+"""Where a run stands: champion, frontier, cost, gate decisions, label quality. Backs `rsi status`.
+
+`status(run_dir)` reads only the ledger, the `champion` file and the config recorded in the
+ledger; it never writes, so it is safe to call while the loop is running (the ledger is in WAL
+mode). Per-cycle values are keyed by the cycle as a string ("0", "1", ...), like the per-difficulty
+accuracies, so the dict survives a JSON round trip unchanged.
+
+Example:
+    >>> st = status(Path("runs/demo"))                          # doctest: +SKIP
+    >>> st["champion"], st["frontier"], st["cost"]["cpu_s"]     # doctest: +SKIP
+    ('cycle-0003', 7, 5123.4)
+    >>> rich.print(format_status(st))                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from rsi.curriculum import frontier
+from rsi.errors import RunDirError
+from rsi.ledger import Ledger
+
+COST_KEYS = ("wall_s", "cpu_s", "train_sequences", "train_tokens", "generated_tokens")
+
+
+def open_ledger(run_dir: Path) -> Ledger:
+    """The run's ledger, opened without creating anything; RunDirError if there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    path = run_dir / "ledger.sqlite"
+    if not path.is_file():
+        raise RunDirError(f"{path}: no ledger here; {run_dir} is not an rsi run directory "
+                          "(or its run never started)")
+    return Ledger(path, create=False)
+
+
+def accuracy(evals: list[dict], model: str, upto_cycle: int | None = None) -> dict[int, float]:
+    """`model`'s accuracy per difficulty from its latest eval row at each difficulty (<= upto_cycle)."""
+    acc: dict[int, float] = {}
+    for r in sorted(evals, key=lambda r: r["cycle"]):
+        if r["model"] == model and (upto_cycle is None or r["cycle"] <= upto_cycle):
+            acc[r["difficulty"]] = r["accuracy"]
+    return acc
+
+
+def champions(evals: list[dict], gates: list[dict]) -> dict[int, str]:
+    """The champion at the end of each cycle: the base model evaluated in cycle 0, then after each
+    gate the promoted candidate or the gate's champion."""
+    base = next((r["model"] for r in evals if r["cycle"] == 0), "cycle-0000")
+    out = {0: base}
+    for g in sorted(gates, key=lambda g: g["cycle"]):
+        out[g["cycle"]] = g["candidate"] if g["promote"] else g["champion"]
+    return out
+
+
+def status(run_dir: Path) -> dict:
+    """A JSON-serialisable summary of the run in `run_dir` (see the module docstring)."""
+    run_dir = Path(run_dir)
+    with open_ledger(run_dir) as ledger:
+        info = ledger.run_info() or {}
+        evals, gates, costs = ledger.evals(), ledger.gates(), ledger.costs()
+        done = ledger.completed_stages()
+        labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
+    config = info.get("config", {})
+    curriculum = config.get("curriculum", {})
+    threshold = curriculum.get("threshold")
+    min_d = curriculum.get("min_difficulty") or min((r["difficulty"] for r in evals), default=1)
+
+    def front(acc: dict[int, float]) -> int | None:
+        return None if threshold is None else frontier(acc, threshold, min_d)
+
+    by_cycle = champions(evals, gates)
+    champion_file = run_dir / "champion"
+    champion = (champion_file.read_text().strip() if champion_file.is_file()
+                else by_cycle[max(by_cycle)])
+    champ_acc = accuracy(evals, champion)
+    cost = {k: sum(r[k] for r in costs) for k in COST_KEYS}
+    f_now, f_base = front(champ_acc), front(accuracy(evals, by_cycle[0], upto_cycle=0))
+    velocity = None if f_now is None else (
+        (f_now - f_base) / (cost["cpu_s"] / 3600) if cost["cpu_s"] > 0 else 0.0)
+    kept_fraction, label_accuracy = {}, {}
+    for c, lbs in labels.items():
+        if not lbs:
+            continue
+        kept = [lb for lb in lbs if lb.kept]
+        audited = [lb.audit_correct for lb in kept if lb.audit_correct is not None]
+        kept_fraction[str(c)] = len(kept) / len(lbs)
+        label_accuracy[str(c)] = sum(audited) / len(audited) if audited else None
+    cpu_upto = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) for c in by_cycle}
+    return {
+        "name": info.get("name"),
+        "run_dir": str(run_dir),
+        "threshold": threshold,
+        "cycles_completed": sum(1 for c, s in done if s == "gate" and c >= 1),
+        "last_stage": list(done[-1]) if done else None,
+        "champion": champion,
+        "frontier": f_now,
+        "frontier_at_cycle0": f_base,
+        "labeled_max_difficulty": config.get("seed_data", {}).get("max_difficulty"),
+        "eval": {str(d): a for d, a in sorted(champ_acc.items())},
+        "cost": cost,
+        "velocity": velocity,
+        "gates": [{k: g[k] for k in ("cycle", "champion", "candidate", "promote", "reason", "gain")}
+                  for g in gates],
+        "label_accuracy": label_accuracy,
+        "kept_fraction": kept_fraction,
+        "champions": {str(c): m for c, m in by_cycle.items()},
+        "frontier_by_cycle": {str(c): front(accuracy(evals, m, upto_cycle=c)) for c, m in by_cycle.items()},
+        "cpu_s_by_cycle": {str(c): v for c, v in cpu_upto.items()},
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0%}"
+
+
+def format_status(st: dict) -> Group:
+    """A rich renderable of `status()` for the terminal."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    c = st["cost"]
+    velocity = "—" if st["velocity"] is None else f"{st['velocity']:+.2f} difficulties / CPU-hour"
+    for key, value in [
+        ("run", f"{st['name']}  ({st['run_dir']})"),
+        ("cycles completed", str(st["cycles_completed"])),
+        ("last stage", "—" if st["last_stage"] is None else f"cycle {st['last_stage'][0]} {st['last_stage'][1]}"),
+        ("champion", str(st["champion"])),
+        ("frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}, labelled up to "
+                     f"{st['labeled_max_difficulty']}, threshold {st['threshold']})"),
+        ("velocity", velocity),
+        ("cost", f"{c['wall_s'] / 3600:.2f} h wall, {c['cpu_s'] / 3600:.2f} h CPU, "
+                 f"{c['generated_tokens']:,} generated tokens, {c['train_sequences']:,} train "
+                 f"sequences / {c['train_tokens']:,} tokens"),
+    ]:
+        head.add_row(key, Text(value))
+    parts: list = [head]
+    if st["eval"]:
+        ev = Table(title=f"champion accuracy by difficulty ({st['champion']})")
+        for d in st["eval"]:
+            ev.add_column(d, justify="right")
+        ev.add_row(*(_pct(a) for a in st["eval"].values()))
+        parts.append(ev)
+    if st["gates"] or st["kept_fraction"]:
+        cyc = Table(title="cycles")
+        for col in ("cycle", "kept", "label acc.", "gate", "reason"):
+            cyc.add_column(col)
+        gates = {str(g["cycle"]): g for g in st["gates"]}
+        for k in sorted(set(gates) | set(st["kept_fraction"]), key=int):
+            g = gates.get(k)
+            verdict = "—" if g is None else ("[green]promote[/]" if g["promote"] else "[red]keep champion[/]")
+            cyc.add_row(k, _pct(st["kept_fraction"].get(k)), _pct(st["label_accuracy"].get(k)),
+                        verdict, Text("" if g is None else g["reason"]))
+        parts.append(cyc)
+    return Group(*parts)

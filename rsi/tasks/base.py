@@ -1,0 +1,113 @@
+"""The `Task` interface: a procedural problem generator with its verifier beside it.
+
+Item `index` of a (task, difficulty, split) is generated from
+`random.Random(f"{task.name}/{difficulty}/{seed}")` with `seed = SPLIT_OFFSETS[split] + index`,
+so any problem is reproducible from its id with no storage, and held-out seeds never overlap
+training seeds.
+
+Example:
+    >>> from rsi.tasks import get_task
+    >>> p = problem(get_task("addition"), difficulty=3, split="train", index=0)
+    >>> get_task("addition").verify(p, p.answer + "\\n").correct
+    True
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+
+from rsi.records import Problem, Verdict
+
+SPLIT_OFFSETS = {"train": 0, "heldout": 1_000_000_000}
+SPLIT_SIZE = 1_000_000_000  # indices per split; offsets are this far apart, so splits are disjoint
+DIGITS = "0123456789"
+
+
+class Task(abc.ABC):
+    """One task family. Subclasses set the class attributes and implement `generate`."""
+
+    name: str
+    description: str  # one line
+    difficulty_meaning: str  # what the difficulty number means, for `rsi tasks`
+    min_difficulty: int = 1
+    max_difficulty: int  # hardest difficulty the generator supports
+    alphabet: str  # every character a prompt or answer may contain
+
+    @abc.abstractmethod
+    def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
+        """Return (prompt, answer) drawn from `rng` at `difficulty`."""
+
+    @abc.abstractmethod
+    def max_answer_chars(self, difficulty: int) -> int:
+        """Upper bound on the answer length at `difficulty` (a generation budget)."""
+
+    def answer_lengths(self, difficulty: int) -> tuple[int, ...]:
+        """Lengths a well-formed answer may have; the default is exactly `max_answer_chars`."""
+        return (self.max_answer_chars(difficulty),)
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        """Exact match of the stripped completion with the ground-truth answer."""
+        if problem.task != self.name:
+            raise ValueError(f"problem.task is {problem.task!r}, but this verifier is for {self.name!r}")
+        got = completion.strip()
+        if got == problem.answer:
+            return Verdict(reward=1.0, correct=True, reason="exact match")
+        return Verdict(reward=0.0, correct=False, reason=f"expected {problem.answer!r}, got {_short(got)!r}")
+
+    def well_formed(self, problem: Problem, completion: str) -> bool:
+        """Format check that never reads `problem.answer`: digits only, an allowed length.
+
+        Used to filter self-labelled answers when no verifier is trusted.
+        """
+        got = completion.strip()
+        return got.isascii() and got.isdigit() and len(got) in self.answer_lengths(problem.difficulty)
+
+    def example(self, difficulty: int | None = None) -> Problem:
+        """Training item 0, by default at difficulty 3 (clamped to the supported range)."""
+        if difficulty is None:
+            difficulty = min(max(3, self.min_difficulty), self.max_difficulty)
+        return problem(self, difficulty, "train", 0)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+def problem(task: Task, difficulty: int, split: str, index: int) -> Problem:
+    """Build item `index` of `split` at `difficulty`; the same arguments always give the same problem."""
+    if split not in SPLIT_OFFSETS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_OFFSETS)}, got {split!r}")
+    if isinstance(difficulty, bool) or not isinstance(difficulty, int) or not (
+        task.min_difficulty <= difficulty <= task.max_difficulty
+    ):
+        raise ValueError(
+            f"difficulty for task {task.name!r} must be an integer in "
+            f"[{task.min_difficulty}, {task.max_difficulty}], got {difficulty!r}"
+        )
+    if isinstance(index, bool) or not isinstance(index, int) or not (0 <= index < SPLIT_SIZE):
+        raise ValueError(f"index must be an integer in [0, {SPLIT_SIZE}), got {index!r}")
+    seed = SPLIT_OFFSETS[split] + index
+    rng = random.Random(f"{task.name}/{difficulty}/{seed}")
+    prompt, answer = task.generate(rng, difficulty)
+    return Problem(task=task.name, difficulty=difficulty, split=split, seed=seed, prompt=prompt, answer=answer)
+
+
+def problems(task: Task, difficulty: int, split: str, n: int, start: int = 0) -> list[Problem]:
+    """Items `start .. start + n - 1` of `split` at `difficulty`."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return [problem(task, difficulty, split, i) for i in range(start, start + n)]
+
+
+def random_digits(rng: random.Random, n: int) -> str:
+    """`n` uniformly random digits (leading zeros allowed)."""
+    return "".join(rng.choice(DIGITS) for _ in range(n))
+
+
+def random_number(rng: random.Random, n: int) -> int:
+    """A uniformly random number with exactly `n` digits (0..9 when n == 1)."""
+    return rng.randrange(0, 10) if n == 1 else rng.randrange(10 ** (n - 1), 10**n)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
