@@ -13,10 +13,12 @@ import shutil
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from rsi.errors import CheckpointError
 
 MANIFEST = "manifest.json"
+hf_logging.disable_progress_bar()  # rsi draws its own progress bars
 
 
 def _sha256(path: Path) -> str:

@@ -84,6 +84,7 @@ def _accuracy_plot(evals: list[dict], st: dict) -> str:
 
 def _frontier_plot(st: dict) -> str:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     cycles = sorted(int(c) for c in st["frontier_by_cycle"])
     pts = [(st["cpu_s_by_cycle"][str(c)], st["frontier_by_cycle"][str(c)], c) for c in cycles]
@@ -97,6 +98,7 @@ def _frontier_plot(st: dict) -> str:
     if st["labeled_max_difficulty"] is not None:
         ax.axhline(st["labeled_max_difficulty"], color="grey", ls="--", label="labelled up to")
         ax.legend(loc="lower right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("cumulative CPU-seconds")
     ax.set_ylabel("champion frontier (difficulty)")
     ax.set_title(f"frontier over compute (threshold {st['threshold']})")
@@ -106,6 +108,7 @@ def _frontier_plot(st: dict) -> str:
 
 def _labels_plot(st: dict) -> str:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
@@ -113,6 +116,7 @@ def _labels_plot(st: dict) -> str:
         pts = sorted((int(c), v) for c, v in st[key].items() if v is not None)
         ax.plot([c for c, _ in pts], [v for _, v in pts], marker="o", label=name)
     ax.set_ylim(-0.05, 1.05)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("cycle")
     ax.set_ylabel("fraction")
     ax.set_title("labels: kept fraction and accuracy of kept labels")
