@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rsi.tokenizer import text_encoder
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -24,7 +26,7 @@ class Completion:
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    return [tokenizer.bos_token_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+    return [tokenizer.bos_token_id, *text_encoder(tokenizer)(prompt)]
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rsi.records import Example
 from rsi.registry import Registry
+from rsi.tokenizer import text_encoder
 
 IGNORE = -100
 
@@ -25,10 +26,10 @@ OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
 def _batch(tokenizer: PreTrainedTokenizerBase, examples: list[Example], answer_only: bool):
+    encode = text_encoder(tokenizer)
     seqs, first_target = [], []
     for ex in examples:
-        prompt = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
-        answer = tokenizer(ex.answer, add_special_tokens=False)["input_ids"]
+        prompt, answer = encode(ex.prompt), encode(ex.answer)
         seqs.append([tokenizer.bos_token_id, *prompt, *answer, tokenizer.eos_token_id])
         first_target.append(1 + len(prompt) if answer_only else 1)
     T = max(map(len, seqs))

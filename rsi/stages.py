@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
-from transformers import PreTrainedTokenizerBase
 
 from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.config import Config
@@ -27,7 +26,7 @@ from rsi.labelers import label_samples
 from rsi.ledger import Ledger
 from rsi.model import build_tiny_model
 from rsi.progress import bar
-from rsi.records import EvalResult, Problem, Sample
+from rsi.records import EvalResult, GateDecision, Problem, Sample
 from rsi.tasks import Task, problems
 from rsi.tokenizer import build_char_tokenizer
 from rsi.train import train
@@ -248,7 +247,6 @@ def stage_gate(ctx: Context, cycle: int):
     cand = model_name(cycle)
     with _timed() as cost:
         if _train_skipped(ctx, cycle):
-            from rsi.records import GateDecision
             decision = GateDecision(False, "no candidate: no sample was accepted this cycle", 0.0, 0.0, 0.0)
         else:
             decision = decide(list(champion_results(ctx.ledger, champ).values()),

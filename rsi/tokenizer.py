@@ -8,7 +8,7 @@ sink), `<eos>` ends an answer and `<pad>` fills batches. Because the result is a
 from __future__ import annotations
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -32,3 +32,25 @@ def build_char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
         tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
         unk_token="<pad>", padding_side="left",
     )
+
+
+def text_encoder(tokenizer: PreTrainedTokenizerBase):
+    """A fast `str -> list[int]` without special tokens.
+
+    For a character tokenizer (every non-special token one character) this is a dict lookup,
+    ~50x cheaper than calling the tokenizer on each of a batch's strings; otherwise the tokenizer.
+    """
+    cached = getattr(tokenizer, "_rsi_encoder", None)
+    if cached is not None:
+        return cached
+    vocab = tokenizer.get_vocab()
+    specials = set(tokenizer.all_special_tokens)
+    chars = {t: i for t, i in vocab.items() if t not in specials}
+    if chars and all(len(t) == 1 for t in chars):
+        def encode(text: str) -> list[int]:
+            return [chars[c] for c in text]
+    else:
+        def encode(text: str) -> list[int]:
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
+    tokenizer._rsi_encoder = encode
+    return encode

@@ -15,7 +15,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rsi.config import TrainConfig
-from rsi.objectives import IGNORE, OBJECTIVES, lm_loss
+from rsi.objectives import OBJECTIVES, lm_loss
 from rsi.records import Example
 
 

@@ -1,0 +1,99 @@
+"""End-to-end: the `quick` config through the real CLI, and a run killed with SIGKILL mid-stage then resumed."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+RSI = [sys.executable, "-m", "rsi.cli"]
+
+
+def rsi(*args, check=True):
+    out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=600)
+    if check and out.returncode != 0:
+        raise AssertionError(f"rsi {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def table(run: Path, sql: str):
+    con = sqlite3.connect(run / "ledger.sqlite")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("e2e") / "quick"
+    rsi("run", "quick", "--run-dir", str(run))
+    return run
+
+
+def test_quick_run_produces_a_complete_run_dir(quick_run):
+    for name in ("config.yaml", "ledger.sqlite", "champion", "state.json", "report.html"):
+        assert (quick_run / name).is_file(), name
+    champion = (quick_run / "champion").read_text().strip()
+    assert (quick_run / "models" / champion / "manifest.json").is_file()
+    stages = table(quick_run, "select cycle, stage from stages order by rowid")
+    assert stages[:2] == [(0, "base"), (0, "evaluate")]
+    assert [s for c, s in stages if c == 1] == ["propose", "generate", "label", "train", "evaluate", "gate"]
+
+
+def test_status_json_has_the_documented_fields(quick_run):
+    st = json.loads(rsi("status", str(quick_run), "--json").stdout)
+    for key in ("cycles_completed", "champion", "frontier", "labeled_max_difficulty", "eval", "cost", "velocity"):
+        assert key in st, key
+    assert st["cycles_completed"] == 2 and st["labeled_max_difficulty"] == 2
+    assert st["cost"]["train_sequences"] > 0 and st["cost"]["generated_tokens"] > 0 and st["cost"]["cpu_s"] > 0
+    assert st["eval"]["1"] >= 0.9  # the base model learned the labelled range
+
+
+def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
+    out = tmp_path / "accepted.jsonl"
+    rsi("export", str(quick_run), "--out", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    kept = table(quick_run, "select count(*) from labels where kept = 1")[0][0]
+    assert len(rows) == kept > 0
+    assert all(r["difficulty"] > 2 or r["origin"] == "self" for r in rows)
+
+
+def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
+    before = (quick_run / "ledger.sqlite").stat().st_mtime_ns, table(quick_run, "select count(*) from samples")
+    out = rsi("run", "quick", "--run-dir", str(quick_run), "--set", "seed=7", check=False)
+    assert out.returncode != 0 and "already holds run" in out.stderr and "Traceback" not in out.stderr
+    assert table(quick_run, "select count(*) from samples") == before[1]
+
+
+def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_path):
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    # wait until cycle 1's samples are committed, then kill while a later stage is running
+    while time.time() < deadline:
+        if (run / "ledger.sqlite").exists():
+            try:
+                if table(run, "select 1 from stages where cycle = 1 and stage = 'generate'"):
+                    break
+            except sqlite3.Error:
+                pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not table(run, "select 1 from stages where cycle = 2 and stage = 'gate'"), "killed too late"
+    rsi("resume", str(run))
+    for sql in ("select cycle, stage from stages order by cycle, stage",
+                "select id, cycle, prompt, answer from problems order by id",
+                "select problem_id, sample_index, cycle, completion from samples order by problem_id, sample_index, cycle",
+                "select problem_id, sample_index, cycle, kept, reason from labels order by problem_id, sample_index, cycle",
+                "select cycle, promote, candidate from gates order by cycle"):
+        assert table(run, sql) == table(quick_run, sql), sql
+    assert (run / "champion").read_text() == (quick_run / "champion").read_text()

@@ -1,0 +1,96 @@
+"""Tokenizer, tiny model, objectives, generation, training and checkpoints on a very small model."""
+
+
+import pytest
+import torch
+
+from rsi.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
+from rsi.config import ModelConfig, TrainConfig
+from rsi.errors import CheckpointError
+from rsi.generate import generate
+from rsi.objectives import IGNORE, pretrain_batch, sft_batch
+from rsi.records import Example
+from rsi.tokenizer import build_char_tokenizer
+from rsi.model import build_tiny_model
+from rsi.train import lr_at, train
+
+TOK = build_char_tokenizer("0123456789+=")
+SMALL = ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64)
+
+
+def test_char_tokenizer_round_trip_and_specials():
+    ids = TOK("12+3=", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 5 and TOK.decode(ids) == "12+3="
+    assert {TOK.pad_token_id, TOK.bos_token_id, TOK.eos_token_id} == {0, 1, 2}
+
+
+def test_objectives_mask_the_right_tokens():
+    ex = [Example("12+3=", "51", 2, "seed"), Example("1+1=", "2", 1, "seed")]
+    ids, labels = sft_batch(TOK, ex)
+    assert ids.shape == labels.shape == (2, 9)  # <bos> 12+3= 51 <eos>
+    first = labels[0][labels[0] != IGNORE].tolist()
+    assert first == TOK("51", add_special_tokens=False)["input_ids"] + [TOK.eos_token_id]
+    # label[t] predicts token t+1: the answer's first token sits right after "="
+    assert labels[0, 5].item() == ids[0, 6].item()
+    ids_p, labels_p = pretrain_batch(TOK, ex)
+    assert (labels_p[1] != IGNORE).sum().item() == 1 + 4 + 1 - 0  # "1+1=2" then <eos>
+    assert ids_p[1, -1].item() == TOK.pad_token_id and labels_p[1, -1].item() == IGNORE
+
+
+def test_tiny_model_is_nope():
+    model = build_tiny_model(SMALL, TOK, seed=0).eval()
+    assert model.config.no_rope_layers == [0, 0]
+    # No positional encoding: the first token after <bos> sees the same context whatever comes later,
+    # and shifting positions (position_ids) changes nothing.
+    x = torch.tensor([[1, 5, 6, 7]])
+    a = model(input_ids=x).logits
+    b = model(input_ids=x, position_ids=torch.tensor([[10, 11, 12, 13]])).logits
+    assert torch.allclose(a, b, atol=1e-6)
+    again = build_tiny_model(SMALL, TOK, seed=0)
+    assert torch.equal(model.model.embed_tokens.weight, again.model.embed_tokens.weight)
+
+
+def test_training_learns_a_fixed_mapping_and_generation_reproduces_it():
+    model = build_tiny_model(SMALL, TOK, seed=0)
+    data = [Example("1+1=", "2", 1, "seed"), Example("2+2=", "4", 1, "seed"), Example("3+4=", "7", 1, "seed")]
+    cfg = TrainConfig(objective="sft", steps=150, batch_size=12, lr=3e-3, warmup_steps=10, weight_decay=0.0, grad_clip=1.0)
+    stats = train(model, TOK, lambda rng, b: [rng.choice(data) for _ in range(b)], cfg, seed=0)
+    assert stats.sequences == 150 * 12 and stats.final_loss < 0.1
+    outs = generate(model, TOK, ["1+1=", "2+2=", "3+4="], max_new_tokens=3)
+    assert [o[0].text for o in outs] == ["2", "4", "7"]
+    assert all(o[0].finished and o[0].n_tokens == 2 for o in outs)
+
+
+def test_sampling_is_seeded_and_gives_n_per_prompt():
+    model = build_tiny_model(SMALL, TOK, seed=1)
+    a = generate(model, TOK, ["1+2=", "12+34="], 4, n=3, temperature=1.0, seed=5)
+    b = generate(model, TOK, ["1+2=", "12+34="], 4, n=3, temperature=1.0, seed=5)
+    assert [[c.text for c in row] for row in a] == [[c.text for c in row] for row in b]
+    assert all(len(row) == 3 for row in a)
+    assert all(c.n_tokens <= 4 for row in a for c in row)
+
+
+def test_lr_schedule_warms_up_then_decays_to_a_tenth():
+    cfg = TrainConfig(objective="sft", steps=100, batch_size=1, lr=1.0, warmup_steps=10, weight_decay=0, grad_clip=1)
+    assert lr_at(5, cfg) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + __import__("math").cos(__import__("math").pi * 0.05))))
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+
+
+def test_checkpoint_round_trip_and_corruption_is_detected(tmp_path):
+    model = build_tiny_model(SMALL, TOK, seed=0)
+    path = save_checkpoint(model, TOK, tmp_path / "cycle-0001", {"cycle": 1})
+    manifest = verify_checkpoint(path)
+    assert "model.safetensors" in manifest["files"] and manifest["meta"] == {"cycle": 1}
+    loaded, tok = load_checkpoint(path)
+    x = torch.tensor([[1, 5, 6]])
+    assert torch.allclose(loaded(input_ids=x).logits, model.eval()(input_ids=x).logits, atol=1e-6)
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the sha256"):
+        load_checkpoint(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="has no manifest.json"):
+        load_checkpoint(path)
+    assert not (tmp_path / "cycle-0001.tmp").exists()
