@@ -40,7 +40,6 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     labelled = cfg.seed_data.max_difficulty
     loop_st, loop_wall = run(cfg, args.out / "loop", console)
-    steps = cfg.base.steps + sum(1 for g in loop_st["gates"]) * cfg.train.steps  # upper bound
     sequences = loop_st["cost"]["train_sequences"]
     result = {
         "config": cfg.name, "labelled_max_difficulty": labelled,
@@ -66,7 +65,6 @@ def main() -> None:
     for k, v in result.items():
         console.print(f"{k:>32}: {v}")
     print(json.dumps(result))
-    del steps
 
 
 if __name__ == "__main__":

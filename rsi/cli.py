@@ -26,7 +26,7 @@ err = Console(stderr=True)
 
 
 def _fail(e: RsiError) -> None:
-    err.print(f"[bold red]error:[/] {e}")
+    err.print(f"[bold red]error:[/] {e}", soft_wrap=True, markup=True, highlight=False)
     raise typer.Exit(2)
 
 

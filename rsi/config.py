@@ -128,7 +128,7 @@ class TrainConfig(_Section):
     objective: Literal["pretrain", "sft"] = Field(
         "sft", description="'pretrain': loss on every token; 'sft': loss on answer tokens only"
     )
-    steps: int = Field(800, ge=0, description="optimizer steps")
+    steps: int = Field(400, ge=0, description="optimizer steps")
     batch_size: int = Field(128, gt=0, description="sequences per optimizer step")
     lr: float = Field(5e-4, gt=0, description="peak learning rate (AdamW), after linear warmup")
     warmup_steps: int = Field(50, ge=0, description="steps of linear learning-rate warmup")
@@ -141,33 +141,33 @@ class TrainConfig(_Section):
 
 # Where `base` differs from TrainConfig's defaults (which are `train`'s). Partial `base` sections
 # are merged onto these, so `base: {steps: 10}` keeps lr 1e-3 and mix null.
-_BASE: dict[str, Any] = {"steps": 2500, "lr": 1e-3, "warmup_steps": 300, "mix": None}
+_BASE: dict[str, Any] = {"steps": 1000, "lr": 1e-3, "warmup_steps": 300, "mix": None}
 
 
 class LoopConfig(_Section):
-    cycles: int = Field(6, ge=0, description="improvement cycles after the base model")
+    cycles: int = Field(5, ge=0, description="improvement cycles after the base model")
     mode: Literal["inner", "refresh"] = Field(
         "inner",
         description="inner: continue training the champion; "
         "refresh: train a fresh base on seed data + every verified sample so far",
     )
-    max_difficulty: int = Field(12, description="never propose problems harder than this")
+    max_difficulty: int = Field(24, description="never propose problems harder than this")
 
 
 class CurriculumConfig(_Section):
     threshold: float = Field(
         0.95, gt=0, le=1, description="frontier = hardest difficulty with held-out accuracy >= threshold"
     )
-    width: int = Field(1, ge=1, description="propose difficulties frontier+1 .. frontier+width")
+    width: int = Field(3, ge=1, description="propose difficulties frontier+1 .. frontier+width")
 
 
 class ProposeConfig(_Section):
-    problems_per_difficulty: int = Field(1000, gt=0, description="new unlabelled problems per proposed difficulty")
+    problems_per_difficulty: int = Field(500, gt=0, description="new unlabelled problems per proposed difficulty")
 
 
 class GenerateConfig(_Section):
-    samples_per_problem: int = Field(1, ge=1, description="completions sampled per proposed problem")
-    temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 means greedy")
+    samples_per_problem: int = Field(4, ge=1, description="completions sampled per proposed problem")
+    temperature: float = Field(1.0, ge=0, description="sampling temperature; 0 means greedy")
     batch_size: int = Field(256, gt=0, description="prompts per generation batch")
 
 
@@ -189,7 +189,7 @@ class FilterConfig(_Section):
 class EvalConfig(_Section):
     problems_per_difficulty: int = Field(200, gt=0, description="held-out problems per difficulty")
     min_difficulty: int = Field(1, description="first difficulty of the evaluation ladder")
-    max_difficulty: int = Field(12, description="last difficulty of the evaluation ladder")
+    max_difficulty: int = Field(24, description="last difficulty of the evaluation ladder")
     stop_after_zeros: int = Field(
         2, ge=1, description="stop the ladder after this many consecutive difficulties at 0 %"
     )
@@ -211,7 +211,7 @@ class Config(_Section):
 
     name: str = Field("default", description="run name; the run directory is runs/<name>")
     seed: int = Field(0, description="seed for model init, data order and sampling")
-    task: str = Field("addition", description="registered task to improve on (see `rsi tasks`)")
+    task: str = Field("sort", description="registered task to improve on (see `rsi tasks`)")
     model: ModelConfig = Field(default_factory=ModelConfig, description="architecture of every model")
     seed_data: SeedDataConfig = Field(
         default_factory=SeedDataConfig, description="ground-truth labelled data the base model trains on"

@@ -16,7 +16,7 @@ def rsi(*args):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--set", "task=division"], "unknown task 'division'"),
+    (["--set", "task=division"], "unknown task (got 'division')"),
     (["--set", "train.lrr=1"], "train.lrr"),
     (["--set", "seed_data.max_difficulty=20", "--set", "loop.max_difficulty=10"], "seed_data.max_difficulty"),
     (["--set", "label.labeler=oracle"], "label.labeler"),

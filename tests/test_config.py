@@ -30,10 +30,10 @@ def write(tmp_path, text: str, name: str = "exp.yaml"):
 def test_defaults_load():
     cfg = load_config()
     assert cfg == Config()
-    assert cfg.name == "default" and cfg.task == "addition" and cfg.seed == 0
+    assert cfg.name == "default" and cfg.task == "sort" and cfg.seed == 0
     assert (cfg.model.hidden_size, cfg.model.layers, cfg.model.heads) == (128, 4, 4)
-    assert cfg.base == TrainConfig(steps=2500, lr=1e-3, warmup_steps=300, mix=None)
-    assert cfg.train.steps == 800 and cfg.train.lr == 5e-4 and cfg.train.mix == MixConfig(new=0.5, replay=0.3, seed=0.2)
+    assert cfg.base == TrainConfig(steps=1000, lr=1e-3, warmup_steps=300, mix=None)
+    assert cfg.train.steps == 400 and cfg.train.lr == 5e-4 and cfg.train.mix == MixConfig(new=0.5, replay=0.3, seed=0.2)
     assert cfg.loop.mode == "inner" and cfg.label.labeler == "verifier"
     assert load_config("default") == cfg
 
@@ -47,11 +47,11 @@ def test_quick_loads_with_its_values():
     assert cfg.name == "quick"
     assert (cfg.model.hidden_size, cfg.model.layers, cfg.model.heads, cfg.model.intermediate_size) == (64, 2, 2, 256)
     assert cfg.seed_data.max_difficulty == 2
-    assert (cfg.base.steps, cfg.base.warmup_steps, cfg.base.lr, cfg.base.mix) == (300, 50, 1e-3, None)
-    assert (cfg.loop.cycles, cfg.loop.max_difficulty) == (2, 5)
-    assert cfg.propose.problems_per_difficulty == 200
+    assert (cfg.base.steps, cfg.base.warmup_steps, cfg.base.lr, cfg.base.mix) == (400, 50, 3e-3, None)
+    assert (cfg.loop.cycles, cfg.loop.max_difficulty) == (2, 8)
+    assert cfg.propose.problems_per_difficulty == 100
     assert (cfg.train.steps, cfg.train.warmup_steps) == (100, 10)
-    assert (cfg.eval.problems_per_difficulty, cfg.eval.max_difficulty) == (50, 5)
+    assert (cfg.eval.problems_per_difficulty, cfg.eval.max_difficulty) == (50, 8)
 
 
 def test_vote_loads_with_its_values():
@@ -146,14 +146,14 @@ def test_mix_not_summing_to_one_names_train_mix():
 
 def test_seed_data_above_loop_max_fails():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["seed_data.max_difficulty=13"])
-    assert "'loop.max_difficulty'" in str(e.value) and "'seed_data.max_difficulty' (13)" in str(e.value)
+        load_config(None, ["seed_data.max_difficulty=25"])
+    assert "'loop.max_difficulty'" in str(e.value) and "'seed_data.max_difficulty' (25)" in str(e.value)
 
 
 def test_difficulty_ranges():
     with pytest.raises(ConfigError, match=r"'seed_data\.min_difficulty' and 'seed_data\.max_difficulty'.*3 > 2"):
         load_config(None, ["seed_data.min_difficulty=3", "seed_data.max_difficulty=2"])
-    with pytest.raises(ConfigError, match=r"'eval\.min_difficulty': outside task 'addition''s difficulties"):
+    with pytest.raises(ConfigError, match=r"'eval\.min_difficulty': outside task 'sort''s difficulties"):
         load_config(None, ["eval.min_difficulty=0"])
     with pytest.raises(ConfigError, match=r"'loop\.max_difficulty'.*got 1000"):
         load_config(None, ["loop.max_difficulty=1000"])
