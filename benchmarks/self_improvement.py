@@ -48,6 +48,9 @@ def main() -> None:
         "loop_train_sequences": sequences,
         "loop_acc_at_2x_labelled": loop_st["eval"].get(str(2 * labelled)),
         "cycles": loop_st["cycles_completed"],
+        "frontier_by_cycle": loop_st["frontier_by_cycle"],
+        "kept_fraction_by_cycle": {k: round(v, 3) for k, v in loop_st["kept_fraction"].items() if v is not None},
+        "label_accuracy_by_cycle": {k: round(v, 4) for k, v in loop_st["label_accuracy"].items() if v is not None},
     }
     gained = loop_st["frontier"] - loop_st["frontier_at_cycle0"]
     loop_seqs = sequences - cfg.base.steps * cfg.base.batch_size

@@ -30,6 +30,23 @@ def table(run: Path, sql: str):
         con.close()
 
 
+def start_and_kill_after(run: Path, cycle: int, stage: str) -> None:
+    """Start `rsi run quick`, wait until (cycle, stage) is committed, then SIGKILL the whole process group."""
+    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (run / "ledger.sqlite").exists():
+            try:
+                if table(run, f"select 1 from stages where cycle = {cycle} and stage = '{stage}'"):
+                    break
+            except sqlite3.Error:
+                pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("e2e") / "quick"
@@ -74,20 +91,7 @@ def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
 
 def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_path):
     run = tmp_path / "killed"
-    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    # wait until cycle 1's samples are committed, then kill while a later stage is running
-    while time.time() < deadline:
-        if (run / "ledger.sqlite").exists():
-            try:
-                if table(run, "select 1 from stages where cycle = 1 and stage = 'generate'"):
-                    break
-            except sqlite3.Error:
-                pass
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    start_and_kill_after(run, 1, "generate")  # the kill lands in a later stage of cycle 1
     assert not table(run, "select 1 from stages where cycle = 2 and stage = 'gate'"), "killed too late"
     rsi("resume", str(run))
     for sql in ("select cycle, stage from stages order by cycle, stage",
@@ -97,3 +101,27 @@ def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_pat
                 "select cycle, promote, candidate from gates order by cycle"):
         assert table(run, sql) == table(quick_run, sql), sql
     assert (run / "champion").read_text() == (quick_run / "champion").read_text()
+
+
+def test_corrupted_checkpoint_stops_resume_with_a_clear_error(tmp_path):
+    run = tmp_path / "corrupt"
+    start_and_kill_after(run, 0, "evaluate")
+    weights = run / "models" / "cycle-0000" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    stages_before = table(run, "select cycle, stage from stages order by rowid")
+    out = rsi("resume", str(run), check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "model.safetensors" in out.stderr and "sha256" in out.stderr
+    assert table(run, "select cycle, stage from stages order by rowid") == stages_before
+
+
+def test_refresh_mode_trains_a_fresh_base_on_all_verified_data(tmp_path):
+    run = tmp_path / "refresh"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "loop.mode=refresh", "--set", "loop.cycles=1",
+        "--set", "base.steps=200")
+    manifest = json.loads((run / "models" / "cycle-0001" / "manifest.json").read_text())
+    assert manifest["meta"]["init"] == "scratch"
+    seqs = table(run, "select train_sequences from stages where cycle = 1 and stage = 'train'")[0][0]
+    assert seqs == 200 * 128  # a refresh spends the base's budget, not a cycle's
