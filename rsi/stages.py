@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ class Context:
     cfg: Config
     task: Task
     ledger: Ledger
-    models_dir: object  # Path
+    models_dir: Path
     console: Console
 
     def checkpoint(self, name: str):
