@@ -59,7 +59,8 @@ def main() -> None:
         ablation_steps = sequences // cfg.base.batch_size
         abl = load_config(args.config, [*args.overrides, "loop.cycles=0", f"base.steps={ablation_steps}"])
         abl_st, abl_wall = run(abl, args.out / "ablation", console)
-        result.update({"ablation_frontier": abl_st["frontier"], "ablation_train_sequences": abl_st["cost"]["train_sequences"],
+        result.update({"ablation_frontier": abl_st["frontier"],
+                       "ablation_train_sequences": abl_st["cost"]["train_sequences"],
                        "ablation_acc_at_2x_labelled": abl_st["eval"].get(str(2 * labelled)),
                        "ablation_wall_min": round(abl_wall / 60, 2)})
         result["loop_minus_ablation"] = result["loop_frontier"] - result["ablation_frontier"]

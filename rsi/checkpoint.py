@@ -29,7 +29,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, meta: dict | None = None) -> Path:
+def save_checkpoint(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, meta: dict | None = None
+) -> Path:
     """Write model + tokenizer + manifest to `path` atomically (replacing an older one)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -60,8 +62,10 @@ def verify_checkpoint(path: Path) -> dict:
         if not f.is_file():
             raise CheckpointError(f"checkpoint {path} is missing {name}, listed in its manifest.")
         if _sha256(f) != digest:
-            raise CheckpointError(f"checkpoint file {f} does not match the sha256 in {manifest_path}: "
-                                  "the file is corrupted or was changed after saving. Restore it or retrain that cycle.")
+            raise CheckpointError(
+                f"checkpoint file {f} does not match the sha256 in {manifest_path}: the file is corrupted "
+                "or was changed after saving. Restore it or retrain that cycle."
+            )
     return manifest
 
 

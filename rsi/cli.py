@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,9 +32,9 @@ def _fail(e: RsiError) -> None:
 
 @app.command()
 def run(
-    config: Annotated[Optional[str], typer.Argument(help="built-in config name or a YAML file")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="where to write the run")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a key: a.b=c (repeatable)")] = None,
+    config: Annotated[str | None, typer.Argument(help="built-in config name or a YAML file")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="where to write the run")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key: a.b=c (repeatable)")] = None,
 ) -> None:
     """Run a self-improvement loop.
 
@@ -106,7 +106,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")]) -
 
 @app.command()
 def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
-           out: Annotated[Optional[Path], typer.Option("--out", help="output JSONL file")] = None) -> None:
+           out: Annotated[Path | None, typer.Option("--out", help="output JSONL file")] = None) -> None:
     """Write the accepted (self-produced and verified) training data as JSONL.
 
     Example: rsi export runs/quick-20261122-101500 --out accepted.jsonl

@@ -32,7 +32,7 @@ def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     held = problems(task, difficulty, "heldout", n)
     outs = generate(model, tokenizer, [p.prompt for p in held], task.max_answer_chars(difficulty) + 1,
                     batch_size=batch_size)
-    per_problem = tuple(task.verify(p, o[0].text).correct for p, o in zip(held, outs))
+    per_problem = tuple(task.verify(p, o[0].text).correct for p, o in zip(held, outs, strict=True))
     correct = sum(per_problem)
     lo, hi = wilson(correct, n)
     return EvalResult(model_name, difficulty, n, correct, lo, hi, per_problem)
@@ -40,7 +40,8 @@ def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
 
 def evaluate_ladder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,
                     difficulties: Iterable[int], n: int, model_name: str, stop_after_zeros: int = 2,
-                    batch_size: int = 256, on_difficulty: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+                    batch_size: int = 256,
+                    on_difficulty: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
     """Evaluate difficulties in order, stopping after `stop_after_zeros` consecutive 0 % results."""
     results, zeros = [], 0
     for d in difficulties:

@@ -31,7 +31,7 @@ def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_fro
             if drop > worst:
                 worst, worst_at = drop, d
         else:
-            diffs += [int(y) - int(x) for x, y in zip(a.per_problem, b.per_problem)]
+            diffs += [int(y) - int(x) for x, y in zip(a.per_problem, b.per_problem, strict=True)]
     if not diffs:
         return GateDecision(False, "no held-out problems above the champion's frontier to compare on", 0.0, 0.0, worst)
     m = len(diffs)
@@ -39,10 +39,12 @@ def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_fro
     var = sum((x - gain) ** 2 for x in diffs) / max(1, m - 1)
     lo = gain - NormalDist().inv_cdf(cfg.confidence) * math.sqrt(var / m)
     if worst > cfg.max_regression:
-        return GateDecision(False, f"regressed {worst:.1%} at difficulty {worst_at} (> {cfg.max_regression:.1%} allowed)",
+        return GateDecision(False,
+                            f"regressed {worst:.1%} at difficulty {worst_at} (> {cfg.max_regression:.1%} allowed)",
                             gain, lo, worst)
     if gain < cfg.min_gain:
-        return GateDecision(False, f"gain {gain:+.1%} above the frontier is below min_gain {cfg.min_gain:.1%}", gain, lo, worst)
+        reason = f"gain {gain:+.1%} above the frontier is below min_gain {cfg.min_gain:.1%}"
+        return GateDecision(False, reason, gain, lo, worst)
     if lo <= 0:
         return GateDecision(False, f"gain {gain:+.1%} is not significant (lower bound {lo:+.1%} at "
                                    f"{cfg.confidence:.0%} confidence)", gain, lo, worst)

@@ -60,7 +60,7 @@ def generate(
             chunk = group[start:start + batch_size]
             ids = torch.tensor([r[2] for r in chunk])  # (B, T)
             tokens = _decode(model, ids, max_new_tokens, eos, temperature, gen)  # (B, max_new)
-            for (i, j, _), toks in zip(chunk, tokens.tolist()):
+            for (i, j, _), toks in zip(chunk, tokens.tolist(), strict=True):
                 finished = eos in toks
                 toks = toks[: toks.index(eos) + 1] if finished else toks
                 text = tokenizer.decode(toks, skip_special_tokens=True)

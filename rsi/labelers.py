@@ -6,7 +6,8 @@ For every sample, in order:
    - `verifier`: keep a sample its task's verifier accepts.
    - `vote`: no verifier is consulted. The most common well-formed answer among a problem's
      samples becomes the label if at least `vote_threshold` of all its samples agree on it; the
-     samples that gave it are kept.
+     samples that gave it are kept. With `label.friends` > 0 a problem's samples come from an
+     ensemble (the champion and its independently seeded friends), so the vote is across models.
 3. `decontaminate` (optional): drop problems whose prompt is in a held-out evaluation set.
 4. `dedup` (optional): keep one sample per (prompt, answer).
 

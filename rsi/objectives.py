@@ -35,7 +35,7 @@ def _batch(tokenizer: PreTrainedTokenizerBase, examples: list[Example], answer_o
     T = max(map(len, seqs))
     ids = torch.full((len(seqs), T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
     labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)  # (B, T), label[t] = token t+1
-    for b, (s, k) in enumerate(zip(seqs, first_target)):
+    for b, (s, k) in enumerate(zip(seqs, first_target, strict=True)):
         ids[b, : len(s)] = torch.tensor(s)
         labels[b, k - 1 : len(s) - 1] = torch.tensor(s[k:])
     return ids, labels

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
@@ -53,8 +53,13 @@ class Context:
         return random.Random(f"{self.cfg.seed}/{cycle}/{stage}").randrange(2**31)
 
 
-def model_name(cycle: int) -> str:
-    return f"cycle-{cycle:04d}"
+def model_name(cycle: int, member: int = 0) -> str:
+    """Checkpoint name of cycle's model; member k >= 1 is the k-th friend (`label.friends`)."""
+    return f"cycle-{cycle:04d}" if member == 0 else f"friend{member}-{cycle:04d}"
+
+
+def _member_seed(ctx: Context, cycle: int, stage: str, member: int) -> int:
+    return ctx.stage_seed(cycle, stage if member == 0 else f"{stage}/friend{member}")
 
 
 @contextmanager
@@ -69,11 +74,13 @@ def _timed():
 
 def champion(ledger: Ledger) -> str:
     """The promoted candidate of the latest promoting gate, else the base model."""
-    name = model_name(0)
-    for g in ledger.gates():
-        if g["promote"]:
-            name = g["candidate"]
-    return name
+    return model_name(champion_cycle(ledger))
+
+
+def champion_cycle(ledger: Ledger) -> int:
+    """The cycle that trained the champion (0: the base). Its friends are promoted with it."""
+    promoted = [g["cycle"] for g in ledger.gates() if g["promote"]]
+    return promoted[-1] if promoted else 0
 
 
 def champion_results(ledger: Ledger, name: str) -> dict[int, EvalResult]:
@@ -118,15 +125,21 @@ def fresh_model(ctx: Context, seed: int):
 
 
 def stage_base(ctx: Context, cycle: int) -> None:
-    seed = ctx.stage_seed(cycle, "base")
+    """Train the base model (and each friend, from its own seed) from scratch on the seed data."""
+    losses, sequences, tokens = [], 0, 0
     with _timed() as cost:
-        model, tokenizer = fresh_model(ctx, seed)
-        draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
-        stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed, "base: train")
-        save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0)), {"cycle": 0, "init": "scratch"})
+        for k in range(ctx.cfg.label.friends + 1):
+            seed = _member_seed(ctx, cycle, "base", k)
+            model, tokenizer = fresh_model(ctx, seed)
+            draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
+            stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed,
+                                 "base: train" + (f" friend {k}" if k else ""))
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": "scratch"})
+            losses.append(stats.final_loss)
+            sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
     with ctx.ledger.stage(cycle, "base") as w:
-        ctx.ledger.add_metrics(cycle, "base", {"final_loss": stats.final_loss})
-        w.cost(train_sequences=stats.sequences, train_tokens=stats.tokens, **cost)
+        ctx.ledger.add_metrics(cycle, "base", {"final_loss": losses[0], "friends_final_loss": losses[1:]})
+        w.cost(train_sequences=sequences, train_tokens=tokens, **cost)
 
 
 def stage_propose(ctx: Context, cycle: int) -> None:
@@ -147,22 +160,32 @@ def stage_propose(ctx: Context, cycle: int) -> None:
 
 
 def stage_generate(ctx: Context, cycle: int) -> None:
-    g = ctx.cfg.generate
+    """Sample answers to this cycle's problems from the champion and from each of its friends.
+
+    Member k's samples of a problem have indices k*n .. k*n+n-1 (n = samples_per_problem), so the
+    labeler sees every member's answers to a problem together.
+    """
+    g, n = ctx.cfg.generate, ctx.cfg.generate.samples_per_problem
+    by_model: dict[str, list[Sample]] = {}
     with _timed() as cost:
-        champ = champion(ctx.ledger)
-        model, tokenizer = load_checkpoint(ctx.checkpoint(champ))
+        champ = champion_cycle(ctx.ledger)
         todo = ctx.ledger.problems(cycle=cycle)
-        samples: list[Sample] = []
-        with bar(ctx.console, "generate", len(todo) * g.samples_per_problem) as advance:
-            for d in sorted({p.difficulty for p in todo}):
-                group = [p for p in todo if p.difficulty == d]
-                outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
-                                n=g.samples_per_problem, temperature=g.temperature,
-                                seed=ctx.stage_seed(cycle, f"generate/{d}"), batch_size=g.batch_size, on_batch=advance)
-                samples += [Sample(p.id, j, c.text, c.n_tokens) for p, cs in zip(group, outs) for j, c in enumerate(cs)]
+        for k in range(ctx.cfg.label.friends + 1):
+            name = model_name(champ, k)
+            model, tokenizer = load_checkpoint(ctx.checkpoint(name))
+            samples = by_model.setdefault(name, [])
+            with bar(ctx.console, f"generate {name}", len(todo) * n) as advance:
+                for d in sorted({p.difficulty for p in todo}):
+                    group = [p for p in todo if p.difficulty == d]
+                    outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
+                                    n=n, temperature=g.temperature, seed=_member_seed(ctx, cycle, f"generate/{d}", k),
+                                    batch_size=g.batch_size, on_batch=advance)
+                    samples += [Sample(p.id, k * n + j, c.text, c.n_tokens)
+                                for p, cs in zip(group, outs, strict=True) for j, c in enumerate(cs)]
     with ctx.ledger.stage(cycle, "generate") as w:
-        ctx.ledger.add_samples(cycle, champ, samples)
-        w.cost(generated_tokens=sum(s.n_tokens for s in samples), **cost)
+        for name, samples in by_model.items():
+            ctx.ledger.add_samples(cycle, name, samples)
+        w.cost(generated_tokens=sum(s.n_tokens for ss in by_model.values() for s in ss), **cost)
 
 
 def stage_label(ctx: Context, cycle: int) -> None:
@@ -180,33 +203,37 @@ def stage_label(ctx: Context, cycle: int) -> None:
 
 
 def stage_train(ctx: Context, cycle: int) -> None:
+    """Train this cycle's candidate (and each friend, from its own seed) on the accepted samples."""
     cfg = ctx.cfg
-    seed = ctx.stage_seed(cycle, "train")
+    losses, sequences, tokens = [], 0, 0
     with _timed() as cost:
         everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
         before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
         new = [e for e in everything if (e.prompt, e.answer) not in before]
         replay = [e for e in everything if (e.prompt, e.answer) in before]
-        stats = None
-        if new:
+        champ = champion_cycle(ctx.ledger)
+        for k in range(cfg.label.friends + 1) if new else ():
+            seed = _member_seed(ctx, cycle, "train", k)
             if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
                 model, tokenizer = fresh_model(ctx, seed)
                 tcfg = cfg.base.model_copy(update={"mix": cfg.train.mix})
-                pools = {"new": everything, "replay": []}
+                pools, init = {"new": everything, "replay": []}, "scratch"
             else:
-                model, tokenizer = load_checkpoint(ctx.checkpoint(champion(ctx.ledger)))
-                tcfg = cfg.train
-                pools = {"new": new, "replay": replay}
+                init = model_name(champ, k)
+                model, tokenizer = load_checkpoint(ctx.checkpoint(init))
+                tcfg, pools = cfg.train, {"new": new, "replay": replay}
             draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data), tcfg.mix)
-            stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"cycle {cycle}: train")
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle)),
-                            {"cycle": cycle, "init": "scratch" if cfg.loop.mode == "refresh" else champion(ctx.ledger)})
+            stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed,
+                                 f"cycle {cycle}: train" + (f" friend {k}" if k else ""))
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle, k)), {"cycle": cycle, "init": init})
+            losses.append(stats.final_loss)
+            sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
     with ctx.ledger.stage(cycle, "train") as w:
         ctx.ledger.add_metrics(cycle, "train", {
             "new_examples": len(new), "replay_examples": len(replay),
-            "final_loss": stats.final_loss if stats else None,
-            "skipped": None if stats else "no accepted samples this cycle"})
-        w.cost(train_sequences=stats.sequences if stats else 0, train_tokens=stats.tokens if stats else 0, **cost)
+            "final_loss": losses[0] if losses else None, "friends_final_loss": losses[1:],
+            "skipped": None if losses else "no accepted samples this cycle"})
+        w.cost(train_sequences=sequences, train_tokens=tokens, **cost)
 
 
 def _ladder(ctx: Context, name: str, difficulties, cycle: int) -> list[EvalResult]:

@@ -61,7 +61,7 @@ def train(
         opt.step()
         sequences += ids.shape[0]
         tokens += int((ids != tokenizer.pad_token_id).sum())
-        recent = (recent + [loss.item()])[-50:]
+        recent = ([*recent, loss.item()])[-50:]
         if on_step:
             on_step(step, recent[-1])
     model.eval()

@@ -1,4 +1,4 @@
-"""Tests for rsi/config.py: defaults, built-in configs, overrides, and errors that name the key path.
+"""Tests for rsi/config/: defaults, built-in configs, overrides, and errors that name the key path.
 
 Run: .venv/bin/python -m pytest -q tests/test_config.py
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from rsi.config import (
     Config,
@@ -206,5 +207,5 @@ def test_config_from_dict_reports_config_error():
 
 def test_config_is_frozen():
     cfg = load_config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.train.lr = 1.0  # type: ignore[misc]

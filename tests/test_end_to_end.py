@@ -96,8 +96,10 @@ def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_pat
     rsi("resume", str(run))
     for sql in ("select cycle, stage from stages order by cycle, stage",
                 "select id, cycle, prompt, answer from problems order by id",
-                "select problem_id, sample_index, cycle, completion from samples order by problem_id, sample_index, cycle",
-                "select problem_id, sample_index, cycle, kept, reason from labels order by problem_id, sample_index, cycle",
+                "select problem_id, sample_index, cycle, completion from samples"
+                " order by problem_id, sample_index, cycle",
+                "select problem_id, sample_index, cycle, kept, reason from labels"
+                " order by problem_id, sample_index, cycle",
                 "select cycle, promote, candidate from gates order by cycle"):
         assert table(run, sql) == table(quick_run, sql), sql
     assert (run / "champion").read_text() == (quick_run / "champion").read_text()
@@ -127,3 +129,24 @@ def test_refresh_mode_trains_a_fresh_base_on_all_verified_data(tmp_path):
     assert manifest["meta"]["init"] == "scratch"
     seqs = table(run, "select train_sequences from stages where cycle = 1 and stage = 'train'")[0][0]
     assert seqs == 200 * 128  # a refresh spends the base's budget, not a cycle's
+
+
+def test_friends_vote_pools_samples_of_independently_trained_models(tmp_path):
+    run = tmp_path / "friends"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "label.labeler=vote", "--set", "label.friends=1",
+        "--set", "loop.cycles=1", "--set", "base.steps=200", "--set", "train.steps=50")
+    models = run / "models"
+    for name in ("cycle-0000", "friend1-0000", "cycle-0001", "friend1-0001"):
+        assert (models / name / "manifest.json").is_file(), name
+    assert json.loads((models / "friend1-0001" / "manifest.json").read_text())["meta"]["init"] == "friend1-0000"
+    base = {f.name: f.read_bytes() for f in (models / "cycle-0000").glob("*.safetensors")}
+    friend = {f.name: f.read_bytes() for f in (models / "friend1-0000").glob("*.safetensors")}
+    assert base.keys() == friend.keys() and base != friend  # independently initialised and trained
+    n = 4  # quick's generate.samples_per_problem
+    by_model = dict(table(run, "select model, group_concat(distinct sample_index) from samples group by model"))
+    assert {int(i) for i in by_model["cycle-0000"].split(",")} == set(range(n))
+    assert {int(i) for i in by_model["friend1-0000"].split(",")} == set(range(n, 2 * n))
+    # the vote counts both models' samples of a problem: "majority 7/8", "no majority: ... 3/8 < 60%"
+    reasons = [r for (r,) in table(run, "select reason from labels where reason like '%majority%'")]
+    assert reasons and all(f"/{2 * n}" in r for r in reasons)
+    assert table(run, "select train_sequences from stages where cycle = 0 and stage = 'base'")[0][0] == 2 * 200 * 128

@@ -1,5 +1,6 @@
 """Tokenizer, tiny model, objectives, generation, training and checkpoints on a very small model."""
 
+import math
 
 import pytest
 import torch
@@ -8,10 +9,10 @@ from rsi.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
 from rsi.config import ModelConfig, TrainConfig
 from rsi.errors import CheckpointError
 from rsi.generate import generate
+from rsi.model import build_tiny_model
 from rsi.objectives import IGNORE, pretrain_batch, sft_batch
 from rsi.records import Example
 from rsi.tokenizer import build_char_tokenizer
-from rsi.model import build_tiny_model
 from rsi.train import lr_at, train
 
 TOK = build_char_tokenizer("0123456789+=")
@@ -53,7 +54,9 @@ def test_tiny_model_is_nope():
 def test_training_learns_a_fixed_mapping_and_generation_reproduces_it():
     model = build_tiny_model(SMALL, TOK, seed=0)
     data = [Example("1+1=", "2", 1, "seed"), Example("2+2=", "4", 1, "seed"), Example("3+4=", "7", 1, "seed")]
-    cfg = TrainConfig(objective="sft", steps=150, batch_size=12, lr=3e-3, warmup_steps=10, weight_decay=0.0, grad_clip=1.0)
+    cfg = TrainConfig(
+        objective="sft", steps=150, batch_size=12, lr=3e-3, warmup_steps=10, weight_decay=0.0, grad_clip=1.0
+    )
     stats = train(model, TOK, lambda rng, b: [rng.choice(data) for _ in range(b)], cfg, seed=0)
     assert stats.sequences == 150 * 12 and stats.final_loss < 0.1
     outs = generate(model, TOK, ["1+1=", "2+2=", "3+4="], max_new_tokens=3)
@@ -72,7 +75,7 @@ def test_sampling_is_seeded_and_gives_n_per_prompt():
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():
     cfg = TrainConfig(objective="sft", steps=100, batch_size=1, lr=1.0, warmup_steps=10, weight_decay=0, grad_clip=1)
-    assert lr_at(5, cfg) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + __import__("math").cos(__import__("math").pi * 0.05))))
+    assert lr_at(5, cfg) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.05))))
     assert lr_at(100, cfg) == pytest.approx(0.1)
 
 
@@ -81,7 +84,7 @@ def test_checkpoint_round_trip_and_corruption_is_detected(tmp_path):
     path = save_checkpoint(model, TOK, tmp_path / "cycle-0001", {"cycle": 1})
     manifest = verify_checkpoint(path)
     assert "model.safetensors" in manifest["files"] and manifest["meta"] == {"cycle": 1}
-    loaded, tok = load_checkpoint(path)
+    loaded, _tok = load_checkpoint(path)
     x = torch.tensor([[1, 5, 6]])
     assert torch.allclose(loaded(input_ids=x).logits, model.eval()(input_ids=x).logits, atol=1e-6)
     weights = path / "model.safetensors"

@@ -161,7 +161,8 @@ def test_reproducible_and_varied(name):
 
 def test_problem_metadata():
     p = problem(get_task("reverse"), 4, "heldout", 7)
-    assert (p.task, p.difficulty, p.split, p.seed, p.source) == ("reverse", 4, "heldout", SPLIT_OFFSETS["heldout"] + 7, "generated")
+    expected = ("reverse", 4, "heldout", SPLIT_OFFSETS["heldout"] + 7, "generated")
+    assert (p.task, p.difficulty, p.split, p.seed, p.source) == expected
     assert p.id == f"reverse/heldout/4/{SPLIT_OFFSETS['heldout'] + 7}"
 
 

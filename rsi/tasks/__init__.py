@@ -19,7 +19,7 @@ from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, problem, problems
 from rsi.tasks.registry import TASKS
 
 # Imported for their registration side effect.
-from rsi.tasks import addition, copy, multiplication, reverse, sort  # noqa: E402,F401  isort: skip
+from rsi.tasks import addition, copy, multiplication, reverse, sort  # noqa: F401  isort: skip
 
 __all__ = [
     "SPLIT_OFFSETS",

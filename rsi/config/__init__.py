@@ -1,0 +1,121 @@
+"""Every setting of an `rsi` run, in one typed tree: defaults in `schema.py`, named configs in YAML.
+
+A run's configuration is one `Config`. It is built from the schema's defaults, then a YAML file
+(a built-in name such as `quick`, or a path) holding only the keys that differ, then
+`--set a.b.c=value` overrides. Any bad key or value raises `ConfigError` with the full dotted
+key path, the bad value and what is allowed, in one paragraph.
+
+Example:
+    >>> from rsi.config import load_config, dump_config, config_from_dict
+    >>> cfg = load_config("quick", ["train.lr=0.002", "loop.mode=refresh"])
+    >>> (cfg.train.lr, cfg.loop.mode, cfg.model.hidden_size)
+    (0.002, 'refresh', 64)
+    >>> import yaml
+    >>> config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg
+    True
+
+Build configs only through `load_config` / `config_from_dict`: they turn pydantic's
+`ValidationError` into `ConfigError`. Constructing `Config(...)` directly works but raises
+pydantic's own error type.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsi.config.loading import apply_overrides, parse_yaml, validate
+from rsi.config.schema import (
+    Config,
+    CurriculumConfig,
+    EvalConfig,
+    FilterConfig,
+    GateConfig,
+    GenerateConfig,
+    LabelConfig,
+    LoopConfig,
+    MixConfig,
+    ModelConfig,
+    ProposeConfig,
+    SeedDataConfig,
+    TrainConfig,
+)
+from rsi.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "CurriculumConfig",
+    "EvalConfig",
+    "FilterConfig",
+    "GateConfig",
+    "GenerateConfig",
+    "LabelConfig",
+    "LoopConfig",
+    "MixConfig",
+    "ModelConfig",
+    "ProposeConfig",
+    "SeedDataConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_names",
+    "dump_config",
+    "load_config",
+]
+
+
+def config_names() -> list[str]:
+    """Names of the built-in configs (`rsi/configs/<name>.yaml`), sorted."""
+    return sorted(
+        f.name[: -len(".yaml")] for f in _configs_dir().iterdir() if f.is_file() and f.name.endswith(".yaml")
+    )
+
+
+def load_config(source: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Resolve defaults <- built-in name or YAML file <- `a.b.c=value` overrides into a `Config`.
+
+    `source`: None for the built-in "default", a built-in name (`config_names()`), or a path.
+    A file that does not set `name` is named after its file stem. Override values are parsed
+    with `yaml.safe_load`, so `3`, `0.5`, `true`, `null` and `[1, 2]` have their YAML types.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    source = os.fspath("default" if source is None else source)
+    if source in config_names():
+        origin = f"built-in config '{source}'"
+        data = parse_yaml(_configs_dir().joinpath(f"{source}.yaml").read_text(), origin)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"config '{source}' is neither a built-in config nor an existing file ({path.absolute()}); "
+                f"built-in configs: {', '.join(config_names())}"
+            )
+        origin = f"config file '{path}'"
+        data = parse_yaml(path.read_text(), origin)
+        data.setdefault("name", path.stem)
+    set_by = apply_overrides(Config, data, overrides)
+    return validate(Config, data, origin, set_by)
+
+
+def config_from_dict(d: dict, source: str | None = None) -> Config:
+    """Validate a (possibly partial) dict, e.g. a run's stored config.yaml, into a `Config`.
+
+    `source` (such as the file it was read from) is named in error messages.
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"a config must be a mapping of keys, got {type(d).__name__}")
+    return validate(Config, d, source, {})
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML of the fully resolved config: every key, in schema order; reloads to an equal `Config`."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+
+
+def _configs_dir() -> Any:
+    return resources.files("rsi").joinpath("configs")

@@ -1,0 +1,231 @@
+"""The schema of an `rsi` run's configuration: every setting, its default, bounds and meaning.
+
+Sections are frozen pydantic models that forbid unknown keys. Validators raise `Invalid` or
+`CrossField` (from `rsi.config.loading`), which become readable `ConfigError`s. Load configs
+through `rsi.config.load_config` / `config_from_dict`, not by constructing `Config` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from rsi.config.loading import CrossField, Invalid
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    kind: Literal["tiny"] = Field("tiny", description="model family; 'tiny' is the built-in decoder-only transformer")
+    hidden_size: int = Field(128, gt=0, description="width of the residual stream")
+    layers: int = Field(4, gt=0, description="number of transformer blocks")
+    heads: int = Field(4, gt=0, description="attention heads per block; must divide hidden_size")
+    intermediate_size: int = Field(512, gt=0, description="width of the MLP's hidden layer")
+
+    @field_validator("heads")
+    @classmethod
+    def _heads_divide_hidden(cls, heads: int, info: ValidationInfo) -> int:
+        hidden = info.data.get("hidden_size")
+        if hidden is not None and hidden % heads:
+            divisors = ", ".join(str(d) for d in range(1, hidden + 1) if hidden % d == 0)
+            raise Invalid(f"must divide model.hidden_size ({hidden})", f"a divisor of {hidden}: {divisors}")
+        return heads
+
+
+class SeedDataConfig(_Section):
+    min_difficulty: int = Field(1, description="easiest difficulty of the ground-truth seed data")
+    max_difficulty: int = Field(3, description="hardest difficulty of the ground-truth seed data")
+
+
+class MixConfig(_Section):
+    new: float = Field(0.5, ge=0, le=1, description="fraction of each batch from this cycle's accepted samples")
+    replay: float = Field(0.3, ge=0, le=1, description="fraction from accepted samples of earlier cycles")
+    seed: float = Field(0.2, ge=0, le=1, description="fraction from the ground-truth seed data")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> MixConfig:
+        total = self.new + self.replay + self.seed
+        if abs(total - 1.0) > 1e-6:
+            raise Invalid(
+                f"fractions must sum to 1, got new {self.new} + replay {self.replay} + seed {self.seed} = {total:g}",
+                "fractions new + replay + seed that sum to 1, each in [0, 1]",
+                show_got=False,
+            )
+        return self
+
+
+class TrainConfig(_Section):
+    """Optimisation settings. Defaults are those of `train`; `base` overrides some (see `_BASE`)."""
+
+    objective: Literal["pretrain", "sft"] = Field(
+        "sft", description="'pretrain': loss on every token; 'sft': loss on answer tokens only"
+    )
+    steps: int = Field(400, ge=0, description="optimizer steps")
+    batch_size: int = Field(128, gt=0, description="sequences per optimizer step")
+    lr: float = Field(5e-4, gt=0, description="peak learning rate (AdamW), after linear warmup")
+    warmup_steps: int = Field(50, ge=0, description="steps of linear learning-rate warmup")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
+    mix: MixConfig | None = Field(
+        default_factory=MixConfig, description="batch composition by source; null: train on one source only"
+    )
+
+
+# Where `base` differs from TrainConfig's defaults (which are `train`'s). Partial `base` sections
+# are merged onto these, so `base: {steps: 10}` keeps lr 1e-3 and mix null.
+_BASE: dict[str, Any] = {"steps": 1000, "lr": 1e-3, "warmup_steps": 300, "mix": None}
+
+
+class LoopConfig(_Section):
+    cycles: int = Field(5, ge=0, description="improvement cycles after the base model")
+    mode: Literal["inner", "refresh"] = Field(
+        "inner",
+        description="inner: continue training the champion; "
+        "refresh: train a fresh base on seed data + every verified sample so far",
+    )
+    max_difficulty: int = Field(24, description="never propose problems harder than this")
+
+
+class CurriculumConfig(_Section):
+    threshold: float = Field(
+        0.95, gt=0, le=1, description="frontier = hardest difficulty with held-out accuracy >= threshold"
+    )
+    width: int = Field(3, ge=1, description="propose difficulties frontier+1 .. frontier+width")
+
+
+class ProposeConfig(_Section):
+    problems_per_difficulty: int = Field(500, gt=0, description="new unlabelled problems per proposed difficulty")
+
+
+class GenerateConfig(_Section):
+    samples_per_problem: int = Field(4, ge=1, description="completions sampled per proposed problem")
+    temperature: float = Field(1.0, ge=0, description="sampling temperature; 0 means greedy")
+    batch_size: int = Field(256, gt=0, description="prompts per generation batch")
+
+
+class LabelConfig(_Section):
+    labeler: Literal["verifier", "vote"] = Field(
+        "verifier", description="verifier: the task's checker; vote: majority of samples, no ground truth"
+    )
+    vote_threshold: float = Field(
+        0.5, gt=0, le=1, description="fraction of samples that must agree for the vote labeler to accept"
+    )
+    friends: int = Field(
+        0, ge=0, le=8,
+        description="extra models ('friends'), each trained from its own seed on the same data as the champion, "
+        "whose samples join the champion's in the vote; costs (friends + 1)x training and generation",
+    )
+
+
+class FilterConfig(_Section):
+    well_formed: bool = Field(True, description="drop completions that fail the task's format check")
+    dedup: bool = Field(True, description="drop duplicate (prompt, completion) pairs")
+    decontaminate: bool = Field(True, description="drop samples whose prompt appears in the held-out set")
+
+
+class EvalConfig(_Section):
+    problems_per_difficulty: int = Field(200, gt=0, description="held-out problems per difficulty")
+    min_difficulty: int = Field(1, description="first difficulty of the evaluation ladder")
+    max_difficulty: int = Field(24, description="last difficulty of the evaluation ladder")
+    stop_after_zeros: int = Field(
+        2, ge=1, description="stop the ladder after this many consecutive difficulties at 0 %"
+    )
+
+
+class GateConfig(_Section):
+    min_gain: float = Field(0.01, description="a candidate must beat the champion by at least this much accuracy")
+    confidence: float = Field(0.95, gt=0, lt=1, description="one-sided confidence that the gain is real")
+    max_regression: float = Field(
+        0.05, ge=0, description="largest accuracy drop allowed at any already-mastered difficulty"
+    )
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Config(_Section):
+    """One run's complete configuration."""
+
+    name: str = Field("default", description="run name; the run directory is runs/<name>")
+    seed: int = Field(0, description="seed for model init, data order and sampling")
+    task: str = Field("sort", description="registered task to improve on (see `rsi tasks`)")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="architecture of every model")
+    seed_data: SeedDataConfig = Field(
+        default_factory=SeedDataConfig, description="ground-truth labelled data the base model trains on"
+    )
+    base: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(**_BASE), description="training of the base model on seed data"
+    )
+    loop: LoopConfig = Field(default_factory=LoopConfig, description="the outer self-improvement loop")
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig, description="which difficulties to propose")
+    propose: ProposeConfig = Field(default_factory=ProposeConfig, description="proposing new problems")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="sampling the champion's answers")
+    label: LabelConfig = Field(default_factory=LabelConfig, description="deciding which samples are correct")
+    filter: FilterConfig = Field(default_factory=FilterConfig, description="filters applied before training")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training a candidate each cycle")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out accuracy ladder")
+    gate: GateConfig = Field(default_factory=GateConfig, description="accepting a candidate as the new champion")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _base_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("base"), dict):
+            data = {**data, "base": {**_BASE, **data["base"]}}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dir_name(cls, name: str) -> str:
+        if not _NAME_RE.match(name) or name in (".", ".."):
+            raise Invalid("not usable as a directory name", "letters, digits, '_', '-' and '.'")
+        return name
+
+    @field_validator("task")
+    @classmethod
+    def _task_registered(cls, task: str) -> str:
+        from rsi.tasks import task_names  # lazy: the task registry imports much more than config needs
+
+        if task not in task_names():
+            raise Invalid("unknown task", "one of the registered tasks: " + ", ".join(task_names()))
+        return task
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Config:
+        from rsi.tasks import get_task
+
+        task = get_task(self.task)
+        lo, hi = task.min_difficulty, task.max_difficulty
+        problems: list[tuple[tuple[str, ...], str]] = []
+
+        def inside(path: str, value: int) -> None:
+            if not lo <= value <= hi:
+                problems.append(
+                    ((path,), f"config key '{path}': outside task '{self.task}''s difficulties (got {value}). "
+                     f"Allowed: an integer from {lo} to {hi}.")
+                )
+
+        for section in ("seed_data", "eval"):
+            s = getattr(self, section)
+            inside(f"{section}.min_difficulty", s.min_difficulty)
+            inside(f"{section}.max_difficulty", s.max_difficulty)
+            if s.min_difficulty > s.max_difficulty:
+                problems.append(
+                    ((f"{section}.min_difficulty", f"{section}.max_difficulty"),
+                     f"config keys '{section}.min_difficulty' and '{section}.max_difficulty': min is above max "
+                     f"(got {s.min_difficulty} > {s.max_difficulty}). Allowed: min <= max.")
+                )
+        top = self.loop.max_difficulty
+        if not self.seed_data.max_difficulty < top <= hi:
+            problems.append(
+                (("loop.max_difficulty", "seed_data.max_difficulty"),
+                 f"config key 'loop.max_difficulty' must be above 'seed_data.max_difficulty' "
+                 f"({self.seed_data.max_difficulty}) and at most task '{self.task}''s max difficulty ({hi}) "
+                 f"(got {top}). Allowed: an integer from {self.seed_data.max_difficulty + 1} to {hi}.")
+            )
+        if problems:
+            raise CrossField(problems)
+        return self

@@ -1,0 +1,153 @@
+"""Reward functions for GRPO, composed as a weighted sum, each one scored and logged on its own.
+
+Built-in rewards (names usable in `grpo.rewards`):
+- `accuracy`: the task's verifier on the answer: the text inside `<answer>…</answer>` when there
+  is such a tag, else the whole completion. 1.0 when correct, else 0.0 (the verdict's reward).
+- `format`: 1.0 when the completion is exactly `<think>…</think>` followed by `<answer>…</answer>`
+  (whitespace around and between allowed; the R1 recipe), else 0.0.
+
+Any other name is `path/to/file.py:function`, a function with TRL's reward signature
+`fn(completions, **columns) -> list[float]`, used unchanged. It receives the completions as
+strings and the columns `prompts`, `answer`, `difficulty`, `problem_id` and `task` (lists aligned
+with `completions`); it should accept `**kwargs`. A `None` in its result scores that sample 0.
+If the function raises on a batch, it is called again one sample at a time; a sample on which it
+still raises scores 0 and is counted in `RewardScores.errors`, so one bad sample never stops a run.
+A result of the wrong length or type is the function's bug and raises `RewardError`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsi.errors import RsiError
+from rsi.records import Problem
+from rsi.tasks import get_task
+
+RewardFn = Callable[..., list[float | None]]
+
+_FORMAT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+class RewardError(RsiError):
+    """A reward function cannot be loaded, or returned something other than one number per sample."""
+
+
+def extract_answer(completion: str) -> str:
+    """The text inside the last `<answer>…</answer>`, else the whole completion."""
+    found = _ANSWER.findall(completion)
+    return found[-1] if found else completion
+
+
+def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
+    return [get_task(p.task).verify(p, extract_answer(c)).reward for c, p in zip(completions, problems, strict=True)]
+
+
+def format_reward(completions: list[str], **_: object) -> list[float]:
+    return [1.0 if _FORMAT.fullmatch(c) else 0.0 for c in completions]
+
+
+BUILTIN: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward}
+
+
+@dataclass(frozen=True)
+class Reward:
+    """One named component of the total reward."""
+
+    name: str
+    weight: float
+    fn: RewardFn
+    builtin: bool
+
+
+@dataclass(frozen=True)
+class RewardScores:
+    """Per-sample scores of every component, their weighted total, and per-component error counts."""
+
+    components: dict[str, list[float]]
+    total: list[float]
+    errors: dict[str, int]
+
+
+def load_reward(name: str, weight: float) -> Reward:
+    """A built-in reward by name, or `file.py:function` loaded from that file."""
+    if name in BUILTIN:
+        return Reward(name, weight, BUILTIN[name], builtin=True)
+    path_text, colon, fn_name = name.rpartition(":")
+    if not colon or not path_text.endswith(".py") or not fn_name.isidentifier():
+        raise RewardError(
+            f"reward {name!r} is neither a built-in ({', '.join(BUILTIN)}) nor 'path/to/file.py:function'"
+        )
+    path = Path(path_text)
+    if not path.is_file():
+        raise RewardError(f"reward {name!r}: the file {path.absolute()} does not exist")
+    spec = importlib.util.spec_from_file_location(f"rsi_user_reward_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except Exception as e:
+        raise RewardError(f"reward file {path}: importing it raised {type(e).__name__}: {e}") from e
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        defined = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
+        raise RewardError(f"reward file {path} defines no function {fn_name!r}; functions in it: {', '.join(defined)}")
+    return Reward(name, weight, fn, builtin=False)
+
+
+def score(rewards: Sequence[Reward], completions: list[str], problems: list[Problem]) -> RewardScores:
+    """Score every completion (completions[i] answers problems[i]) with every reward."""
+    columns = {
+        "prompts": [p.prompt for p in problems], "answer": [p.answer for p in problems],
+        "difficulty": [p.difficulty for p in problems], "problem_id": [p.id for p in problems],
+        "task": [p.task for p in problems],
+    }
+    components, errors = {}, {}
+    for r in rewards:
+        if r.builtin:
+            values, n_err = r.fn(completions, problems=problems), 0
+        else:
+            values, n_err = _call_user(r, completions, columns)
+        components[r.name], errors[r.name] = values, n_err
+    total = [sum(r.weight * components[r.name][i] for r in rewards) for i in range(len(completions))]
+    return RewardScores(components, total, errors)
+
+
+def _call_user(r: Reward, completions: list[str], columns: dict[str, list]) -> tuple[list[float], int]:
+    try:
+        return _checked(r, r.fn(completions, **columns), len(completions)), 0
+    except RewardError:
+        raise
+    except Exception:
+        pass
+    values, n_err = [], 0
+    for i, c in enumerate(completions):
+        try:
+            values += _checked(r, r.fn([c], **{k: [v[i]] for k, v in columns.items()}), 1)
+        except RewardError:
+            raise
+        except Exception:
+            values.append(0.0)
+            n_err += 1
+    return values, n_err
+
+
+def _checked(r: Reward, out: object, n: int) -> list[float]:
+    if not isinstance(out, list | tuple) or len(out) != n:
+        got = f"{len(out)} values" if isinstance(out, list | tuple) else f"a {type(out).__name__}"
+        raise RewardError(f"reward {r.name!r} returned {got} for {n} completions; it must return a list of {n} floats")
+    values = []
+    for v in out:
+        if v is None:
+            values.append(0.0)
+        elif isinstance(v, int | float):
+            values.append(float(v))
+        else:
+            raise RewardError(
+                f"reward {r.name!r} returned {v!r} ({type(v).__name__}); each value must be a float or None"
+            )
+    return values
