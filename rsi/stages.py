@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from rsi.backend import initial_model, merged, with_lora
 from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.config import Config
 from rsi.curriculum import frontier
@@ -25,11 +26,11 @@ from rsi.gate import decide
 from rsi.generate import generate
 from rsi.labelers import label_samples
 from rsi.ledger import Ledger
-from rsi.model import build_tiny_model
 from rsi.progress import bar
 from rsi.records import EvalResult, GateDecision, Problem, Sample
+from rsi.rewards import load_reward
+from rsi.rl import grpo_train
 from rsi.tasks import Task, problems
-from rsi.tokenizer import build_char_tokenizer
 from rsi.train import train
 
 PROPOSAL_OFFSET = 500_000_000  # train-split items from here on are proposals; seed data stays below
@@ -115,30 +116,38 @@ def heldout_prompts(ctx: Context) -> set[str]:
 # ---- stages ------------------------------------------------------------------------------------
 
 def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label):
+    """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats."""
+    trainable = with_lora(model, ctx.cfg.model.lora)
     with bar(ctx.console, label, tcfg.steps) as advance:
-        return train(model, tokenizer, draw, tcfg, seed, on_step=lambda s, loss: advance(1, f"loss {loss:.3f}"))
+        stats = train(trainable, tokenizer, draw, tcfg, seed, on_step=lambda s, loss: advance(1, f"loss {loss:.3f}"))
+    merged(trainable)
+    return stats
 
 
 def fresh_model(ctx: Context, seed: int):
-    tokenizer = build_char_tokenizer(ctx.task.alphabet)
-    return build_tiny_model(ctx.cfg.model, tokenizer, seed), tokenizer
+    """A run's starting model: a new tiny model from `seed`, or the pretrained `model.path`."""
+    return initial_model(ctx.cfg.model, ctx.task.alphabet, seed)
 
 
 def stage_base(ctx: Context, cycle: int) -> None:
-    """Train the base model (and each friend, from its own seed) from scratch on the seed data."""
+    """The base model (and each friend, from its own seed): a tiny model trained from scratch on the
+    seed data, or a pretrained model, trained on the seed data only when `base.steps` > 0."""
     losses, sequences, tokens = [], 0, 0
     with _timed() as cost:
         for k in range(ctx.cfg.label.friends + 1):
             seed = _member_seed(ctx, cycle, "base", k)
             model, tokenizer = fresh_model(ctx, seed)
-            draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
-            stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed,
-                                 "base: train" + (f" friend {k}" if k else ""))
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": "scratch"})
-            losses.append(stats.final_loss)
-            sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
+            if ctx.cfg.base.steps:
+                draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
+                stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed,
+                                     "base: train" + (f" friend {k}" if k else ""))
+                losses.append(stats.final_loss)
+                sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
+            init = "scratch" if ctx.cfg.model.kind == "tiny" else ctx.cfg.model.path
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": init})
     with ctx.ledger.stage(cycle, "base") as w:
-        ctx.ledger.add_metrics(cycle, "base", {"final_loss": losses[0], "friends_final_loss": losses[1:]})
+        ctx.ledger.add_metrics(cycle, "base", {"final_loss": losses[0] if losses else None,
+                                               "friends_final_loss": losses[1:]})
         w.cost(train_sequences=sequences, train_tokens=tokens, **cost)
 
 
@@ -203,37 +212,62 @@ def stage_label(ctx: Context, cycle: int) -> None:
 
 
 def stage_train(ctx: Context, cycle: int) -> None:
-    """Train this cycle's candidate (and each friend, from its own seed) on the accepted samples."""
+    """Train this cycle's candidate (and each friend, from its own seed): SFT on the accepted
+    samples, then `grpo.steps` of GRPO on this cycle's problems. Skipped when neither has work."""
     cfg = ctx.cfg
-    losses, sequences, tokens = [], 0, 0
+    losses, rl_logs, used = [], [], {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
     with _timed() as cost:
         everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
         before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
         new = [e for e in everything if (e.prompt, e.answer) not in before]
         replay = [e for e in everything if (e.prompt, e.answer) in before]
-        champ = champion_cycle(ctx.ledger)
-        for k in range(cfg.label.friends + 1) if new else ():
+        sft = bool(new) and (cfg.train.steps > 0 or cfg.loop.mode == "refresh")
+        work = sft or cfg.grpo.steps > 0
+        for k in range(cfg.label.friends + 1) if work else ():
             seed = _member_seed(ctx, cycle, "train", k)
+            init = model_name(champion_cycle(ctx.ledger), k)
             if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
                 model, tokenizer = fresh_model(ctx, seed)
                 tcfg = cfg.base.model_copy(update={"mix": cfg.train.mix})
-                pools, init = {"new": everything, "replay": []}, "scratch"
+                pools, made_from = {"new": everything, "replay": []}, "scratch"
             else:
-                init = model_name(champ, k)
                 model, tokenizer = load_checkpoint(ctx.checkpoint(init))
-                tcfg, pools = cfg.train, {"new": new, "replay": replay}
-            draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data), tcfg.mix)
-            stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed,
-                                 f"cycle {cycle}: train" + (f" friend {k}" if k else ""))
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle, k)), {"cycle": cycle, "init": init})
-            losses.append(stats.final_loss)
-            sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
+                tcfg, pools, made_from = cfg.train, {"new": new, "replay": replay}, init
+            who = f"cycle {cycle}" + (f" friend {k}" if k else "")
+            if sft:
+                draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data), tcfg.mix)
+                stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train")
+                losses.append(stats.final_loss)
+                used["train_sequences"] += stats.sequences
+                used["train_tokens"] += stats.tokens
+            if cfg.grpo.steps:
+                logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo")
+                rl_logs += [{"member": k, **log} for log in logs]
+                used["generated_tokens"] += sum(log["generated_tokens"] for log in logs)
+                used["train_sequences"] += sum(log.get("trained_rows", 0) * cfg.grpo.inner_updates for log in logs)
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle, k)),
+                            {"cycle": cycle, "init": made_from, "sft": sft, "grpo_steps": cfg.grpo.steps})
     with ctx.ledger.stage(cycle, "train") as w:
         ctx.ledger.add_metrics(cycle, "train", {
             "new_examples": len(new), "replay_examples": len(replay),
             "final_loss": losses[0] if losses else None, "friends_final_loss": losses[1:],
-            "skipped": None if losses else "no accepted samples this cycle"})
-        w.cost(train_sequences=sequences, train_tokens=tokens, **cost)
+            "skipped": None if work else "no accepted samples this cycle"})
+        if rl_logs:
+            ctx.ledger.add_metrics(cycle, "grpo", {"steps": rl_logs})
+        w.cost(**used, **cost)
+
+
+def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str) -> list[dict]:
+    g = ctx.cfg.grpo
+    ref = load_checkpoint(ctx.checkpoint(init))[0].eval() if g.beta else None
+    rewards = [load_reward(r.fn, r.weight) for r in g.rewards]
+    trainable = with_lora(model, ctx.cfg.model.lora)
+    with bar(ctx.console, label, g.steps) as advance:
+        logs = grpo_train(trainable, tokenizer, ctx.ledger.problems(cycle=cycle), rewards, g, seed,
+                          budget=lambda p: ctx.task.max_answer_chars(p.difficulty) + 1, ref_model=ref,
+                          on_step=lambda log: advance(1, f"reward {log['reward_mean']:.2f}"))
+    merged(trainable)  # in place: `model` now holds the adapter's update
+    return logs
 
 
 def _ladder(ctx: Context, name: str, difficulties, cycle: int) -> list[EvalResult]:

@@ -1,8 +1,14 @@
-"""Character tokenizer for the tiny model, built with `tokenizers` and saved as a normal HF tokenizer.
+"""Tokenizers: the tiny model's character tokenizer, and how any tokenizer encodes prompts and answers.
 
-Every character is one token; `<bos>` starts each sequence (NoPE models need it as an attention
-sink), `<eos>` ends an answer and `<pad>` fills batches. Because the result is a
+The character tokenizer is built with `tokenizers` and saved as a normal HF tokenizer. Every
+character is one token; `<bos>` starts each sequence (NoPE models need it as an attention sink),
+`<eos>` ends an answer and `<pad>` fills batches. Because the result is a
 `PreTrainedTokenizerFast`, checkpoints load with `AutoTokenizer.from_pretrained` like any model's.
+
+`encode_prompt` is the one place a prompt becomes tokens: a tokenizer with a chat template (a
+real instruction-tuned model) gets the prompt as a user message followed by the assistant's
+generation prompt; one without (the tiny model) gets `<bos>` and the prompt's characters. The
+answer that follows is `encode_answer`: its tokens and the end-of-sequence token.
 """
 
 from __future__ import annotations
@@ -54,3 +60,17 @@ def text_encoder(tokenizer: PreTrainedTokenizerBase):
             return tokenizer(text, add_special_tokens=False)["input_ids"]
     tokenizer._rsi_encoder = encode
     return encode
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """Token ids of `prompt` as the model sees it before its answer (see the module docstring)."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                             tokenize=False)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [tokenizer.bos_token_id, *text_encoder(tokenizer)(prompt)]
+
+
+def encode_answer(tokenizer: PreTrainedTokenizerBase, answer: str) -> list[int]:
+    """Token ids of `answer` followed by the end-of-sequence token."""
+    return [*text_encoder(tokenizer)(answer), tokenizer.eos_token_id]

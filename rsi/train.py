@@ -46,7 +46,8 @@ def train(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     make_batch = OBJECTIVES.get(cfg.objective)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    params = [p for p in model.parameters() if p.requires_grad]  # with LoRA, only the adapter
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     model.train()
     sequences = tokens = 0
     recent: list[float] = []
@@ -57,7 +58,7 @@ def train(
         loss = lm_loss(model(input_ids=ids).logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sequences += ids.shape[0]
         tokens += int((ids != tokenizer.pad_token_id).sum())

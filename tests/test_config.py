@@ -59,7 +59,8 @@ def test_vote_loads_with_its_values():
     cfg = load_config("vote")
     assert cfg.name == "vote"
     assert cfg.label.labeler == "vote"
-    assert cfg.generate.samples_per_problem == 5 and cfg.generate.temperature == 0.7
+    assert cfg.label.vote_threshold == 1.0 and cfg.curriculum.width == 1
+    assert cfg.generate.samples_per_problem == 5 and cfg.generate.temperature == 1.0
     assert cfg.train == Config().train and cfg.model == Config().model
 
 
@@ -181,11 +182,11 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
 
 
 def test_missing_file_names_path_and_builtins(tmp_path):
-    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: default, quick, vote"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: default, quick, smollm2-arithmetic, vote"):
         load_config(str(tmp_path / "nope.yaml"))
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "vote"])
+@pytest.mark.parametrize("name", ["default", "quick", "smollm2-arithmetic", "vote"])
 def test_dump_round_trips(name):
     cfg = load_config(name, ["seed=5"])
     text = dump_config(cfg)

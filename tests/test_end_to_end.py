@@ -150,3 +150,20 @@ def test_friends_vote_pools_samples_of_independently_trained_models(tmp_path):
     reasons = [r for (r,) in table(run, "select reason from labels where reason like '%majority%'")]
     assert reasons and all(f"/{2 * n}" in r for r in reasons)
     assert table(run, "select train_sequences from stages where cycle = 0 and stage = 'base'")[0][0] == 2 * 200 * 128
+
+
+def test_grpo_in_the_loop_records_its_steps_and_reports_them(tmp_path):
+    run = tmp_path / "grpo"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "loop.cycles=1", "--set", "base.steps=200",
+        "--set", "train.steps=0", "--set", "grpo.steps=3", "--set", "grpo.prompts_per_step=4",
+        "--set", "grpo.group_size=4", "--set", "grpo.beta=0.05")
+    meta = json.loads((run / "models" / "cycle-0001" / "manifest.json").read_text())["meta"]
+    assert meta["grpo_steps"] == 3 and meta["sft"] is False
+    (steps_json,) = table(run, "select metrics_json from metrics where stage = 'grpo'")[0]
+    steps = json.loads(steps_json)["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    for s in steps:
+        assert s["samples"] == 16 and 0 <= s["reward/accuracy/mean"] <= 1 and s["kl"] is not None
+    train_cost = table(run, "select generated_tokens, train_sequences from stages where cycle = 1 and stage = 'train'")
+    assert train_cost[0][0] == sum(s["generated_tokens"] for s in steps) and train_cost[0][1] > 0
+    assert "<h2>GRPO</h2>" in (run / "report.html").read_text()

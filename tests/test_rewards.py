@@ -23,6 +23,11 @@ def test_format_reward_follows_the_r1_template():
     assert score([load_reward("format", 1.0)], comps, [P[0]] * 3).components["format"] == [1.0, 0.0, 0.0]
 
 
+def test_tags_reward_gives_a_quarter_per_tag_used_once():
+    comps = ["<think>a</think><answer>1</answer>", "<answer>12</answer>", "<think><think>", "plain"]
+    assert score([load_reward("tags", 1.0)], comps, [P[0]] * 4).components["tags"] == [1.0, 0.5, 0.0, 0.0]
+
+
 def test_weighted_total_of_builtin_and_user_rewards(tmp_path):
     f = tmp_path / "my_rewards.py"
     f.write_text(

@@ -21,15 +21,15 @@ from rsi.tasks import (
 )
 from rsi.tasks.addition import Addition
 
-ALL = ["addition", "copy", "multiplication", "reverse", "sort"]
+ALL = ["addition", "copy", "multiplication", "reverse", "sort"]  # the character tasks of the tiny model
 
 
 def _rev(x: int) -> str:
     return str(x)[::-1]
 
 
-def test_all_five_tasks_registered():
-    assert task_names() == ALL
+def test_all_tasks_registered():
+    assert task_names() == sorted([*ALL, "word_arithmetic"])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40])
@@ -248,8 +248,9 @@ def test_example_and_table():
         assert ex.split == "train" and ex.difficulty == 3
     table = tasks_table()
     assert [c.header for c in table.columns][:2] == ["name", "difficulties"]
-    names = list(table.columns[0].cells)
-    assert names == ALL
-    assert all(d == "1–40" for d in table.columns[1].cells)
+    rows = dict(zip(table.columns[0].cells, table.columns[1].cells, strict=True))
+    assert list(rows) == task_names()
+    assert all(rows[name] == "1–40" for name in ALL) and rows["word_arithmetic"] == "1–8"
+    assert "jsonl:" in str(table.caption) and "reasoning_gym:" in str(table.caption)
     add_ex = get_task("addition").example()
     assert f"{add_ex.prompt} → {add_ex.answer}" in list(table.columns[3].cells)

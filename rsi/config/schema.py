@@ -19,8 +19,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LoraConfig(_Section):
+    r: int = Field(16, gt=0, description="rank of the LoRA update")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="modules that get adapters: 'all-linear' or a list of module names"
+    )
+
+
 class ModelConfig(_Section):
-    kind: Literal["tiny"] = Field("tiny", description="model family; 'tiny' is the built-in decoder-only transformer")
+    kind: Literal["tiny", "hf"] = Field(
+        "tiny", description="'tiny': the built-in decoder trained from scratch; 'hf': a pretrained model at model.path"
+    )
+    path: str | None = Field(
+        None, description="for kind 'hf': a local checkpoint directory, a .gguf file, or 'pkg:<package>/<file>'"
+    )
+    chat_template: bool = Field(True, description="for kind 'hf': wrap prompts in the tokenizer's chat template")
+    lora: LoraConfig | None = Field(
+        None, description="train a LoRA adapter, merged after each stage; null: all weights"
+    )
     hidden_size: int = Field(128, gt=0, description="width of the residual stream")
     layers: int = Field(4, gt=0, description="number of transformer blocks")
     heads: int = Field(4, gt=0, description="attention heads per block; must divide hidden_size")
@@ -34,6 +52,16 @@ class ModelConfig(_Section):
             divisors = ", ".join(str(d) for d in range(1, hidden + 1) if hidden % d == 0)
             raise Invalid(f"must divide model.hidden_size ({hidden})", f"a divisor of {hidden}: {divisors}")
         return heads
+
+    @model_validator(mode="after")
+    def _path_for_hf(self) -> ModelConfig:
+        if self.kind == "hf" and not self.path:
+            raise CrossField([(("model.path",), "config key 'model.path': kind 'hf' needs a path (got none). "
+                               "Allowed: a checkpoint directory, a .gguf file or 'pkg:<package>/<file>'.")])
+        if self.kind == "tiny" and self.path:
+            raise CrossField([(("model.path",), f"config key 'model.path': kind 'tiny' is built from scratch and "
+                               f"takes no path (got {self.path!r}). Allowed: model.kind=hf, or no path.")])
+        return self
 
 
 class SeedDataConfig(_Section):
@@ -78,6 +106,50 @@ class TrainConfig(_Section):
 # Where `base` differs from TrainConfig's defaults (which are `train`'s). Partial `base` sections
 # are merged onto these, so `base: {steps: 10}` keeps lr 1e-3 and mix null.
 _BASE: dict[str, Any] = {"steps": 1000, "lr": 1e-3, "warmup_steps": 300, "mix": None}
+
+
+class RewardConfig(_Section):
+    fn: str = Field(description="'accuracy', 'format', 'tags', or 'path/to/file.py:function' with TRL's signature")
+    weight: float = Field(1.0, description="weight of this component in the total reward")
+
+    @field_validator("fn")
+    @classmethod
+    def _known_reward(cls, fn: str) -> str:
+        from rsi.rewards import BUILTIN, RewardError, load_reward
+
+        if fn in BUILTIN:
+            return fn
+        try:
+            load_reward(fn, 1.0)
+        except RewardError as e:
+            raise Invalid(str(e), "'accuracy', 'format', 'tags', or 'path/to/file.py:function'",
+                          show_got=False) from None
+        return fn
+
+
+class GrpoConfig(_Section):
+    """Reinforcement learning with verifiable rewards in each cycle's train stage (see rsi/grpo.py)."""
+
+    steps: int = Field(0, ge=0, description="GRPO steps per cycle, after the SFT steps (0: no GRPO)")
+    variant: Literal["grpo", "dr_grpo", "dapo"] = Field("grpo", description="loss variant; see rsi/grpo.py")
+    prompts_per_step: int = Field(8, gt=0, description="problems per step")
+    group_size: int = Field(8, ge=2, description="answers sampled per problem (G)")
+    inner_updates: int = Field(1, ge=1, description="optimizer updates per sampled batch (mu)")
+    eps: float = Field(0.2, gt=0, lt=1, description="clip range of the probability ratio: [1 - eps, 1 + eps]")
+    eps_high: float = Field(0.28, gt=0, description="upper clip range for 'dapo' (clip-higher)")
+    beta: float = Field(0.0, ge=0, description="KL penalty to the cycle's starting champion (0: no reference)")
+    lr: float = Field(1e-4, gt=0, description="learning rate (AdamW, constant after warmup)")
+    warmup_steps: int = Field(0, ge=0, description="steps of linear learning-rate warmup")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the G answers")
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="answer budget in tokens; null: the task's answer length at each difficulty + 1"
+    )
+    rewards: list[RewardConfig] = Field(
+        default_factory=lambda: [RewardConfig(fn="accuracy")],
+        description="reward components, summed with their weights",
+    )
 
 
 class LoopConfig(_Section):
@@ -167,6 +239,7 @@ class Config(_Section):
     label: LabelConfig = Field(default_factory=LabelConfig, description="deciding which samples are correct")
     filter: FilterConfig = Field(default_factory=FilterConfig, description="filters applied before training")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training a candidate each cycle")
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig, description="RL with verifiable rewards after SFT")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out accuracy ladder")
     gate: GateConfig = Field(default_factory=GateConfig, description="accepting a candidate as the new champion")
 
@@ -187,10 +260,16 @@ class Config(_Section):
     @field_validator("task")
     @classmethod
     def _task_registered(cls, task: str) -> str:
-        from rsi.tasks import task_names  # lazy: the task registry imports much more than config needs
+        from rsi.errors import ConfigError
+        from rsi.tasks import PARAMETRIC, get_task, task_names  # lazy: tasks import much more than config needs
 
-        if task not in task_names():
-            raise Invalid("unknown task", "one of the registered tasks: " + ", ".join(task_names()))
+        try:
+            get_task(task)
+        except ConfigError as e:
+            if ":" in task:
+                raise Invalid(str(e), ", ".join(PARAMETRIC.values()), show_got=False) from None
+            raise Invalid("unknown task", "one of the registered tasks: " + ", ".join(task_names())
+                          + ", or " + " or ".join(PARAMETRIC.values())) from None
         return task
 
     @model_validator(mode="after")
@@ -225,6 +304,15 @@ class Config(_Section):
                  f"config key 'loop.max_difficulty' must be above 'seed_data.max_difficulty' "
                  f"({self.seed_data.max_difficulty}) and at most task '{self.task}''s max difficulty ({hi}) "
                  f"(got {top}). Allowed: an integer from {self.seed_data.max_difficulty + 1} to {hi}.")
+            )
+        if self.grpo.steps and self.label.labeler != "verifier" and any(
+            r.fn == "accuracy" for r in self.grpo.rewards
+        ):
+            problems.append(
+                (("grpo.rewards", "label.labeler"),
+                 "config key 'grpo.rewards': the 'accuracy' reward reads the task's verifier, but "
+                 f"'label.labeler' is '{self.label.labeler}' (no ground truth). Allowed: label.labeler=verifier, "
+                 "or rewards without 'accuracy'.")
             )
         if problems:
             raise CrossField(problems)

@@ -1,6 +1,7 @@
 """Procedurally generated tasks for a tiny character-level model, each with its verifier.
 
-One file per family (`addition`, `multiplication`, `copy`, `reverse`, `sort`); importing this
+One file per family (`addition`, `multiplication`, `copy`, `reverse`, `sort`, and
+`word_arithmetic` for pretrained models); importing this
 package registers them all in `TASKS`.
 
 Example:
@@ -19,7 +20,7 @@ from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, problem, problems
 from rsi.tasks.registry import TASKS
 
 # Imported for their registration side effect.
-from rsi.tasks import addition, copy, multiplication, reverse, sort  # noqa: F401  isort: skip
+from rsi.tasks import addition, copy, multiplication, reverse, sort, word_arithmetic  # noqa: F401  isort: skip
 
 __all__ = [
     "SPLIT_OFFSETS",
@@ -34,11 +35,30 @@ __all__ = [
 ]
 
 
+PARAMETRIC = {
+    "jsonl": "jsonl:<path to a .jsonl file of question/answer rows>",
+    "reasoning_gym": "reasoning_gym:<dataset name>",
+}
+_built: dict[str, Task] = {}
+
+
 def get_task(name: str) -> Task:
-    """The registered task called `name`; a `ConfigError` listing known tasks otherwise."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    return TASKS.get(name)
+    """The registered task called `name`, or a parametric one (`jsonl:<path>`, `reasoning_gym:<dataset>`).
+
+    Raises `ConfigError` naming the known tasks, or what is wrong with the file or dataset.
+    """
+    if name in TASKS:
+        return TASKS.get(name)
+    kind, sep, arg = name.partition(":")
+    if sep and kind in PARAMETRIC and arg:
+        if name not in _built:
+            from rsi.tasks.gym import GymTask
+            from rsi.tasks.jsonl import JsonlTask
+
+            _built[name] = JsonlTask(arg) if kind == "jsonl" else GymTask(arg)
+        return _built[name]
+    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}, "
+                      f"or {' or '.join(PARAMETRIC.values())}")
 
 
 def task_names() -> list[str]:
@@ -48,7 +68,7 @@ def task_names() -> list[str]:
 
 def tasks_table() -> Table:
     """A table of every task: name, difficulty range, what difficulty means, an example."""
-    table = Table(title="tasks")
+    table = Table(title="tasks", caption="also: " + ", ".join(PARAMETRIC.values()))
     for column in ("name", "difficulties", "difficulty means", "example"):
         table.add_column(column)
     for name in task_names():

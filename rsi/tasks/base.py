@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import abc
 import random
+import re
 
 from rsi.records import Problem, Verdict
 
 SPLIT_OFFSETS = {"train": 0, "heldout": 1_000_000_000}
 SPLIT_SIZE = 1_000_000_000  # indices per split; offsets are this far apart, so splits are disjoint
 DIGITS = "0123456789"
+R1_INSTRUCTIONS = ("Think briefly inside <think> </think> tags, then give only the final answer "
+                   "inside <answer> </answer> tags.")
 
 
 class Task(abc.ABC):
@@ -37,6 +40,10 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
         """Return (prompt, answer) drawn from `rng` at `difficulty`."""
+
+    def make(self, split: str, difficulty: int, seed: int) -> tuple[str, str]:
+        """(prompt, answer) of the item with this seed; tasks drawn from a fixed pool override it."""
+        return self.generate(random.Random(f"{self.name}/{difficulty}/{seed}"), difficulty)
 
     @abc.abstractmethod
     def max_answer_chars(self, difficulty: int) -> int:
@@ -87,8 +94,7 @@ def problem(task: Task, difficulty: int, split: str, index: int) -> Problem:
     if isinstance(index, bool) or not isinstance(index, int) or not (0 <= index < SPLIT_SIZE):
         raise ValueError(f"index must be an integer in [0, {SPLIT_SIZE}), got {index!r}")
     seed = SPLIT_OFFSETS[split] + index
-    rng = random.Random(f"{task.name}/{difficulty}/{seed}")
-    prompt, answer = task.generate(rng, difficulty)
+    prompt, answer = task.make(split, difficulty, seed)
     return Problem(task=task.name, difficulty=difficulty, split=split, seed=seed, prompt=prompt, answer=answer)
 
 
@@ -97,6 +103,19 @@ def problems(task: Task, difficulty: int, split: str, n: int, start: int = 0) ->
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return [problem(task, difficulty, split, i) for i in range(start, start + n)]
+
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def answer_text(completion: str) -> str:
+    """The text inside the last `<answer>…</answer>` of a completion, else the whole completion."""
+    found = _ANSWER_TAG.findall(completion)
+    return found[-1] if found else completion
+
+
+def has_answer_tag(completion: str) -> bool:
+    return _ANSWER_TAG.search(completion) is not None
 
 
 def random_digits(rng: random.Random, n: int) -> str:

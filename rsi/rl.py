@@ -1,0 +1,146 @@
+"""The GRPO training loop: sample G answers per problem, score them, and step on `rsi.grpo`'s loss.
+
+Each step draws `prompts_per_step` problems, samples `group_size` answers to each with the
+current policy (batched, KV cache), scores them with the configured reward components, turns
+the total into group-normalised advantages, and takes `inner_updates` optimiser steps on the
+clipped surrogate (the first on-policy, so its ratio is 1). With `beta` > 0 a frozen reference
+model (the cycle's starting champion) adds the KL penalty. Every step's diagnostics are returned
+as a plain dict, for the ledger and the report.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from statistics import fmean, pstdev
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rsi.config import GrpoConfig
+from rsi.generate import Completion, generate
+from rsi.grpo import group_advantages, grpo_loss, keep_groups
+from rsi.records import Problem
+from rsi.rewards import Reward, score
+from rsi.tokenizer import encode_prompt
+
+
+def completion_logprobs(
+    model: PreTrainedModel, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities (B, C) of each completion's tokens given its prompt, and their mask (B, C).
+
+    Prompts are left-padded and completions right-padded, so every completion starts at the same
+    position and only the last C + 1 positions' logits are computed. When prompts differ in
+    length an attention mask and position ids keep padding invisible.
+    """
+    B, Lp, C = len(prompts), max(map(len, prompts)), max(1, max(map(len, completions)))
+    ids = torch.full((B, Lp + C), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, Lp + C), dtype=torch.long)
+    mask = torch.zeros((B, C))
+    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        ids[b, Lp - len(p): Lp] = torch.tensor(p)
+        ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
+        attn[b, Lp - len(p): Lp + len(c)] = 1
+        mask[b, : len(c)] = 1
+    kwargs = {}
+    if len({len(p) for p in prompts}) > 1:  # padding on the left: mask it and count positions from 0
+        kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
+    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
+    target = ids[:, Lp:]  # (B, C)
+    logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logp, mask
+
+
+def grpo_train(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: Sequence[Problem],
+    rewards: Sequence[Reward],
+    cfg: GrpoConfig,
+    seed: int,
+    budget: Callable[[Problem], int],
+    ref_model: PreTrainedModel | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Run `cfg.steps` GRPO steps on `problems`; return one diagnostics dict per step.
+
+    `budget(problem)` is the answer budget in tokens when `cfg.max_new_tokens` is null.
+    """
+    if not problems:
+        raise ValueError("GRPO needs at least one problem to sample answers for")
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    params = [p for p in model.parameters() if p.requires_grad]  # with LoRA, only the adapter
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    G, logs = cfg.group_size, []
+    for step in range(1, cfg.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+        batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
+        max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
+        outs = generate(model, tokenizer, [p.prompt for p in batch], max_new, n=G,
+                        temperature=cfg.temperature, seed=rng.randrange(2**31))
+        flat: list[Completion] = [c for cs in outs for c in cs]
+        flat_problems = [p for p in batch for _ in range(G)]
+        scores = score(rewards, [c.text for c in flat], flat_problems)
+        total = torch.tensor(scores.total)
+        adv = group_advantages(total, G, cfg.variant)
+        rows = list(range(len(flat)))
+        if cfg.variant == "dapo":
+            rows = keep_groups(total, G).nonzero().flatten().tolist()
+        log = _step_log(step, scores, total, G, flat)
+        if rows:
+            log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
+                               [flat[i] for i in rows], adv[rows], ref_model, max_new))
+        else:
+            log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
+        logs.append(log)
+        if on_step:
+            on_step(log)
+    model.eval()
+    return logs
+
+
+def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new) -> dict:
+    prompts = [encode_prompt(tokenizer, p.prompt) for p in problems]
+    answers = [list(c.token_ids) for c in comps]
+    ref_logp = old_logp = None
+    with torch.no_grad():
+        if cfg.beta:
+            ref_logp, _ = completion_logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
+        if cfg.inner_updates > 1:
+            old_logp, _ = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+    model.train()
+    losses, kls, clips = [], [], []
+    for _ in range(cfg.inner_updates):
+        logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+        loss, stats = grpo_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask, cfg.variant,
+                                eps=cfg.eps, eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_logp,
+                                max_tokens=max_new)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        kls.append(stats.kl)
+        clips.append(stats.clip_fraction)
+    return {"loss": fmean(losses), "kl": fmean(kls), "clip_fraction": fmean(clips), "trained_rows": len(comps)}
+
+
+def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Completion]) -> dict:
+    groups = total.view(-1, G)
+    log: dict = {
+        "step": step,
+        "reward_mean": float(total.mean()),
+        "reward_std": float(total.std()) if total.numel() > 1 else 0.0,
+        "zero_variance_groups": float((groups == groups[:, :1]).all(dim=1).float().mean()),
+        "answer_tokens_mean": fmean(c.n_tokens for c in flat),
+        "samples": len(flat),
+        "generated_tokens": sum(c.n_tokens for c in flat),
+    }
+    for name, values in scores.components.items():
+        log[f"reward/{name}/mean"] = fmean(values)
+        log[f"reward/{name}/std"] = pstdev(values)
+        log[f"reward/{name}/errors"] = scores.errors[name]
+    return log

@@ -1,0 +1,110 @@
+"""Question/answer rows from a local JSONL file, answers checked by `math-verify`: task `jsonl:<path>`.
+
+Each line is an object with `question` (text) and `answer` (text or number, the reference),
+and optionally `difficulty` (an integer >= 1, default 1). A row belongs to the held-out split
+when the first byte of the sha256 of its question is below 256 * HELDOUT_FRACTION, so the
+split is fixed by content, disjoint, and stable when rows are added; item i of a split at a
+difficulty is row i modulo that split's rows there.
+
+The prompt is the question followed by the R1 instructions. The verifier compares the last
+`<answer>` tag (else the whole completion) with the reference using math-verify, run in a
+worker process with an external time limit (`rsi.mathcheck`), so a hostile answer cannot hang
+the loop: it scores 0 with the reason recorded.
+
+Example (a two-row file):
+    >>> import json, tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+    >>> _ = f.write(json.dumps({"question": "1/2 + 1/4?", "answer": "3/4"}) + "\\n"); f.close()
+    >>> task = JsonlTask(f.name)
+    >>> task.min_difficulty, task.max_difficulty
+    (1, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from pathlib import Path
+
+from rsi.errors import ConfigError
+from rsi.mathcheck import MathChecker
+from rsi.records import Problem, Verdict
+from rsi.tasks.base import R1_INSTRUCTIONS, Task, answer_text, has_answer_tag
+
+HELDOUT_FRACTION = 0.2
+ANSWER_BUDGET = 256  # tokens of reasoning and answer per completion
+
+
+class TaskFileError(ConfigError):
+    """A task file is missing or has a bad row (the message names file, line and key)."""
+
+
+class JsonlTask(Task):
+    description = "questions and reference answers from a local JSONL file, checked with math-verify"
+    difficulty_meaning = "the rows' 'difficulty' field (default 1)"
+    alphabet = string.printable
+
+    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.name = f"jsonl:{path}"
+        self.checker = MathChecker(timeout_s)
+        self.rows: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for _, q, a, d in _read(self.path):
+            split = "heldout" if hashlib.sha256(q.encode()).digest()[0] < 256 * HELDOUT_FRACTION else "train"
+            self.rows.setdefault((split, d), []).append((q, a))
+        difficulties = sorted({d for _, d in self.rows})
+        self.min_difficulty, self.max_difficulty = difficulties[0], difficulties[-1]
+
+    def generate(self, rng, difficulty):  # items come from rows, see `make`
+        raise NotImplementedError("jsonl tasks draw rows by index; use rsi.tasks.problem()")
+
+    def make(self, split: str, difficulty: int, seed: int) -> tuple[str, str]:
+        rows = self.rows.get((split, difficulty))
+        if not rows:
+            raise TaskFileError(f"{self.path} has no {split} rows at difficulty {difficulty} (a row is held out when "
+                                f"its question hashes into the first {HELDOUT_FRACTION:.0%}). Add rows there, or "
+                                "set seed_data/eval difficulties to ones the file has.")
+        question, answer = rows[(seed % 1_000_000_000) % len(rows)]
+        return f"{question}\n\n{R1_INSTRUCTIONS}", answer
+
+    def max_answer_chars(self, difficulty: int) -> int:
+        return ANSWER_BUDGET
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        ok, reason = self.checker.check(problem.answer, answer_text(completion))
+        return Verdict(reward=float(ok), correct=ok, reason=reason)
+
+    def well_formed(self, problem: Problem, completion: str) -> bool:
+        return has_answer_tag(completion) and bool(answer_text(completion).strip())
+
+
+def _read(path: Path):
+    """(line number, question, answer, difficulty) per row; TaskFileError naming file:line on a bad one."""
+    if not path.is_file():
+        raise TaskFileError(f"task file {path} does not exist. Give the path of a JSONL file with one "
+                            '{"question": ..., "answer": ...} object per line.')
+    n = 0
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TaskFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno}). "
+                                    "Each line must be one JSON object.") from None
+            if not isinstance(row, dict):
+                raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
+            q, a, d = row.get("question"), row.get("answer"), row.get("difficulty", 1)
+            if not isinstance(q, str) or not q.strip():
+                raise TaskFileError(f"{where}: key 'question' must be non-empty text (got {q!r}).")
+            if isinstance(a, bool) or not isinstance(a, str | int | float) or not str(a).strip():
+                raise TaskFileError(f"{where}: key 'answer' must be non-empty text or a number (got {a!r}).")
+            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+                raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
+            n += 1
+            yield lineno, q, str(a), d
+    if n == 0:
+        raise TaskFileError(f"task file {path} has no rows.")
