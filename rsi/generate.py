@@ -1,12 +1,13 @@
 """Batched sampling with a KV cache: `generate(model, tokenizer, prompts, n, temperature)`.
 
-Rows (prompt, sample) are sorted by prompt length and cut into batches. A batch whose prompts
-all have the same length (every batch of a tiny-model task at one difficulty) needs no padding,
-no attention mask and no position ids, which keeps the fast causal-attention path. A batch of
-different lengths is left-padded, with an attention mask and position ids counted from each
-row's first real token, so a real model sees each prompt exactly as it would alone. Each batch
-is prefilled once and then decoded one token at a time from the cache until every row has
-produced an end-of-sequence token or the budget is spent. Temperature 0 is greedy decoding.
+Rows (prompt, sample) are grouped by prompt length. A length shared by many rows (every prompt
+of a tiny-model task at one difficulty) gets batches of its own that need no padding, no
+attention mask and no position ids, which keeps the fast causal-attention path. Rarer lengths
+(the English prompts of a real model) are pooled into batches of mixed length, left-padded, with
+an attention mask and position ids counted from each row's first real token, so a real model
+sees each prompt exactly as it would alone. Each batch is prefilled once and then decoded one
+token at a time from the cache until every row has produced an end-of-sequence token or the
+budget is spent. Temperature 0 is greedy decoding.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rsi.tokenizer import encode_prompt
+from rsi.lean import LeanDecoder
+from rsi.tokenizer import encode_prompt, response_prefix
 
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
+    text: str  # the response: the tokenizer's response prefix (usually none) and the decoded tokens
     n_tokens: int  # generated tokens, the end-of-sequence token included
     finished: bool  # ended with an end-of-sequence token within the budget
     token_ids: tuple[int, ...] = ()  # the generated tokens (n_tokens of them), for RL's log-probabilities
@@ -58,15 +60,14 @@ def generate(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gen = torch.Generator().manual_seed(seed)
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
-    rows = sorted(((i, j) for i in range(len(prompts)) for j in range(n)), key=lambda r: len(encoded[r[0]]))
+    prefix = response_prefix(tokenizer)
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+    for chunk in _batches(encoded, n, batch_size):
         tokens = _decode(model, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen)
         for (i, j), toks in zip(chunk, tokens.tolist(), strict=True):
             end = next((t for t, tok in enumerate(toks) if tok in stops), None)
             toks = toks if end is None else toks[: end + 1]
-            text = tokenizer.decode(toks, skip_special_tokens=True)
+            text = prefix + tokenizer.decode(toks, skip_special_tokens=True)
             out[i][j] = Completion(text=text, n_tokens=len(toks), finished=end is not None, token_ids=tuple(toks))
         if on_batch:
             on_batch(len(chunk))
@@ -74,23 +75,34 @@ def generate(
     return out  # type: ignore[return-value]
 
 
+def _batches(encoded: list[list[int]], n: int, batch_size: int) -> list[list[tuple[int, int]]]:
+    """Rows (prompt i, sample j) in batches: each prompt length with at least a quarter batch of rows
+    gets its own unpadded batches; the rarer lengths are pooled, shortest first, into padded ones."""
+    by_len: dict[int, list[tuple[int, int]]] = {}
+    for i, ids in enumerate(encoded):
+        by_len.setdefault(len(ids), []).extend((i, j) for j in range(n))
+    pooled = [r for length in sorted(by_len) if len(by_len[length]) < batch_size / 4 for r in by_len[length]]
+    groups = [by_len[length] for length in sorted(by_len) if len(by_len[length]) >= batch_size / 4]
+    return [g[k:k + batch_size] for g in (*groups, pooled) for k in range(0, len(g), batch_size)]
+
+
 def _decode(model, prompts: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
             temperature: float, gen: torch.Generator) -> torch.Tensor:
     """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token."""
     B, T = len(prompts), max(map(len, prompts))
-    ids = torch.full((B, T), pad, dtype=torch.long)
-    attn = torch.zeros((B, T), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, T - len(p):] = torch.tensor(p)
-        attn[b, T - len(p):] = 1
-    padded = bool((attn == 0).any())
-    kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)} if padded else {}
+    if LeanDecoder.supports(model):  # each distinct prompt is prefilled once for all its samples
+        distinct: dict[tuple[int, ...], int] = {}
+        rows = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
+        ids, attn = _left_pad(list(distinct), T, pad)
+        lean = LeanDecoder(model, B, T + max_new_tokens)
+        logits, step = lean.prefill(ids, attn if bool((attn == 0).any()) else None, rows), lean.step
+    else:
+        ids, attn = _left_pad(prompts, T, pad)
+        logits, step = _hf_decoder(model, ids, attn if bool((attn == 0).any()) else None)
     stop_t = torch.tensor(sorted(stops))
     done = torch.zeros(B, dtype=torch.bool)
     filler = torch.full((B,), min(stops), dtype=torch.long)
     result = filler[:, None].repeat(1, max_new_tokens)
-    out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
-    past, logits = out.past_key_values, out.logits[:, -1]  # (B, V)
     for t in range(max_new_tokens):
         if temperature > 0:
             probs = torch.softmax(logits.float() / temperature, dim=-1)
@@ -102,9 +114,33 @@ def _decode(model, prompts: list[list[int]], max_new_tokens: int, stops: set[int
         done |= torch.isin(nxt, stop_t)
         if bool(done.all()) or t == max_new_tokens - 1:
             break
-        if padded:
+        logits = step(nxt)
+    return result
+
+
+def _left_pad(prompts, T: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both (len(prompts), T), prompts aligned to the right."""
+    ids = torch.full((len(prompts), T), pad, dtype=torch.long)
+    attn = torch.zeros((len(prompts), T), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, T - len(p):] = torch.tensor(p)
+        attn[b, T - len(p):] = 1
+    return ids, attn
+
+
+def _hf_decoder(model, ids: torch.Tensor, attn: torch.Tensor | None):
+    """The model's own forward with a dynamic cache: (first logits (B, V), step(tokens) -> logits)."""
+    B = ids.shape[0]
+    kwargs = {} if attn is None else {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
+    state = {"past": out.past_key_values}
+
+    def step(tokens: torch.Tensor) -> torch.Tensor:
+        if kwargs:
             kwargs["position_ids"] = kwargs["position_ids"][:, -1:] + 1
             kwargs["attention_mask"] = torch.cat([kwargs["attention_mask"], torch.ones((B, 1), dtype=torch.long)], 1)
-        out = model(input_ids=nxt[:, None], past_key_values=past, use_cache=True, **kwargs)
-        past, logits = out.past_key_values, out.logits[:, -1]
-    return result
+        o = model(input_ids=tokens[:, None], past_key_values=state["past"], use_cache=True, **kwargs)
+        state["past"] = o.past_key_values
+        return o.logits[:, -1]
+
+    return out.logits[:, -1], step

@@ -17,9 +17,11 @@ from statistics import fmean, pstdev
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rsi.backend import sampling_view
 from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
+from rsi.lean import LeanDecoder, fused_layers, prefix_forward
 from rsi.records import Problem
 from rsi.rewards import Reward, score
 from rsi.tokenizer import encode_prompt
@@ -43,10 +45,18 @@ def completion_logprobs(
         ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
         attn[b, Lp - len(p): Lp + len(c)] = 1
         mask[b, : len(c)] = 1
-    kwargs = {}
-    if len({len(p) for p in prompts}) > 1:  # padding on the left: mask it and count positions from 0
-        kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
-    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
+    if LeanDecoder.supports(model):  # each distinct prompt computed once, a fraction of the framework overhead
+        first: dict[tuple[int, ...], int] = {}  # distinct prompt -> its first row
+        rows = [first.setdefault(tuple(p), b) for b, p in enumerate(prompts)]
+        firsts = sorted(set(rows))
+        index = torch.tensor([firsts.index(r) for r in rows])
+        logits = prefix_forward(model, fused_layers(model), ids[firsts, :Lp], attn[firsts, :Lp], index, ids[:, Lp:])
+    else:
+        kwargs = {}
+        if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
+            kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
+        logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1]
+    logits = logits.float()  # (B, C, V)
     target = ids[:, Lp:]  # (B, C)
     logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return logp, mask
@@ -79,8 +89,9 @@ def grpo_train(
             group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
         max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
-        outs = generate(model, tokenizer, [p.prompt for p in batch], max_new, n=G,
-                        temperature=cfg.temperature, seed=rng.randrange(2**31))
+        with sampling_view(model) as sampler:
+            outs = generate(sampler, tokenizer, [p.prompt for p in batch], max_new, n=G,
+                            temperature=cfg.temperature, seed=rng.randrange(2**31))
         flat: list[Completion] = [c for cs in outs for c in cs]
         flat_problems = [p for p in batch for _ in range(G)]
         scores = score(rewards, [c.text for c in flat], flat_problems)

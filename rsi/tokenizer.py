@@ -9,6 +9,11 @@ character is one token; `<bos>` starts each sequence (NoPE models need it as an 
 real instruction-tuned model) gets the prompt as a user message followed by the assistant's
 generation prompt; one without (the tiny model) gets `<bos>` and the prompt's characters. The
 answer that follows is `encode_answer`: its tokens and the end-of-sequence token.
+
+A tokenizer may carry a response prefix (`response_prefix`, saved in its tokenizer_config.json
+from `model.response_prefix`), e.g. `<think>` as in the R1-Zero template: it is appended to every
+encoded prompt, so the model continues from it, and it counts as the start of every response
+(`rsi.generate` puts it in front of each completion's text; `encode_answer` strips it again).
 """
 
 from __future__ import annotations
@@ -62,15 +67,29 @@ def text_encoder(tokenizer: PreTrainedTokenizerBase):
     return encode
 
 
+PREFIX_KEY = "rsi_response_prefix"
+
+
+def response_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The text every response starts with (from `model.response_prefix`), usually empty."""
+    return tokenizer.init_kwargs.get(PREFIX_KEY, "")
+
+
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
     """Token ids of `prompt` as the model sees it before its answer (see the module docstring)."""
+    encode = text_encoder(tokenizer)
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                              tokenize=False)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [tokenizer.bos_token_id, *text_encoder(tokenizer)(prompt)]
+        ids = encode(text + response_prefix(tokenizer))
+    else:
+        ids = [tokenizer.bos_token_id, *encode(prompt + response_prefix(tokenizer))]
+    return ids
 
 
 def encode_answer(tokenizer: PreTrainedTokenizerBase, answer: str) -> list[int]:
-    """Token ids of `answer` followed by the end-of-sequence token."""
+    """Token ids of `answer` (without the response prefix, which the prompt holds) and end-of-sequence."""
+    prefix = response_prefix(tokenizer)
+    if prefix and answer.startswith(prefix):
+        answer = answer[len(prefix):]
     return [*text_encoder(tokenizer)(answer), tokenizer.eos_token_id]

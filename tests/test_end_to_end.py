@@ -167,3 +167,49 @@ def test_grpo_in_the_loop_records_its_steps_and_reports_them(tmp_path):
     train_cost = table(run, "select generated_tokens, train_sequences from stages where cycle = 1 and stage = 'train'")
     assert train_cost[0][0] == sum(s["generated_tokens"] for s in steps) and train_cost[0][1] > 0
     assert "<h2>GRPO</h2>" in (run / "report.html").read_text()
+
+
+def test_a_local_hf_checkpoint_runs_the_loop_with_lora(tmp_path):
+    """kind 'hf' end to end on a small Qwen2 directory (fast): no base training, LoRA merged into checkpoints."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rsi.tasks import get_task
+    from rsi.tokenizer import build_char_tokenizer
+
+    tok = build_char_tokenizer(get_task("sort").alphabet)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, pad_token_id=tok.pad_token_id,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    Qwen2ForCausalLM(cfg).save_pretrained(tmp_path / "qwen")
+    tok.save_pretrained(tmp_path / "qwen")
+    run = tmp_path / "hf"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "model.kind=hf", "--set", f"model.path={tmp_path / 'qwen'}",
+        "--set", "model.chat_template=false", "--set", "model.lora={r: 4}", "--set", "base.steps=0",
+        "--set", "loop.cycles=1", "--set", "train.steps=5", "--set", "grpo.steps=2", "--set", "grpo.group_size=2",
+        "--set", "eval.max_difficulty=3", "--set", "loop.max_difficulty=3")
+    base = json.loads((run / "models" / "cycle-0000" / "manifest.json").read_text())["meta"]
+    assert base["init"] == str(tmp_path / "qwen")
+    assert table(run, "select count(*) from stages where stage = 'base'")[0][0] == 1
+    assert json.loads(table(run, "select metrics_json from metrics where stage = 'base'")[0][0])["final_loss"] is None
+    weights = json.loads((run / "models" / "cycle-0001" / "config.json").read_text())
+    assert weights["model_type"] == "qwen2"
+    assert not list((run / "models" / "cycle-0001").glob("adapter_*"))  # merged: a plain checkpoint
+    assert len(json.loads(table(run, "select metrics_json from metrics where stage = 'grpo'")[0][0])["steps"]) == 2
+
+
+def test_smollm2_arithmetic_shortened_runs_grpo_on_the_real_model(tmp_path):
+    """The real-model config, cut to one cycle of two GRPO steps: the GGUF loads, rewards are logged."""
+    run = tmp_path / "smollm2"
+    overrides = ["loop.cycles=1", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.max_new_tokens=24",
+                 "propose.problems_per_difficulty=4", "curriculum.width=1", "generate.samples_per_problem=1",
+                 "eval.problems_per_difficulty=8", "eval.max_difficulty=1"]
+    rsi("run", "smollm2-arithmetic", "--run-dir", str(run), *[a for o in overrides for a in ("--set", o)])
+    steps = json.loads(table(run, "select metrics_json from metrics where stage = 'grpo'")[0][0])["steps"]
+    assert [s["step"] for s in steps] == [1, 2]
+    for s in steps:
+        assert {"reward/accuracy/mean", "reward/format/mean", "reward/tags/mean"} <= set(s) and s["samples"] == 8
+    samples = table(run, "select completion from samples")
+    assert samples and all(c.startswith("<think>") for (c,) in samples)  # the response prefix starts every answer
+    assert "<h2>GRPO</h2>" in (run / "report.html").read_text()
+    status = json.loads(rsi("status", str(run), "--json").stdout)
+    assert status["cycles_completed"] == 1 and 1 in {int(d) for d in status["eval"]}

@@ -36,6 +36,9 @@ class ModelConfig(_Section):
         None, description="for kind 'hf': a local checkpoint directory, a .gguf file, or 'pkg:<package>/<file>'"
     )
     chat_template: bool = Field(True, description="for kind 'hf': wrap prompts in the tokenizer's chat template")
+    response_prefix: str = Field(
+        "", description="for kind 'hf': text every response starts with, appended to the prompt (e.g. '<think>')"
+    )
     lora: LoraConfig | None = Field(
         None, description="train a LoRA adapter, merged after each stage; null: all weights"
     )
@@ -298,12 +301,15 @@ class Config(_Section):
                      f"(got {s.min_difficulty} > {s.max_difficulty}). Allowed: min <= max.")
                 )
         top = self.loop.max_difficulty
-        if not self.seed_data.max_difficulty < top <= hi:
+        # beyond the labelled range; without base training (a pretrained model) no label was used at all
+        low = self.seed_data.max_difficulty + (1 if self.base.steps else 0)
+        if not low <= top <= hi:
+            above = "above" if self.base.steps else "at least"
             problems.append(
                 (("loop.max_difficulty", "seed_data.max_difficulty"),
-                 f"config key 'loop.max_difficulty' must be above 'seed_data.max_difficulty' "
+                 f"config key 'loop.max_difficulty' must be {above} 'seed_data.max_difficulty' "
                  f"({self.seed_data.max_difficulty}) and at most task '{self.task}''s max difficulty ({hi}) "
-                 f"(got {top}). Allowed: an integer from {self.seed_data.max_difficulty + 1} to {hi}.")
+                 f"(got {top}). Allowed: an integer from {low} to {hi}.")
             )
         if self.grpo.steps and self.label.labeler != "verifier" and any(
             r.fn == "accuracy" for r in self.grpo.rewards

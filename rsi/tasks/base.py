@@ -23,8 +23,7 @@ from rsi.records import Problem, Verdict
 SPLIT_OFFSETS = {"train": 0, "heldout": 1_000_000_000}
 SPLIT_SIZE = 1_000_000_000  # indices per split; offsets are this far apart, so splits are disjoint
 DIGITS = "0123456789"
-R1_INSTRUCTIONS = ("Think briefly inside <think> </think> tags, then give only the final answer "
-                   "inside <answer> </answer> tags.")
+R1_INSTRUCTIONS = "Respond in the form <think>step-by-step reasoning</think><answer>final answer</answer>"
 
 
 class Task(abc.ABC):

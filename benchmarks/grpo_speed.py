@@ -1,0 +1,201 @@
+"""GRPO speed, side by side on this CPU: TRL's `GRPOTrainer` against rsi's GRPO (issue #3).
+
+The same randomly initialised Qwen2 model (4 layers, hidden 128, 1.05 M parameters, the sort
+task's character tokenizer), the same prompts (sort 6 digits), 8 prompts x 8 generations x 16 new
+tokens per step, the same reward (`position_reward` below, TRL's signature, which rsi loads
+unchanged from this file), the same loss (`grpo`, beta 0, one update per batch, lr 1e-3).
+Each side runs STEPS steps; step times are the median after WARMUP steps. Prints samples/s of
+each, their ratio, rsi's model FLOPs utilisation against this CPU's measured matmul peak, the
+mean reward over the last 10 steps of each (the learning curves should match), and generation
+throughput of rsi's sampler against `model.generate` on the same model and batch. Run it with
+nothing else on the machine. The last line is JSON.
+
+    .venv/bin/python benchmarks/grpo_speed.py [--steps 30] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from rsi.config import GrpoConfig
+from rsi.generate import generate
+from rsi.rewards import load_reward
+from rsi.rl import grpo_train
+from rsi.tasks import get_task, problems
+from rsi.tokenizer import build_char_tokenizer, encode_prompt
+
+PROMPTS, GENERATIONS, NEW_TOKENS, LR, DIFFICULTY = 8, 8, 16, 1e-3, 6
+WARMUP = 3
+
+
+def position_reward(completions, answer, **kwargs):
+    """Fraction of the sorted answer's characters the completion has in the right place."""
+    return [sum(a == b for a, b in zip(c, ans, strict=False)) / len(ans)
+            for c, ans in zip(completions, answer, strict=True)]
+
+
+def build(seed: int = 0):
+    task = get_task("sort")
+    tok = build_char_tokenizer(task.alphabet)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(cfg), tok, problems(task, DIFFICULTY, "train", 512)
+
+
+def matmul_peak_gflops() -> float:
+    """Best of several large fp32 matmuls: this CPU's practical compute ceiling."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = 0.0
+    for _ in range(20):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * 1024**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def step_flops(model, prompt_len: int) -> float:
+    """Model FLOPs of one step: sampling (prefill + decode) plus forward and backward on the samples."""
+    n = sum(p.numel() for p in model.parameters())  # tied embedding counted once: it is the LM head matmul
+    rows, seq = PROMPTS * GENERATIONS, prompt_len + NEW_TOKENS
+    return 2 * n * rows * seq + 6 * n * rows * seq
+
+
+def run_rsi(steps: int, reward_fn: str) -> tuple[list[float], list[float]]:
+    model, tok, probs = build()
+    cfg = GrpoConfig(steps=steps, prompts_per_step=PROMPTS, group_size=GENERATIONS, lr=LR, max_new_tokens=NEW_TOKENS)
+    times, rewards, last = [], [], [time.perf_counter()]
+
+    def on_step(log):
+        now = time.perf_counter()
+        times.append(now - last[0])
+        last[0] = now
+        rewards.append(log["reward_mean"])
+
+    grpo_train(model, tok, probs, [load_reward(reward_fn, 1.0)], cfg, seed=0, budget=lambda p: NEW_TOKENS,
+               on_step=on_step)
+    return times, rewards
+
+
+def run_trl(steps: int) -> tuple[list[float], list[float]]:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tok, probs = build()
+    data = Dataset.from_dict({"prompt": [tok.bos_token + p.prompt for p in probs], "answer": [p.answer for p in probs]})
+    times, rewards, last = [], [], [time.perf_counter()]
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            times.append(now - last[0])
+            last[0] = now
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "reward" in logs:
+                rewards.append(logs["reward"])
+
+    args = GRPOConfig(output_dir="/tmp/rsi-trl-bench", per_device_train_batch_size=PROMPTS * GENERATIONS,
+                      num_generations=GENERATIONS, max_completion_length=NEW_TOKENS, learning_rate=LR,
+                      lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, beta=0.0,
+                      loss_type="grpo", num_iterations=1, temperature=1.0, max_steps=steps, logging_steps=1,
+                      report_to="none", save_strategy="no", use_cpu=True, bf16=False, disable_tqdm=True,
+                      dataloader_num_workers=0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = GRPOTrainer(model=model, reward_funcs=position_reward, args=args, train_dataset=data,
+                              processing_class=tok, callbacks=[Clock()])
+        trainer.remove_callback(PrinterCallback)  # its per-step dicts would bury the figures
+        last[0] = time.perf_counter()
+        trainer.train()
+    return times, rewards
+
+
+def generation_throughput(repeats: int = 5) -> tuple[float, float]:
+    """Tokens/s of rsi's sampler and of `model.generate`, 64 rows x 16 new tokens, sampling at T=1."""
+    model, tok, probs = build()
+    model.eval()
+    prompts = [p.prompt for p in probs[:PROMPTS]]
+    ids = torch.tensor([encode_prompt(tok, p) for p in prompts]).repeat_interleave(GENERATIONS, 0)
+    ours, theirs = [], []
+    for r in range(repeats):
+        t = time.perf_counter()
+        outs = generate(model, tok, prompts, NEW_TOKENS, n=GENERATIONS, temperature=1.0, seed=r)
+        ours.append(sum(c.n_tokens for cs in outs for c in cs) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
+                                 top_k=0, max_new_tokens=NEW_TOKENS, pad_token_id=tok.pad_token_id)
+        new = out[:, ids.shape[1]:]
+        theirs.append(int((new != tok.pad_token_id).sum()) / (time.perf_counter() - t))
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--profile", action="store_true", help="also print where rsi's step time goes")
+    args = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    peak = matmul_peak_gflops()
+    model, tok, probs = build()
+    n_params = sum(p.numel() for p in model.parameters())
+    prompt_len = len(encode_prompt(tok, probs[0].prompt))
+    flops = step_flops(model, prompt_len)
+    print(f"model: Qwen2, {n_params / 1e6:.2f} M parameters; step: {PROMPTS} prompts x {GENERATIONS} generations x "
+          f"{NEW_TOKENS} new tokens; prompt {prompt_len} tokens; {flops / 1e9:.2f} GFLOP of model arithmetic per step")
+    print(f"matmul peak on this CPU: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+
+    trl_t, trl_r = run_trl(args.steps)
+    rsi_t, rsi_r = run_rsi(args.steps, f"{__file__}:position_reward")
+    trl_s, rsi_s = statistics.median(trl_t[WARMUP:]), statistics.median(rsi_t[WARMUP:])
+    samples = PROMPTS * GENERATIONS
+    out = {
+        "rsi_step_s": round(rsi_s, 4), "trl_step_s": round(trl_s, 4),
+        "rsi_samples_per_s": round(samples / rsi_s, 1), "trl_samples_per_s": round(samples / trl_s, 1),
+        "ratio": round(trl_s / rsi_s, 2), "mfu": round(flops / rsi_s / (peak * 1e9), 4),
+        "matmul_peak_gflops": round(peak, 1),
+        "rsi_reward_last10": round(statistics.fmean(rsi_r[-10:]), 3),
+        "trl_reward_last10": round(statistics.fmean(trl_r[-10:]), 3),
+        "rsi_reward_first3": round(statistics.fmean(rsi_r[:3]), 3),
+        "trl_reward_first3": round(statistics.fmean(trl_r[:3]), 3),
+    }
+    ours, theirs = generation_throughput()
+    out["rsi_generate_tokens_per_s"], out["hf_generate_tokens_per_s"] = round(ours), round(theirs)
+    print(f"TRL GRPOTrainer: {trl_s:.3f} s/step, {out['trl_samples_per_s']} samples/s; reward "
+          f"{out['trl_reward_first3']} (first 3 steps) -> {out['trl_reward_last10']} (last 10)")
+    print(f"rsi grpo_train:  {rsi_s:.3f} s/step, {out['rsi_samples_per_s']} samples/s; reward "
+          f"{out['rsi_reward_first3']} (first 3 steps) -> {out['rsi_reward_last10']} (last 10)")
+    print(f"ratio rsi/TRL samples per second: {out['ratio']}x; rsi MFU {out['mfu']:.1%} of {peak:.0f} GFLOP/s")
+    print(f"generation, 64 rows x 16 tokens: rsi {ours:.0f} tokens/s, model.generate {theirs:.0f} tokens/s")
+    if args.profile:
+        profile_rsi()
+    print(json.dumps(out))
+
+
+def profile_rsi() -> None:
+    """Where one rsi GRPO step's time goes (torch profiler, top operators by CPU time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, tok, probs = build()
+    cfg = GrpoConfig(steps=3, prompts_per_step=PROMPTS, group_size=GENERATIONS, lr=LR, max_new_tokens=NEW_TOKENS)
+    reward = [load_reward(f"{__file__}:position_reward", 1.0)]
+    grpo_train(model, tok, probs, reward, cfg, seed=0, budget=lambda p: NEW_TOKENS)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        grpo_train(model, tok, probs, reward, cfg.model_copy(update={"steps": 2}), seed=1, budget=lambda p: NEW_TOKENS)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+if __name__ == "__main__":
+    main()

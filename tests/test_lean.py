@@ -1,0 +1,99 @@
+"""The lean sampler forward matches the Hugging Face forward it replaces, token for token."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from rsi.backend import with_lora
+from rsi.config import LoraConfig, ModelConfig
+from rsi.generate import generate
+from rsi.lean import LeanDecoder
+from rsi.model import build_tiny_model
+from rsi.tokenizer import build_char_tokenizer
+
+TOK = build_char_tokenizer("0123456789s:=")
+SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id,
+             eos_token_id=TOK.eos_token_id)
+
+
+def models():
+    torch.manual_seed(0)
+    yield "qwen2 (GQA, qkv bias, RoPE)", Qwen2ForCausalLM(Qwen2Config(**SIZES)).eval()
+    yield "llama", LlamaForCausalLM(LlamaConfig(**SIZES, rope_theta=500.0)).eval()
+    yield "tiny (SmolLM3, NoPE)", build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0).eval()
+
+
+@pytest.mark.parametrize("name, model", list(models()))
+def test_lean_logits_match_hf_with_and_without_left_padding(name, model):
+    ids = torch.randint(3, len(TOK), (3, 9))
+    attn = torch.ones_like(ids)
+    attn[0, :4], attn[1, :1] = 0, 0
+    nxt = torch.randint(3, len(TOK), (3, 2))
+    full, fattn = torch.cat([ids, nxt], 1), torch.cat([attn, torch.ones_like(nxt)], 1)
+    for mask in (attn, None):
+        kw = {} if mask is None else {"attention_mask": fattn, "position_ids": (fattn.cumsum(-1) - 1).clamp(min=0)}
+        ref = model(input_ids=full, **kw).logits  # (B, T + 2, V)
+        lean = LeanDecoder(model, 3, 16)
+        got = [lean.prefill(ids, mask), lean.step(nxt[:, 0]), lean.step(nxt[:, 1])]
+        for k, logits in enumerate(got):
+            torch.testing.assert_close(logits, ref[:, 8 + k], atol=1e-5, rtol=1e-5)
+
+
+def test_generate_uses_the_lean_path_and_gives_the_hf_tokens(monkeypatch):
+    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 1)
+    prompts = ["s:31=", "s:4159=", "s:2=", "s:31="]
+    lean = generate(model, TOK, prompts, 8, n=2)
+    monkeypatch.setattr(LeanDecoder, "supports", staticmethod(lambda m: False))
+    hf = generate(model, TOK, prompts, 8, n=2)
+    assert [[c.token_ids for c in cs] for cs in lean] == [[c.token_ids for c in cs] for cs in hf]
+
+
+def test_models_it_does_not_cover_fall_back():
+    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    assert LeanDecoder.supports(model)
+    assert not LeanDecoder.supports(with_lora(model, LoraConfig(r=2)))  # peft-wrapped: the HF forward
+
+
+def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
+    from rsi.backend import sampling_view
+
+    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    wrapped = with_lora(model, LoraConfig(r=2))
+    for n, p in wrapped.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)  # a non-zero adapter
+    ids = torch.tensor([[TOK.bos_token_id, 5, 6, 7]])
+    want = wrapped(input_ids=ids).logits
+    before = {k: v.clone() for k, v in model.state_dict().items() if "lora" not in k}
+    with sampling_view(wrapped) as plain:
+        assert LeanDecoder.supports(plain)
+        torch.testing.assert_close(LeanDecoder(plain, 1, 8).prefill(ids, None), want[:, -1], atol=1e-5, rtol=1e-5)
+    after = {k: v for k, v in model.state_dict().items() if "lora" not in k}
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    torch.testing.assert_close(wrapped(input_ids=ids).logits, want, atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prompt_forward_matches_each_row_alone_in_values_and_gradients():
+    from rsi.lean import fused_layers, prefix_forward
+
+    torch.manual_seed(3)
+    model = Qwen2ForCausalLM(Qwen2Config(**SIZES))
+    prompts = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
+    attn = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    rows = torch.tensor([0, 0, 1, 1, 1])
+    completions = torch.randint(3, len(TOK), (5, 4))
+    got = prefix_forward(model, fused_layers(model), prompts, attn, rows, completions)
+    got.square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    total = 0
+    for b, r in enumerate(rows.tolist()):
+        real = prompts[r][attn[r].bool()]
+        ids = torch.cat([real, completions[b]])[None]
+        want = model(input_ids=ids).logits[0, len(real) - 1: -1]  # (C, V) predicting the completion
+        torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
+        total = total + want.square().sum()
+    total.backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, atol=1e-4, rtol=1e-4)
