@@ -53,6 +53,8 @@ class LeanDecoder:
         self.k, self.v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
         self.length = 0
         self.key_ok: torch.Tensor | None = None  # (B, capacity) bool, only when rows are left-padded
+        _, (cos, sin) = _embed(model, torch.zeros((1, 1), dtype=torch.long), torch.arange(capacity)[None])
+        self.rope = cos[0, 0], sin[0, 0]  # (capacity, D): every step's rotation, computed once
 
     @torch.no_grad()
     def prefill(self, ids: torch.Tensor, attn: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -88,7 +90,8 @@ class LeanDecoder:
         return self._forward(tokens[:, None], self.positions[:, None], mask, start=self.length)[:, -1]
 
     def _forward(self, ids, positions, mask, start: int) -> torch.Tensor:
-        logits = forward(self.model, self.layers, ids, positions, mask, keep=1, cache=(self.k, self.v, start))
+        logits = forward(self.model, self.layers, ids, positions, mask, keep=1, cache=(self.k, self.v, start),
+                         rope=self.rope)
         self.length = start + ids.shape[1]
         return logits
 
@@ -122,14 +125,18 @@ def fused_layers(model: PreTrainedModel) -> list[Layer]:
 
 
 def forward(model: PreTrainedModel, layers: list[Layer], ids: torch.Tensor, positions: torch.Tensor,
-            mask: torch.Tensor | None, keep: int, cache: tuple | None = None) -> torch.Tensor:
+            mask: torch.Tensor | None, keep: int, cache: tuple | None = None,
+            rope: tuple | None = None) -> torch.Tensor:
     """Logits (B, keep, V) of the last `keep` positions of `ids` (B, T).
 
     `mask` (B, 1, T, K) bool or None for plain causal attention; `cache` (k, v, start) makes the
     keys and values of positions start .. start + T - 1 land in preallocated tensors and attend to
-    everything before them.
+    everything before them. `rope` (cos, sin) tables over positions, when precomputed.
     """
-    x, (cos, sin) = _embed(model, ids, positions)
+    if rope is None:
+        x, (cos, sin) = _embed(model, ids, positions)
+    else:
+        x, cos, sin = model.model.embed_tokens(ids), rope[0][positions][:, None], rope[1][positions][:, None]
     for i, w in enumerate(layers):
         q, k, v = _qkv(model, w, x, cos, sin)
         if cache is not None:
@@ -181,10 +188,11 @@ def _qkv(model, w: Layer, x, cos, sin):
     B, T, _ = x.shape
     H, KV, D = cfg.num_attention_heads, cfg.num_key_value_heads, _head_dim(cfg)
     h = _rms_norm(x, w.ln1, cfg.rms_norm_eps)
-    q, k, v = F.linear(h, w.wqkv, w.bqkv).view(B, T, H + 2 * KV, D).transpose(1, 2).split((H, KV, KV), dim=1)
+    qkv = F.linear(h, w.wqkv, w.bqkv).view(B, T, H + 2 * KV, D).transpose(1, 2)
+    qk, v = qkv[:, : H + KV], qkv[:, H + KV:]
     if w.rope:
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-    return q, k, v
+        qk = _rotate(qk, cos, sin)  # queries and keys in one go
+    return qk[:, :H], qk[:, H:], v
 
 
 def _attend(q, k, v, mask):

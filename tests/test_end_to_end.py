@@ -200,8 +200,9 @@ def test_a_local_hf_checkpoint_runs_the_loop_with_lora(tmp_path):
 def test_smollm2_arithmetic_shortened_runs_grpo_on_the_real_model(tmp_path):
     """The real-model config, cut to one cycle of two GRPO steps: the GGUF loads, rewards are logged."""
     run = tmp_path / "smollm2"
-    overrides = ["loop.cycles=1", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.max_new_tokens=24",
-                 "propose.problems_per_difficulty=4", "curriculum.width=1", "generate.samples_per_problem=1",
+    overrides = ["loop.cycles=1", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.group_size=4",
+                 "grpo.max_new_tokens=24", "propose.problems_per_difficulty=4", "curriculum.width=1",
+                 "generate.samples_per_problem=1",
                  "eval.problems_per_difficulty=8", "eval.max_difficulty=1"]
     rsi("run", "smollm2-arithmetic", "--run-dir", str(run), *[a for o in overrides for a in ("--set", o)])
     steps = json.loads(table(run, "select metrics_json from metrics where stage = 'grpo'")[0][0])["steps"]
