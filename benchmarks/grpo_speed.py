@@ -4,13 +4,14 @@ The same randomly initialised Qwen2 model (4 layers, hidden 128, 1.05 M paramete
 task's character tokenizer), the same prompts (sort 6 digits), 8 prompts x 8 generations x 16 new
 tokens per step, the same reward (`position_reward` below, TRL's signature, which rsi loads
 unchanged from this file), the same loss (`grpo`, beta 0, one update per batch, lr 1e-3).
-Each side runs STEPS steps; step times are the median after WARMUP steps. Prints samples/s of
+Each side runs STEPS steps, `--repeats` times, alternating; step times are medians after WARMUP
+steps of each run, then the median over repeats; `ratio` is the median of the per-repeat ratios. Prints samples/s of
 each, their ratio, rsi's model FLOPs utilisation against this CPU's measured matmul peak, the
 mean reward over the last 10 steps of each (the learning curves should match), and generation
 throughput of rsi's sampler against `model.generate` on the same model and batch. Run it with
 nothing else on the machine. The last line is JSON.
 
-    .venv/bin/python benchmarks/grpo_speed.py [--steps 30] [--profile]
+    .venv/bin/python benchmarks/grpo_speed.py [--steps 30] [--repeats 3] [--profile]
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def generation_throughput(repeats: int = 5) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating TRL/rsi runs; medians are reported")
     ap.add_argument("--profile", action="store_true", help="also print where rsi's step time goes")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -157,14 +159,20 @@ def main() -> None:
           f"{NEW_TOKENS} new tokens; prompt {prompt_len} tokens; {flops / 1e9:.2f} GFLOP of model arithmetic per step")
     print(f"matmul peak on this CPU: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
 
-    trl_t, trl_r = run_trl(args.steps)
-    rsi_t, rsi_r = run_rsi(args.steps, f"{__file__}:position_reward")
-    trl_s, rsi_s = statistics.median(trl_t[WARMUP:]), statistics.median(rsi_t[WARMUP:])
+    # The two sides alternate, `--repeats` times, so drifts in the machine's speed hit both alike.
+    trl_s, rsi_s, ratios = [], [], []
+    for _ in range(args.repeats):
+        trl_t, trl_r = run_trl(args.steps)
+        rsi_t, rsi_r = run_rsi(args.steps, f"{__file__}:position_reward")
+        trl_s.append(statistics.median(trl_t[WARMUP:]))
+        rsi_s.append(statistics.median(rsi_t[WARMUP:]))
+        ratios.append(round(trl_s[-1] / rsi_s[-1], 2))
+    trl_s, rsi_s = statistics.median(trl_s), statistics.median(rsi_s)
     samples = PROMPTS * GENERATIONS
     out = {
         "rsi_step_s": round(rsi_s, 4), "trl_step_s": round(trl_s, 4),
         "rsi_samples_per_s": round(samples / rsi_s, 1), "trl_samples_per_s": round(samples / trl_s, 1),
-        "ratio": round(trl_s / rsi_s, 2), "mfu": round(flops / rsi_s / (peak * 1e9), 4),
+        "ratio": statistics.median(ratios), "ratio_per_repeat": ratios, "mfu": round(flops / rsi_s / (peak * 1e9), 4),
         "matmul_peak_gflops": round(peak, 1),
         "rsi_reward_last10": round(statistics.fmean(rsi_r[-10:]), 3),
         "trl_reward_last10": round(statistics.fmean(trl_r[-10:]), 3),
@@ -177,7 +185,8 @@ def main() -> None:
           f"{out['trl_reward_first3']} (first 3 steps) -> {out['trl_reward_last10']} (last 10)")
     print(f"rsi grpo_train:  {rsi_s:.3f} s/step, {out['rsi_samples_per_s']} samples/s; reward "
           f"{out['rsi_reward_first3']} (first 3 steps) -> {out['rsi_reward_last10']} (last 10)")
-    print(f"ratio rsi/TRL samples per second: {out['ratio']}x; rsi MFU {out['mfu']:.1%} of {peak:.0f} GFLOP/s")
+    print(f"ratio rsi/TRL samples per second: {out['ratio']}x (per repeat: {ratios}); "
+          f"rsi MFU {out['mfu']:.1%} of {peak:.0f} GFLOP/s")
     print(f"generation, 64 rows x 16 tokens: rsi {ours:.0f} tokens/s, model.generate {theirs:.0f} tokens/s")
     if args.profile:
         profile_rsi()
