@@ -79,13 +79,11 @@ def test_a_hung_check_is_killed_from_outside_and_the_next_one_works():
     try:
         assert checker.check("4", "4") == (True, "equivalent")  # worker started and warm
         t = time.perf_counter()
-        ok, reason = checker.check("1", "9^{9^{9^{9^{9^{9}}}}}")  # sympy would evaluate this tower forever
+        ok, reason = checker.check("7", "(10^{8})!")  # sympy evaluates this factorial for minutes
         took = time.perf_counter() - t
-        if "took longer" in reason:  # it hung, and the worker was killed on time
-            assert not ok and took < 3 + 2 and checker.timeouts == 1
-        else:  # math-verify's own guards answered first: still a verdict, still in time
-            assert not ok and took < 3 + 2
-        assert checker.check("2", "2") == (True, "equivalent")  # a fresh worker if the old one was killed
+        assert not ok and "took longer than 3 s (worker killed)" in reason
+        assert 3 <= took < 5 and checker.timeouts == 1
+        assert checker.check("2", "2") == (True, "equivalent")  # a fresh worker answers the next one
     finally:
         checker.close()
 
