@@ -167,14 +167,24 @@ def prefix_forward(model: PreTrainedModel, layers: list[Layer], prompt_ids: torc
     causal = torch.ones((C, C), dtype=torch.bool).tril()
     completion_mask = torch.cat([prompt_attn.bool()[rows][:, None, None, :].expand(-1, 1, C, Lp),
                                  causal[None, None].expand(len(rows), 1, C, C)], dim=-1)  # (B, 1, C, Lp + C)
+    gather = _row_gather(rows, prompt_ids.shape[0])
     for w in layers:
         qp, kp, vp = _qkv(model, w, xp, cp, sp)
         qc, kc, vc = _qkv(model, w, xc, cc, sc)
-        keys, values = torch.cat([kp[rows], kc], dim=2), torch.cat([vp[rows], vc], dim=2)
+        keys, values = torch.cat([gather(kp), kc], dim=2), torch.cat([gather(vp), vc], dim=2)
         xc = _finish(model, w, xc, _attend(qc, keys, values, completion_mask))
         xp = _finish(model, w, xp, _attend(qp, kp, vp, prompt_mask))
     first = _logits(model, xp[:, -1:])[rows]  # the last prompt position predicts completion token 0
     return torch.cat([first, _logits(model, xc[:, :-1])], dim=1)
+
+
+def _row_gather(rows: torch.Tensor, U: int):
+    """t (U, ...) -> t[rows] (B, ...). When rows are U equal consecutive groups (GRPO's G samples per
+    prompt) it is a broadcast, whose backward is a cheap sum, instead of an indexed scatter."""
+    B = len(rows)
+    if B % U == 0 and torch.equal(rows, torch.arange(U).repeat_interleave(B // U)):
+        return lambda t: t[:, None].expand(U, B // U, *t.shape[1:]).reshape(B, *t.shape[1:])
+    return lambda t: t[rows]
 
 
 def _embed(model, ids, positions):

@@ -74,15 +74,16 @@ def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
     torch.testing.assert_close(wrapped(input_ids=ids).logits, want, atol=1e-5, rtol=1e-5)
 
 
-def test_shared_prompt_forward_matches_each_row_alone_in_values_and_gradients():
+@pytest.mark.parametrize("rows", [[0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1]])  # uneven groups; GRPO's equal groups
+def test_shared_prompt_forward_matches_each_row_alone_in_values_and_gradients(rows):
     from rsi.lean import fused_layers, prefix_forward
 
     torch.manual_seed(3)
     model = Qwen2ForCausalLM(Qwen2Config(**SIZES))
     prompts = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
     attn = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
-    rows = torch.tensor([0, 0, 1, 1, 1])
-    completions = torch.randint(3, len(TOK), (5, 4))
+    rows = torch.tensor(rows)
+    completions = torch.randint(3, len(TOK), (len(rows), 4))
     got = prefix_forward(model, fused_layers(model), prompts, attn, rows, completions)
     got.square().sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
