@@ -149,7 +149,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="alternating TRL/rsi runs; medians are reported")
     ap.add_argument("--profile", action="store_true", help="also print where rsi's step time goes")
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak_gflops()
     model, tok, probs = build()
     n_params = sum(p.numel() for p in model.parameters())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rsi.lean import LeanDecoder
+from rsi.lean import LeanDecoder, distinct_rows
 from rsi.tokenizer import encode_prompt, response_prefix
 
 
@@ -91,9 +91,8 @@ def _decode(model, prompts: list[list[int]], max_new_tokens: int, stops: set[int
     """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token."""
     B, T = len(prompts), max(map(len, prompts))
     if LeanDecoder.supports(model):  # each distinct prompt is prefilled once for all its samples
-        distinct: dict[tuple[int, ...], int] = {}
-        rows = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
-        ids, attn = _left_pad(list(distinct), T, pad)
+        firsts, rows = distinct_rows(prompts)
+        ids, attn = _left_pad([prompts[b] for b in firsts], T, pad)
         lean = LeanDecoder(model, B, T + max_new_tokens)
         logits, step = lean.prefill(ids, attn if bool((attn == 0).any()) else None, rows), lean.step
     else:

@@ -4,7 +4,8 @@ Sampling a small model on CPU is dominated by per-call overhead, not arithmetic:
 forward walks many modules, builds masks and grows a dynamic cache on every token. `LeanDecoder`
 runs the same computation over the same weights with few tensor operations per layer: fused
 QKV and gate/up matmuls (fused once per `generate` call, so training between calls is seen),
-a preallocated KV cache written in place, `F.rms_norm` and `F.scaled_dot_product_attention`.
+a preallocated KV cache written in place, and attention of a single query as three small ops
+(`F.scaled_dot_product_attention` for longer queries).
 
 GRPO samples G answers per prompt, so both the sampler (`LeanDecoder.prefill`) and the training
 forward (`prefix_forward`) compute each distinct prompt once and let its samples attend to the
@@ -176,6 +177,18 @@ def prefix_forward(model: PreTrainedModel, layers: list[Layer], prompt_ids: torc
         xp = _finish(model, w, xp, _attend(qp, kp, vp, prompt_mask))
     first = _logits(model, xp[:, -1:])[rows]  # the last prompt position predicts completion token 0
     return torch.cat([first, _logits(model, xc[:, :-1])], dim=1)
+
+
+def distinct_rows(prompts) -> tuple[list[int], torch.Tensor]:
+    """(the first row of each distinct prompt, in order; for each row, the index of its prompt among them)."""
+    seen: dict[tuple[int, ...], int] = {}
+    firsts, index = [], []
+    for b, p in enumerate(prompts):
+        if tuple(p) not in seen:
+            seen[tuple(p)] = len(firsts)
+            firsts.append(b)
+        index.append(seen[tuple(p)])
+    return firsts, torch.tensor(index)
 
 
 def _row_gather(rows: torch.Tensor, U: int):

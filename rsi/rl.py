@@ -21,7 +21,7 @@ from rsi.backend import sampling_view
 from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
-from rsi.lean import LeanDecoder, fused_layers, prefix_forward
+from rsi.lean import LeanDecoder, distinct_rows, fused_layers, prefix_forward
 from rsi.records import Problem
 from rsi.rewards import Reward, score
 from rsi.tokenizer import encode_prompt
@@ -46,10 +46,7 @@ def completion_logprobs(
         attn[b, Lp - len(p): Lp + len(c)] = 1
         mask[b, : len(c)] = 1
     if LeanDecoder.supports(model):  # each distinct prompt computed once, a fraction of the framework overhead
-        first: dict[tuple[int, ...], int] = {}  # distinct prompt -> its first row
-        rows = [first.setdefault(tuple(p), b) for b, p in enumerate(prompts)]
-        firsts = sorted(set(rows))
-        index = torch.tensor([firsts.index(r) for r in rows])
+        firsts, index = distinct_rows(prompts)
         logits = prefix_forward(model, fused_layers(model), ids[firsts, :Lp], attn[firsts, :Lp], index, ids[:, Lp:])
     else:
         kwargs = {}

@@ -129,6 +129,11 @@ def fresh_model(ctx: Context, seed: int):
     return initial_model(ctx.cfg.model, ctx.task.alphabet, seed)
 
 
+def fresh_origin(ctx: Context) -> str:
+    """What `fresh_model` starts from, for checkpoint manifests."""
+    return "scratch" if ctx.cfg.model.kind == "tiny" else str(ctx.cfg.model.path)
+
+
 def stage_base(ctx: Context, cycle: int) -> None:
     """The base model (and each friend, from its own seed): a tiny model trained from scratch on the
     seed data, or a pretrained model, trained on the seed data only when `base.steps` > 0."""
@@ -143,8 +148,7 @@ def stage_base(ctx: Context, cycle: int) -> None:
                                      "base: train" + (f" friend {k}" if k else ""))
                 losses.append(stats.final_loss)
                 sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
-            init = "scratch" if ctx.cfg.model.kind == "tiny" else ctx.cfg.model.path
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": init})
+            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": fresh_origin(ctx)})
     with ctx.ledger.stage(cycle, "base") as w:
         ctx.ledger.add_metrics(cycle, "base", {"final_loss": losses[0] if losses else None,
                                                "friends_final_loss": losses[1:]})
@@ -229,7 +233,7 @@ def stage_train(ctx: Context, cycle: int) -> None:
             if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
                 model, tokenizer = fresh_model(ctx, seed)
                 tcfg = cfg.base.model_copy(update={"mix": cfg.train.mix})
-                pools, made_from = {"new": everything, "replay": []}, "scratch"
+                pools, made_from = {"new": everything, "replay": []}, fresh_origin(ctx)
             else:
                 model, tokenizer = load_checkpoint(ctx.checkpoint(init))
                 tcfg, pools, made_from = cfg.train, {"new": new, "replay": replay}, init
