@@ -54,8 +54,10 @@ def generate(
 
     `on_batch(k)` is called after each batch with the number of rows it finished (for progress bars).
     """
+    lean = LeanDecoder.supports(model)
     was_training = model.training
-    model.eval()
+    if not lean:
+        model.eval()  # dropout off for the model's own forward (the lean one has none)
     stops = stop_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gen = torch.Generator().manual_seed(seed)
@@ -63,7 +65,7 @@ def generate(
     prefix = response_prefix(tokenizer)
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
     for chunk in _batches(encoded, n, batch_size):
-        tokens = _decode(model, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen)
+        tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen)
         for (i, j), toks in zip(chunk, tokens.tolist(), strict=True):
             end = next((t for t, tok in enumerate(toks) if tok in stops), None)
             toks = toks if end is None else toks[: end + 1]
@@ -71,7 +73,8 @@ def generate(
             out[i][j] = Completion(text=text, n_tokens=len(toks), finished=end is not None, token_ids=tuple(toks))
         if on_batch:
             on_batch(len(chunk))
-    model.train(was_training)
+    if not lean:
+        model.train(was_training)
     return out  # type: ignore[return-value]
 
 
@@ -86,28 +89,24 @@ def _batches(encoded: list[list[int]], n: int, batch_size: int) -> list[list[tup
     return [g[k:k + batch_size] for g in (*groups, pooled) for k in range(0, len(g), batch_size)]
 
 
-def _decode(model, prompts: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
+def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
             temperature: float, gen: torch.Generator) -> torch.Tensor:
     """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token."""
     B, T = len(prompts), max(map(len, prompts))
-    if LeanDecoder.supports(model):  # each distinct prompt is prefilled once for all its samples
+    if lean:  # each distinct prompt is prefilled once for all its samples
         firsts, rows = distinct_rows(prompts)
-        ids, attn = _left_pad([prompts[b] for b in firsts], T, pad)
+        ids, attn = left_pad([prompts[b] for b in firsts], T, pad)
         lean = LeanDecoder(model, B, T + max_new_tokens)
         logits, step = lean.prefill(ids, attn if bool((attn == 0).any()) else None, rows), lean.step
     else:
-        ids, attn = _left_pad(prompts, T, pad)
+        ids, attn = left_pad(prompts, T, pad)
         logits, step = _hf_decoder(model, ids, attn if bool((attn == 0).any()) else None)
     stop_t = torch.tensor(sorted(stops))
     done = torch.zeros(B, dtype=torch.bool)
     filler = torch.full((B,), min(stops), dtype=torch.long)
     result = filler[:, None].repeat(1, max_new_tokens)
     for t in range(max_new_tokens):
-        if temperature > 0:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-        else:
-            nxt = logits.argmax(-1)
+        nxt = sample(logits, temperature, gen) if temperature > 0 else logits.argmax(-1)
         nxt = torch.where(done, filler, nxt)
         result[:, t] = nxt
         done |= torch.isin(nxt, stop_t)
@@ -117,7 +116,20 @@ def _decode(model, prompts: list[list[int]], max_new_tokens: int, stops: set[int
     return result
 
 
-def _left_pad(prompts, T: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
+    """One token per row of `logits` (B, V), drawn from softmax(logits / temperature).
+
+    Inverse-CDF sampling: one uniform number per row, located in the row's cumulative
+    probabilities. `torch.multinomial` gives the same distribution but draws or checks per
+    vocabulary entry: ~50 ms a step for 64 rows of a 49k vocabulary on this CPU, against ~2 ms.
+    """
+    cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1)  # (B, V)
+    u = torch.rand((cdf.shape[0], 1), generator=gen) * cdf[:, -1:]  # scaled by the total: rounding
+    # right=True: the first entry whose cumulative probability exceeds u, never a zero-probability one
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
+
+def left_pad(prompts, T: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention mask), both (len(prompts), T), prompts aligned to the right."""
     ids = torch.full((len(prompts), T), pad, dtype=torch.long)
     attn = torch.zeros((len(prompts), T), dtype=torch.long)

@@ -1,15 +1,19 @@
-"""A lean inference forward for Llama-family decoders, used by the sampler when the model allows it.
+"""A lean forward for Llama-family decoders: the sampler's (`LeanDecoder`) and the pieces GRPO's
+training forward (`rsi.packed`) is built from.
 
 Sampling a small model on CPU is dominated by per-call overhead, not arithmetic: a Hugging Face
 forward walks many modules, builds masks and grows a dynamic cache on every token. `LeanDecoder`
-runs the same computation over the same weights with few tensor operations per layer: fused
-QKV and gate/up matmuls (fused once per `generate` call, so training between calls is seen),
-a preallocated KV cache written in place, and attention of a single query as three small ops
-(`F.scaled_dot_product_attention` for longer queries).
-
-GRPO samples G answers per prompt, so both the sampler (`LeanDecoder.prefill`) and the training
-forward (`prefix_forward`) compute each distinct prompt once and let its samples attend to the
-shared keys and values.
+runs the same computation over the same weights with few tensor operations per layer:
+- weights fused once per `generate` call (so training between calls is seen): q, k, v stacked,
+  gate and up stacked, each RMSNorm's gain folded into the matmul after it and the attention
+  scale into the query rows, so a norm is one reduction and a scale is free;
+- rotary embedding as one multiply-add over all heads of the fused projection (`rope_tables`:
+  value heads get cos 1, sin 0), with the rotate-half written as a roll and a sign;
+- a preallocated KV cache (keys and values side by side, one in-place write per layer), and
+  attention of a single query as three small ops, grouped-query heads without copying keys;
+- matmuls through oneDNN (`rsi.linear`).
+GRPO samples G answers per prompt, so `LeanDecoder.prefill` computes each distinct prompt once
+and copies its keys and values to the rows that sample from it.
 
 Supported: `llama`, `qwen2` and `smollm3` (including its no-RoPE layers, which the tiny model
 uses everywhere), full attention, SiLU MLP, the model's own rotary embedding module (so any
@@ -24,6 +28,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
+
+from rsi.linear import linear
 
 SUPPORTED = {"llama", "qwen2", "smollm3"}
 
@@ -46,16 +52,19 @@ class LeanDecoder:
 
     @torch.no_grad()
     def __init__(self, model: PreTrainedModel, batch: int, capacity: int) -> None:
-        self.model, self.layers = model, fused_layers(model)
-        cfg = model.config
-        kv_heads, head_dim = cfg.num_key_value_heads, _head_dim(cfg)
-        shape = (len(self.layers), batch, kv_heads, capacity, head_dim)
+        self.model, self.layers = model, fused_layers(model, fold=True)
+        self.head = model.lm_head.weight * model.model.norm.weight[None]  # (V, hidden): the final norm's gain folded
+        self.eps = model.config.rms_norm_eps
+        H, KV, D = heads(model.config)
+        self.H = H
         dtype = model.lm_head.weight.dtype
-        self.k, self.v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
+        # Positions past the current length are never read, so no zeroing. Keys and values apart, so
+        # that a slice of either is one strided batch of matrices (no copy before a matmul).
+        shape = (len(self.layers), batch, KV, capacity, D)
+        self.k, self.v = torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
         self.length = 0
         self.key_ok: torch.Tensor | None = None  # (B, capacity) bool, only when rows are left-padded
-        _, (cos, sin) = _embed(model, torch.zeros((1, 1), dtype=torch.long), torch.arange(capacity)[None])
-        self.rope = cos[0, 0], sin[0, 0]  # (capacity, D): every step's rotation, computed once
+        self.table = rope_tables(model, torch.arange(capacity)[None])  # every position's rotation, computed once
 
     @torch.no_grad()
     def prefill(self, ids: torch.Tensor, attn: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,10 +82,10 @@ class LeanDecoder:
             self.key_ok[:, :T] = attn.bool()[rows]
         else:
             positions, mask = torch.arange(T)[None].expand(U, T), None
-        shape = (self.k.shape[0], U, *self.k.shape[2:3], T, self.k.shape[4])
-        k, v = torch.zeros(shape, dtype=self.k.dtype), torch.zeros(shape, dtype=self.v.dtype)
-        logits = forward(self.model, self.layers, ids, positions, mask, keep=1, cache=(k, v, 0))[:, -1]
-        self.k[:, :, :, :T], self.v[:, :, :, :T] = k[:, rows], v[:, rows]
+        L, _, KV, _, D = self.k.shape
+        own = torch.empty((L, U, KV, T, D), dtype=self.k.dtype), torch.empty((L, U, KV, T, D), dtype=self.v.dtype)
+        logits = self._forward(ids, positions, mask, own, 0)
+        self.k[:, :, :, :T], self.v[:, :, :, :T] = own[0][:, rows], own[1][:, rows]
         self.length, self.positions = T, positions[rows, -1]
         return logits[rows]
 
@@ -88,95 +97,133 @@ class LeanDecoder:
         if self.key_ok is not None:
             self.key_ok[:, self.length] = True
             mask = self.key_ok[:, None, None, : self.length + 1]
-        return self._forward(tokens[:, None], self.positions[:, None], mask, start=self.length)[:, -1]
-
-    def _forward(self, ids, positions, mask, start: int) -> torch.Tensor:
-        logits = forward(self.model, self.layers, ids, positions, mask, keep=1, cache=(self.k, self.v, start),
-                         rope=self.rope)
-        self.length = start + ids.shape[1]
+        logits = self._forward(tokens[:, None], self.positions[:, None], mask, (self.k, self.v), self.length)
+        self.length += 1
         return logits
+
+    def _forward(self, ids, positions, mask, cache: tuple[torch.Tensor, torch.Tensor], start: int) -> torch.Tensor:
+        """Logits (B, V) of the last position of `ids` (B, T); keys and values of positions
+        start .. start + T - 1 land in `cache` (k, v), and attention sees everything before them.
+
+        `mask` (B, 1, T, K) bool or None for plain causal attention (then every row's positions
+        are start .. start + T - 1 and the rotation tables are sliced, not gathered).
+        """
+        H, T = self.H, ids.shape[1]
+        ck, cv = cache
+        KV = ck.shape[2]
+        x = self.model.model.embed_tokens(ids)  # (B, T, hidden)
+        if mask is None:
+            cos, sin = self.table[0][:, start:start + T], self.table[1][:, start:start + T]  # (1, T, H + 2KV, D)
+        else:
+            cos, sin = self.table[0][0, positions], self.table[1][0, positions]  # (B, T, H + 2KV, D)
+        for i, w in enumerate(self.layers):
+            qkv = project_qkv(x, w, cos, sin, self.eps).transpose(1, 2)  # (B, H + 2KV, T, D)
+            ck[i, :, :, start:start + T] = qkv[:, H:H + KV]
+            cv[i, :, :, start:start + T] = qkv[:, H + KV:]
+            k, v = ck[i, :, :, :start + T], cv[i, :, :, :start + T]  # (B, KV, L, D)
+            att = attend(qkv[:, :H], k, v, mask, w.scale)  # (B, H, T, D)
+            x = finish(x, w, att.transpose(1, 2).reshape(*x.shape[:2], -1), self.eps)
+        return linear(rms_norm(x[:, -1], None, self.eps), self.head)
 
 
 class Layer(NamedTuple):
-    ln1: torch.Tensor
+    ln1: torch.Tensor | None  # None when folded into wqkv
     wqkv: torch.Tensor  # q, k and v projections stacked
     bqkv: torch.Tensor | None
     wo: torch.Tensor
-    ln2: torch.Tensor
+    ln2: torch.Tensor | None  # None when folded into wgu
     wgu: torch.Tensor  # gate and up projections stacked
     wd: torch.Tensor
     rope: bool
+    scale: float  # the attention softmax's scale (1.0 when folded into the query rows)
 
 
-def _head_dim(cfg) -> int:
-    return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+def heads(cfg) -> tuple[int, int, int]:
+    """(query heads, key/value heads, head dim)."""
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return cfg.num_attention_heads, cfg.num_key_value_heads, head_dim
 
 
-def fused_layers(model: PreTrainedModel) -> list[Layer]:
-    """Each block's weights, projections concatenated (differentiable when grad is on)."""
+def fused_layers(model: PreTrainedModel, fold: bool = False) -> list[Layer]:
+    """Each block's weights, projections stacked (differentiable when grad is on).
+
+    `fold` (sampling): the norms' gains and the attention scale multiplied into the weights.
+    """
     flags = getattr(model.config, "no_rope_layers", None) or [1] * model.config.num_hidden_layers
+    scale = heads(model.config)[2] ** -0.5
     out = []
     for layer, rope in zip(model.model.layers, flags, strict=True):
         a, m = layer.self_attn, layer.mlp
-        bias = None if a.q_proj.bias is None else torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])
-        out.append(Layer(layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                         bias, a.o_proj.weight, layer.post_attention_layernorm.weight,
-                         torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight, bool(rope)))
+        ln1, ln2 = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
+        qs = scale if fold else 1.0
+        wqkv = torch.cat([a.q_proj.weight * qs if fold else a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
+        bqkv = None if a.q_proj.bias is None else torch.cat([a.q_proj.bias * qs, a.k_proj.bias, a.v_proj.bias])
+        wgu = torch.cat([m.gate_proj.weight, m.up_proj.weight])
+        if fold:
+            out.append(Layer(None, wqkv * ln1[None], bqkv, a.o_proj.weight, None, wgu * ln2[None], m.down_proj.weight,
+                             bool(rope), 1.0))
+        else:
+            out.append(Layer(ln1, wqkv, bqkv, a.o_proj.weight, ln2, wgu, m.down_proj.weight, bool(rope), scale))
     return out
 
 
-def forward(model: PreTrainedModel, layers: list[Layer], ids: torch.Tensor, positions: torch.Tensor,
-            mask: torch.Tensor | None, keep: int, cache: tuple | None = None,
-            rope: tuple | None = None) -> torch.Tensor:
-    """Logits (B, keep, V) of the last `keep` positions of `ids` (B, T).
-
-    `mask` (B, 1, T, K) bool or None for plain causal attention; `cache` (k, v, start) makes the
-    keys and values of positions start .. start + T - 1 land in preallocated tensors and attend to
-    everything before them. `rope` (cos, sin) tables over positions, when precomputed.
-    """
-    if rope is None:
-        x, (cos, sin) = _embed(model, ids, positions)
-    else:
-        x, cos, sin = model.model.embed_tokens(ids), rope[0][positions][:, None], rope[1][positions][:, None]
-    for i, w in enumerate(layers):
-        q, k, v = _qkv(model, w, x, cos, sin)
-        if cache is not None:
-            ck, cv, start = cache
-            T = ids.shape[1]
-            ck[i, :, :, start:start + T] = k
-            cv[i, :, :, start:start + T] = v
-            k, v = ck[i, :, :, :start + T], cv[i, :, :, :start + T]
-        x = _finish(model, w, x, _attend(q, k, v, mask))
-    return _logits(model, x[:, -keep:])
+def rope_tables(model: PreTrainedModel, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, signed sin), each (B, T, H + 2KV, D), for `project_qkv`'s rotation of the fused heads:
+    query and key heads get the model's rotary embedding at `positions` (B, T), value heads cos 1, sin 0.
+    The sign makes rotate-half a roll: rotate_half(x) * sin == x.roll(D / 2) * signed_sin."""
+    H, KV, D = heads(model.config)
+    probe = torch.zeros((1, 1, 1), dtype=model.model.embed_tokens.weight.dtype)
+    cos, sin = model.model.rotary_emb(probe, positions)  # (B, T, D)
+    sign = torch.cat([-torch.ones(D // 2), torch.ones(D - D // 2)]).to(sin.dtype)
+    B, T = positions.shape
+    qk, v = (B, T, H + KV, D), (B, T, KV, D)
+    return (torch.cat([cos[:, :, None].expand(qk), torch.ones(v, dtype=cos.dtype)], dim=2),
+            torch.cat([(sin * sign)[:, :, None].expand(qk), torch.zeros(v, dtype=sin.dtype)], dim=2))
 
 
-def prefix_forward(model: PreTrainedModel, layers: list[Layer], prompt_ids: torch.Tensor, prompt_attn: torch.Tensor,
-                   rows: torch.Tensor, completion_ids: torch.Tensor) -> torch.Tensor:
-    """Logits (B, C, V) predicting each completion token, each distinct prompt computed once.
+def project_qkv(x, w: Layer, cos, sin, eps: float) -> torch.Tensor:
+    """(..., hidden) -> queries, keys and values (..., H + 2KV, D), rotated where the layer uses RoPE."""
+    qkv = linear(rms_norm(x, w.ln1, eps), w.wqkv, w.bqkv)
+    qkv = qkv.view(*x.shape[:-1], cos.shape[-2], cos.shape[-1])
+    if w.rope:
+        qkv = torch.addcmul(qkv * cos, qkv.roll(cos.shape[-1] // 2, dims=-1), sin)
+    return qkv
 
-    `prompt_ids` / `prompt_attn` (U, Lp) are the distinct prompts, left-padded; `rows` (B,) names
-    row b's prompt; `completion_ids` (B, C) are right-padded. The completions attend to their
-    prompt's keys and values, gathered per row, so gradients from every sample of a prompt meet
-    in that prompt's one computation: the same result as running each row in full, with the
-    prompt's share of the work divided by the number of samples per prompt.
-    """
-    Lp, C = prompt_ids.shape[1], completion_ids.shape[1]
-    xp, (cp, sp) = _embed(model, prompt_ids, (prompt_attn.cumsum(-1) - 1).clamp(min=0))
-    starts = prompt_attn.sum(-1)[rows]  # (B,) each completion's first position
-    xc, (cc, sc) = _embed(model, completion_ids, starts[:, None] + torch.arange(C)[None])
-    prompt_mask = padded_mask(prompt_attn) if bool((prompt_attn == 0).any()) else None
-    causal = torch.ones((C, C), dtype=torch.bool).tril()
-    completion_mask = torch.cat([prompt_attn.bool()[rows][:, None, None, :].expand(-1, 1, C, Lp),
-                                 causal[None, None].expand(len(rows), 1, C, C)], dim=-1)  # (B, 1, C, Lp + C)
-    gather = _row_gather(rows, prompt_ids.shape[0])
-    for w in layers:
-        qp, kp, vp = _qkv(model, w, xp, cp, sp)
-        qc, kc, vc = _qkv(model, w, xc, cc, sc)
-        keys, values = torch.cat([gather(kp), kc], dim=2), torch.cat([gather(vp), vc], dim=2)
-        xc = _finish(model, w, xc, _attend(qc, keys, values, completion_mask))
-        xp = _finish(model, w, xp, _attend(qp, kp, vp, prompt_mask))
-    first = _logits(model, xp[:, -1:])[rows]  # the last prompt position predicts completion token 0
-    return torch.cat([first, _logits(model, xc[:, :-1])], dim=1)
+
+def attend(q, k, v, mask, scale: float):
+    """Attention of q (B, H, T, D) over k, v (B, KV, L, D); causal when `mask` is None."""
+    B, H, T, D = q.shape
+    groups = H // k.shape[1]
+    if T == 1:  # one query per row: three small ops beat the fused kernel's set-up
+        q = q.reshape(B, k.shape[1], groups, D)  # query heads grouped by the key head they share
+        scores = q @ k.transpose(-1, -2)  # (B, KV, groups, L); the scale is folded into q
+        if scale != 1.0:
+            scores = scores * scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return (torch.softmax(scores, dim=-1) @ v).view(B, H, 1, D)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=groups > 1,
+                                          scale=scale)
+
+
+def finish(x, w: Layer, att, eps: float):
+    """The rest of the block: output projection, residual, MLP, residual."""
+    x = x + linear(att, w.wo)
+    gate, up = linear(rms_norm(x, w.ln2, eps), w.wgu).chunk(2, dim=-1)
+    return x + linear(F.silu(gate) * up, w.wd)
+
+
+def padded_mask(attn: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) causal mask over real tokens of left-padded rows (pad rows see themselves: no NaN)."""
+    T = attn.shape[1]
+    mask = torch.ones((T, T), dtype=torch.bool).tril()[None, None] & attn.bool()[:, None, None, :]
+    return mask | torch.eye(T, dtype=torch.bool)[None, None]
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    # as HF's LlamaRMSNorm in float32; F.rms_norm's kernel is slower on small CPU tensors
+    normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return normed if weight is None else weight * normed
 
 
 def distinct_rows(prompts) -> tuple[list[int], torch.Tensor]:
@@ -189,78 +236,3 @@ def distinct_rows(prompts) -> tuple[list[int], torch.Tensor]:
             firsts.append(b)
         index.append(seen[tuple(p)])
     return firsts, torch.tensor(index)
-
-
-def _row_gather(rows: torch.Tensor, U: int):
-    """t (U, ...) -> t[rows] (B, ...). When rows are U equal consecutive groups (GRPO's G samples per
-    prompt) it is a broadcast, whose backward is a cheap sum, instead of an indexed scatter."""
-    B = len(rows)
-    if B % U == 0 and torch.equal(rows, torch.arange(U).repeat_interleave(B // U)):
-        return lambda t: t[:, None].expand(U, B // U, *t.shape[1:]).reshape(B, *t.shape[1:])
-    return lambda t: t[rows]
-
-
-def _embed(model, ids, positions):
-    x = model.model.embed_tokens(ids)
-    cos, sin = model.model.rotary_emb(x, positions)  # (B, T, D)
-    return x, (cos[:, None], sin[:, None])
-
-
-def _qkv(model, w: Layer, x, cos, sin):
-    cfg = model.config
-    B, T, _ = x.shape
-    H, KV, D = cfg.num_attention_heads, cfg.num_key_value_heads, _head_dim(cfg)
-    h = _rms_norm(x, w.ln1, cfg.rms_norm_eps)
-    qkv = F.linear(h, w.wqkv, w.bqkv).view(B, T, H + 2 * KV, D).transpose(1, 2)
-    qk, v = qkv[:, : H + KV], qkv[:, H + KV:]
-    if w.rope:
-        qk = _rotate(qk, cos, sin)  # queries and keys in one go
-    return qk[:, :H], qk[:, H:], v
-
-
-def _attend(q, k, v, mask):
-    """Attention of q (B, H, T, D) over k, v (B, KV, L, D); causal when `mask` is None."""
-    groups = q.shape[1] // k.shape[1]
-    if q.shape[2] == 1:  # one query per row: three small ops beat the fused kernel's set-up
-        return _single_query_attention(q, k, v, mask, groups)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=groups > 1)
-
-
-def _finish(model, w: Layer, x, att):
-    """The rest of the block: output projection, residual, MLP, residual."""
-    B, T, _ = x.shape
-    x = x + F.linear(att.transpose(1, 2).reshape(B, T, -1), w.wo)
-    gate, up = F.linear(_rms_norm(x, w.ln2, model.config.rms_norm_eps), w.wgu).chunk(2, dim=-1)
-    return x + F.linear(F.silu(gate) * up, w.wd)
-
-
-def _logits(model, x):
-    return F.linear(_rms_norm(x, model.model.norm.weight, model.config.rms_norm_eps), model.lm_head.weight)
-
-
-def padded_mask(attn: torch.Tensor) -> torch.Tensor:
-    """(B, 1, T, T) causal mask over real tokens of left-padded rows (pad rows see themselves: no NaN)."""
-    T = attn.shape[1]
-    mask = torch.ones((T, T), dtype=torch.bool).tril()[None, None] & attn.bool()[:, None, None, :]
-    return mask | torch.eye(T, dtype=torch.bool)[None, None]
-
-
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    # as HF's LlamaRMSNorm in float32; F.rms_norm's kernel is slower on small CPU tensors
-    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-
-def _single_query_attention(q, k, v, mask, groups: int) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for q (B, H, 1, D) and keys/values (B, KV, L, D)."""
-    if groups > 1:
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, 1, L)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin

@@ -19,9 +19,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rsi.backend import sampling_view
 from rsi.config import GrpoConfig
-from rsi.generate import Completion, generate
+from rsi.generate import Completion, generate, left_pad
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
-from rsi.lean import LeanDecoder, distinct_rows, fused_layers, prefix_forward
+from rsi.lean import LeanDecoder, distinct_rows, fused_layers
+from rsi.packed import packed_logprobs
 from rsi.records import Problem
 from rsi.rewards import Reward, score
 from rsi.tokenizer import encode_prompt
@@ -32,10 +33,15 @@ def completion_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities (B, C) of each completion's tokens given its prompt, and their mask (B, C).
 
-    Prompts are left-padded and completions right-padded, so every completion starts at the same
-    position and only the last C + 1 positions' logits are computed. When prompts differ in
-    length an attention mask and position ids keep padding invisible.
+    Models `rsi.lean` covers run `rsi.packed` (no padding computed, each distinct prompt once). Others
+    run the model's own forward: prompts left-padded and completions right-padded, so every
+    completion starts at the same position and only the last C + 1 positions' logits are computed;
+    when prompts differ in length an attention mask and position ids keep padding invisible.
     """
+    if LeanDecoder.supports(model):  # packed: each distinct prompt once, no padding computed
+        firsts, index = distinct_rows(prompts)
+        ids, attn = left_pad([prompts[b] for b in firsts], max(map(len, prompts)), pad_id)
+        return packed_logprobs(model, fused_layers(model), ids, attn, index, completions)
     B, Lp, C = len(prompts), max(map(len, prompts)), max(1, max(map(len, completions)))
     ids = torch.full((B, Lp + C), pad_id, dtype=torch.long)
     attn = torch.zeros((B, Lp + C), dtype=torch.long)
@@ -45,18 +51,13 @@ def completion_logprobs(
         ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
         attn[b, Lp - len(p): Lp + len(c)] = 1
         mask[b, : len(c)] = 1
-    if LeanDecoder.supports(model):  # each distinct prompt computed once, a fraction of the framework overhead
-        firsts, index = distinct_rows(prompts)
-        logits = prefix_forward(model, fused_layers(model), ids[firsts, :Lp], attn[firsts, :Lp], index, ids[:, Lp:])
-    else:
-        kwargs = {}
-        if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
-            kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
-        logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1]
-    logits = logits.float()  # (B, C, V)
+    kwargs = {}
+    if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
+        kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
+    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
     target = ids[:, Lp:]  # (B, C)
     logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return logp, mask
+    return logp * mask, mask
 
 
 def grpo_train(
@@ -79,7 +80,9 @@ def grpo_train(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     params = [p for p in model.parameters() if p.requires_grad]  # with LoRA, only the adapter
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    # fused: one kernel for every parameter's update instead of a dozen small ops each
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
     G, logs = cfg.group_size, []
     for step in range(1, cfg.steps + 1):
         for group in opt.param_groups:
@@ -119,7 +122,6 @@ def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_mo
             ref_logp, _ = completion_logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
         if cfg.inner_updates > 1:
             old_logp, _ = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
-    model.train()
     losses, kls, clips = [], [], []
     for _ in range(cfg.inner_updates):
         logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)

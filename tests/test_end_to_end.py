@@ -77,8 +77,10 @@ def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
     out = tmp_path / "accepted.jsonl"
     rsi("export", str(quick_run), "--out", str(out))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    kept = table(quick_run, "select count(*) from labels where kept = 1")[0][0]
-    assert len(rows) == kept > 0
+    distinct = table(quick_run, "select count(*) from (select distinct p.prompt, l.answer from labels l"
+                                " join problems p on p.id = l.problem_id where l.kept = 1)")[0][0]
+    assert len(rows) == distinct > 0  # every kept (prompt, answer) once, even if kept in two cycles
+    assert len({(r["prompt"], r["answer"]) for r in rows}) == len(rows)
     assert all(r["difficulty"] > 2 or r["origin"] == "self" for r in rows)
 
 

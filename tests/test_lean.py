@@ -72,29 +72,3 @@ def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
     after = {k: v for k, v in model.state_dict().items() if "lora" not in k}
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
     torch.testing.assert_close(wrapped(input_ids=ids).logits, want, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("rows", [[0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1]])  # uneven groups; GRPO's equal groups
-def test_shared_prompt_forward_matches_each_row_alone_in_values_and_gradients(rows):
-    from rsi.lean import fused_layers, prefix_forward
-
-    torch.manual_seed(3)
-    model = Qwen2ForCausalLM(Qwen2Config(**SIZES))
-    prompts = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
-    attn = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
-    rows = torch.tensor(rows)
-    completions = torch.randint(3, len(TOK), (len(rows), 4))
-    got = prefix_forward(model, fused_layers(model), prompts, attn, rows, completions)
-    got.square().sum().backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    total = 0
-    for b, r in enumerate(rows.tolist()):
-        real = prompts[r][attn[r].bool()]
-        ids = torch.cat([real, completions[b]])[None]
-        want = model(input_ids=ids).logits[0, len(real) - 1: -1]  # (C, V) predicting the completion
-        torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
-        total = total + want.square().sum()
-    total.backward()
-    for n, p in model.named_parameters():
-        torch.testing.assert_close(grads[n], p.grad, atol=1e-4, rtol=1e-4)

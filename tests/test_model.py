@@ -8,7 +8,7 @@ import torch
 from rsi.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
 from rsi.config import ModelConfig, TrainConfig
 from rsi.errors import CheckpointError
-from rsi.generate import generate
+from rsi.generate import generate, sample
 from rsi.model import build_tiny_model
 from rsi.objectives import IGNORE, pretrain_batch, sft_batch
 from rsi.records import Example
@@ -71,6 +71,17 @@ def test_sampling_is_seeded_and_gives_n_per_prompt():
     assert [[c.text for c in row] for row in a] == [[c.text for c in row] for row in b]
     assert all(len(row) == 3 for row in a)
     assert all(c.n_tokens <= 4 for row in a for c in row)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sampler_draws_from_the_softmax_and_never_a_zero_probability_token(temperature):
+    logits = torch.tensor([[2.0, 0.0, float("-inf"), 1.0, -1.0]]).repeat(40_000, 1)
+    gen = torch.Generator().manual_seed(0)
+    draws = sample(logits, temperature, gen)
+    freq = torch.bincount(draws, minlength=5).float() / len(draws)
+    want = torch.softmax(logits[0] / temperature, -1)
+    assert freq[2] == 0  # probability 0
+    assert (freq - want).abs().max() < 0.01, (freq, want)  # 4 sigma at p = 0.5, n = 40k
 
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():

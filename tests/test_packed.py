@@ -1,0 +1,69 @@
+"""GRPO's packed training forward gives the log-probabilities and gradients of running each row alone."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from rsi import packed
+from rsi.config import ModelConfig
+from rsi.lean import fused_layers
+from rsi.model import build_tiny_model
+from rsi.packed import packed_logprobs
+from rsi.tokenizer import build_char_tokenizer
+
+TOK = build_char_tokenizer("0123456789s:=")
+SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id,
+             eos_token_id=TOK.eos_token_id)
+PROMPTS = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
+ATTN = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+
+
+def models():
+    torch.manual_seed(3)
+    yield "qwen2 (GQA, qkv bias, RoPE)", Qwen2ForCausalLM(Qwen2Config(**SIZES))
+    yield "llama", LlamaForCausalLM(LlamaConfig(**SIZES, rope_theta=500.0))
+    yield "tiny (SmolLM3, NoPE)", build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+
+
+def row_alone(model, prompt: torch.Tensor, completion: list[int]) -> torch.Tensor:
+    """log p(completion[t] | prompt, completion[:t]) from the model's own forward, one row, no padding."""
+    ids = torch.cat([prompt, torch.tensor(completion, dtype=torch.long)])[None]
+    logits = model(input_ids=ids).logits[0, len(prompt) - 1: -1]  # (C, V) predicting the completion
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("name, model", list(models()))
+@pytest.mark.parametrize("rows, lens", [([0, 0, 1, 1, 1], [4, 1, 3, 4, 2]),  # uneven groups and lengths
+                                        ([0, 0, 0, 1, 1, 1], [3, 3, 3, 3, 3, 3])])  # GRPO's equal groups, no padding
+def test_packed_logprobs_match_each_row_alone_in_values_and_gradients(name, model, rows, lens, monkeypatch):
+    monkeypatch.setattr(packed, "LOGIT_CHUNK_ELEMENTS", 3 * len(TOK))  # several chunks: the checkpointed path
+    torch.manual_seed(0)
+    model.zero_grad()  # the model is shared across parametrisations
+    completions = [torch.randint(3, len(TOK), (n,)).tolist() for n in lens]
+    logp, mask = packed_logprobs(model, fused_layers(model), PROMPTS, ATTN, torch.tensor(rows), completions)
+    weights = torch.rand(logp.shape)  # a loss that weighs every token differently
+    (logp * weights).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    total = 0
+    for b, (r, comp) in enumerate(zip(rows, completions, strict=True)):
+        want = row_alone(model, PROMPTS[r][ATTN[r].bool()], comp)
+        torch.testing.assert_close(logp[b, : len(comp)], want, atol=1e-5, rtol=1e-5)
+        assert mask[b].tolist() == [1.0] * len(comp) + [0.0] * (logp.shape[1] - len(comp))
+        assert logp[b, len(comp):].eq(0).all()  # padding carries nothing
+        total = total + (want * weights[b, : len(comp)]).sum()
+    total.backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, atol=1e-4, rtol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_single_token_completions_need_no_completion_forward():
+    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    completions = [[5], [TOK.eos_token_id]]
+    logp, mask = packed_logprobs(model, fused_layers(model), PROMPTS, ATTN, torch.tensor([0, 1]), completions)
+    with torch.no_grad():
+        for b in range(2):
+            want = row_alone(model, PROMPTS[b][ATTN[b].bool()], completions[b])
+            torch.testing.assert_close(logp[b], want, atol=1e-5, rtol=1e-5)
+    assert mask.tolist() == [[1.0], [1.0]]
