@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from rsi.linear import linear
+from rsi.lora import Lora, stacked_lora
 
 SUPPORTED = {"llama", "qwen2", "smollm3"}
 
@@ -39,16 +40,11 @@ class LeanDecoder:
 
     @staticmethod
     def supports(model: PreTrainedModel) -> bool:
-        cfg = getattr(model, "config", None)
-        if hasattr(model, "get_base_model") or cfg is None or cfg.model_type not in SUPPORTED:
-            return False  # a peft wrapper included: sample from `backend.sampling_view(model)` instead
-        if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "mlp_bias", False):
-            return False
-        if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
-            return False
+        if hasattr(model, "get_base_model"):
+            return False  # a peft wrapper: sample from `backend.sampling_view(model)` instead
         if any(getattr(m, "merged", True) is False for m in model.modules()):
             return False  # LoRA layers whose adapter is not merged into `.weight`
-        return getattr(model.model.layers[0].self_attn.o_proj, "bias", None) is None
+        return architecture_supported(model)
 
     @torch.no_grad()
     def __init__(self, model: PreTrainedModel, batch: int, capacity: int) -> None:
@@ -126,6 +122,18 @@ class LeanDecoder:
         return linear(rms_norm(x[:, -1], None, self.eps), self.head)
 
 
+def architecture_supported(model: PreTrainedModel) -> bool:
+    """Whether the lean forward computes exactly what this (unwrapped) model's own forward does."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or cfg.model_type not in SUPPORTED:
+        return False
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "mlp_bias", False):
+        return False
+    if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
+        return False
+    return getattr(model.model.layers[0].self_attn.o_proj, "bias", None) is None
+
+
 class Layer(NamedTuple):
     ln1: torch.Tensor | None  # None when folded into wqkv
     wqkv: torch.Tensor  # q, k and v projections stacked
@@ -136,6 +144,10 @@ class Layer(NamedTuple):
     wd: torch.Tensor
     rope: bool
     scale: float  # the attention softmax's scale (1.0 when folded into the query rows)
+    lqkv: Lora | None = None  # LoRA adapters of a peft-wrapped model in training, per stacked projection
+    lo: Lora | None = None
+    lgu: Lora | None = None
+    ld: Lora | None = None
 
 
 def heads(cfg) -> tuple[int, int, int]:
@@ -145,9 +157,10 @@ def heads(cfg) -> tuple[int, int, int]:
 
 
 def fused_layers(model: PreTrainedModel, fold: bool = False) -> list[Layer]:
-    """Each block's weights, projections stacked (differentiable when grad is on).
+    """Each block's weights, projections stacked (differentiable when grad is on), with the
+    LoRA adapters of peft-wrapped projections (`rsi.lora`) stacked alike.
 
-    `fold` (sampling): the norms' gains and the attention scale multiplied into the weights.
+    `fold` (sampling, a plain model): the norms' gains and the attention scale multiplied into the weights.
     """
     flags = getattr(model.config, "no_rope_layers", None) or [1] * model.config.num_hidden_layers
     scale = heads(model.config)[2] ** -0.5
@@ -163,7 +176,9 @@ def fused_layers(model: PreTrainedModel, fold: bool = False) -> list[Layer]:
             out.append(Layer(None, wqkv * ln1[None], bqkv, a.o_proj.weight, None, wgu * ln2[None], m.down_proj.weight,
                              bool(rope), 1.0))
         else:
-            out.append(Layer(ln1, wqkv, bqkv, a.o_proj.weight, ln2, wgu, m.down_proj.weight, bool(rope), scale))
+            out.append(Layer(ln1, wqkv, bqkv, a.o_proj.weight, ln2, wgu, m.down_proj.weight, bool(rope), scale,
+                             stacked_lora([a.q_proj, a.k_proj, a.v_proj]), stacked_lora([a.o_proj]),
+                             stacked_lora([m.gate_proj, m.up_proj]), stacked_lora([m.down_proj])))
     return out
 
 
@@ -183,7 +198,7 @@ def rope_tables(model: PreTrainedModel, positions: torch.Tensor) -> tuple[torch.
 
 def project_qkv(x, w: Layer, cos, sin, eps: float) -> torch.Tensor:
     """(..., hidden) -> queries, keys and values (..., H + 2KV, D), rotated where the layer uses RoPE."""
-    qkv = linear(rms_norm(x, w.ln1, eps), w.wqkv, w.bqkv)
+    qkv = project(rms_norm(x, w.ln1, eps), w.wqkv, w.bqkv, w.lqkv)
     qkv = qkv.view(*x.shape[:-1], cos.shape[-2], cos.shape[-1])
     if w.rope:
         qkv = torch.addcmul(qkv * cos, qkv.roll(cos.shape[-1] // 2, dims=-1), sin)
@@ -208,9 +223,15 @@ def attend(q, k, v, mask, scale: float):
 
 def finish(x, w: Layer, att, eps: float):
     """The rest of the block: output projection, residual, MLP, residual."""
-    x = x + linear(att, w.wo)
-    gate, up = linear(rms_norm(x, w.ln2, eps), w.wgu).chunk(2, dim=-1)
-    return x + linear(F.silu(gate) * up, w.wd)
+    x = x + project(att, w.wo, None, w.lo)
+    gate, up = project(rms_norm(x, w.ln2, eps), w.wgu, None, w.lgu).chunk(2, dim=-1)
+    return x + project(F.silu(gate) * up, w.wd, None, w.ld)
+
+
+def project(x, weight, bias, lora: Lora | None):
+    """x W^T + b, plus the LoRA update x A^T B^T when there is an adapter."""
+    y = linear(x, weight, bias)
+    return y if lora is None else y + linear(linear(x, lora[0]), lora[1])
 
 
 def padded_mask(attn: torch.Tensor) -> torch.Tensor:

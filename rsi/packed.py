@@ -25,16 +25,39 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
-from rsi.lean import Layer, attend, finish, heads, padded_mask, project_qkv, rms_norm, rope_tables
+from rsi import lora
+from rsi.lean import (
+    Layer,
+    architecture_supported,
+    attend,
+    finish,
+    heads,
+    padded_mask,
+    project_qkv,
+    rms_norm,
+    rope_tables,
+)
 from rsi.linear import linear
 
 LOGIT_CHUNK_ELEMENTS = 2**24  # log-softmax over at most this many logits at a time (64 MB in float32)
+
+
+def supports(model: PreTrainedModel) -> bool:
+    """Whether `packed_logprobs` computes `model`'s own forward: an architecture `rsi.lean` covers, plain
+    or wrapped by peft with adapters `rsi.lora` reproduces, and no attention dropout while training."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not architecture_supported(base) or (model.training and getattr(base.config, "attention_dropout", 0.0)):
+        return False
+    if hasattr(model, "get_base_model"):
+        return lora.trainable(model)
+    return not any(getattr(m, "merged", True) is False for m in model.modules())
 
 
 def packed_logprobs(model: PreTrainedModel, layers: list[Layer], prompt_ids: torch.Tensor, prompt_attn: torch.Tensor,
                     rows: torch.Tensor, completions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities (B, C) of each completion's tokens given its prompt, and their mask (B, C).
 
+    `model` is the plain model (a peft wrapper's base model; `layers` carry the adapters);
     `prompt_ids` / `prompt_attn` (U, Lp) are the distinct prompts, left-padded; `rows` (B,) names
     row b's prompt; `completions[b]` are row b's sampled tokens; C is the longest completion.
     """

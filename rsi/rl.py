@@ -17,12 +17,12 @@ from statistics import fmean, pstdev
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rsi import packed
 from rsi.backend import sampling_view
 from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate, left_pad
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
-from rsi.lean import LeanDecoder, distinct_rows, fused_layers
-from rsi.packed import packed_logprobs
+from rsi.lean import distinct_rows, fused_layers
 from rsi.records import Problem
 from rsi.rewards import Reward, score
 from rsi.tokenizer import encode_prompt
@@ -38,10 +38,11 @@ def completion_logprobs(
     completion starts at the same position and only the last C + 1 positions' logits are computed;
     when prompts differ in length an attention mask and position ids keep padding invisible.
     """
-    if LeanDecoder.supports(model):  # packed: each distinct prompt once, no padding computed
+    if packed.supports(model):  # each distinct prompt once, no padding computed
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
         firsts, index = distinct_rows(prompts)
         ids, attn = left_pad([prompts[b] for b in firsts], max(map(len, prompts)), pad_id)
-        return packed_logprobs(model, fused_layers(model), ids, attn, index, completions)
+        return packed.packed_logprobs(base, fused_layers(base), ids, attn, index, completions)
     B, Lp, C = len(prompts), max(map(len, prompts)), max(1, max(map(len, completions)))
     ids = torch.full((B, Lp + C), pad_id, dtype=torch.long)
     attn = torch.zeros((B, Lp + C), dtype=torch.long)

@@ -67,3 +67,41 @@ def test_single_token_completions_need_no_completion_forward():
             want = row_alone(model, PROMPTS[b][ATTN[b].bool()], completions[b])
             torch.testing.assert_close(logp[b], want, atol=1e-5, rtol=1e-5)
     assert mask.tolist() == [[1.0], [1.0]]
+
+
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj", "down_proj"]])
+def test_lora_adapters_train_through_the_packed_forward_as_through_peft(targets):
+    from rsi.backend import with_lora
+    from rsi.config import LoraConfig
+    from rsi.rl import completion_logprobs
+
+    torch.manual_seed(4)
+    model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, alpha=6, target_modules=targets))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.3)  # a non-zero adapter
+    assert packed.supports(model)
+    prompts = [[1, 5, 6, 7], [1, 5, 6, 7], [1, 8, 9, 4, 5]]
+    completions = [[3, 4, 5], [6], [7, 8]]
+    logp, _ = completion_logprobs(model, prompts, completions, TOK.pad_token_id)
+    logp.sum().backward()
+    adapters = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert adapters and all("lora_" in n for n in adapters)
+    got = {n: p.grad.clone() for n, p in adapters.items()}
+    model.zero_grad()
+    total = 0
+    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        want = row_alone(model, torch.tensor(p), c)  # peft's own forward
+        torch.testing.assert_close(logp[b, : len(c)], want, atol=1e-5, rtol=1e-5)
+        total = total + want.sum()
+    total.backward()
+    for n, p in adapters.items():
+        torch.testing.assert_close(got[n], p.grad, atol=1e-4, rtol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_adapters_it_cannot_reproduce_fall_back_to_peft():
+    from rsi.backend import with_lora
+    from rsi.config import LoraConfig
+
+    model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, dropout=0.1))
+    assert not packed.supports(model)  # LoRA dropout: the packed forward has none
