@@ -49,10 +49,13 @@ def generate(
     seed: int = 0,
     batch_size: int = 256,
     on_batch: Callable[[int], None] | None = None,
+    traces: list | None = None,
 ) -> list[list[Completion]]:
     """`n` completions for each prompt (result[i][j] is the j-th for prompts[i]).
 
     `on_batch(k)` is called after each batch with the number of rows it finished (for progress bars).
+    `traces`, when a list and the lean sampler runs, receives one `(rows, rsi.replay.Trace)` per batch,
+    rows being the batch's completions as indices i * n + j, for an update without a second forward.
     """
     lean = LeanDecoder.supports(model)
     was_training = model.training
@@ -65,7 +68,11 @@ def generate(
     prefix = response_prefix(tokenizer)
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
     for chunk in _batches(encoded, n, batch_size):
-        tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen)
+        trace = [] if traces is not None and lean else None
+        tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen,
+                         trace)
+        if trace:
+            traces.append(([i * n + j for i, j in chunk], trace[0]))
         for (i, j), toks in zip(chunk, tokens.tolist(), strict=True):
             end = next((t for t, tok in enumerate(toks) if tok in stops), None)
             toks = toks if end is None else toks[: end + 1]
@@ -90,14 +97,20 @@ def _batches(encoded: list[list[int]], n: int, batch_size: int) -> list[list[tup
 
 
 def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
-            temperature: float, gen: torch.Generator) -> torch.Tensor:
-    """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token."""
+            temperature: float, gen: torch.Generator, trace: list | None = None) -> torch.Tensor:
+    """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token.
+    With `trace` (a list; lean sampler only), the decoder's recorded forward is appended to it."""
     B, T = len(prompts), max(map(len, prompts))
     if lean:  # each distinct prompt is prefilled once for all its samples
         firsts, rows = distinct_rows(prompts)
         ids, attn = left_pad([prompts[b] for b in firsts], T, pad)
-        lean = LeanDecoder(model, B, T + max_new_tokens)
-        logits, step = lean.prefill(ids, attn if bool((attn == 0).any()) else None, rows), lean.step
+        recorder = None
+        if trace is not None:
+            from rsi.replay import Recorder
+
+            recorder = Recorder()
+        decoder = LeanDecoder(model, B, T + max_new_tokens, recorder)
+        logits, step = decoder.prefill(ids, attn if bool((attn == 0).any()) else None, rows), decoder.step
     else:
         ids, attn = left_pad(prompts, T, pad)
         logits, step = _hf_decoder(model, ids, attn if bool((attn == 0).any()) else None)
@@ -113,6 +126,8 @@ def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, st
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         logits = step(nxt)
+    if trace is not None and lean:
+        trace.append(recorder.trace())
     return result
 
 

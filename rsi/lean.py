@@ -47,8 +47,9 @@ class LeanDecoder:
         return architecture_supported(model)
 
     @torch.no_grad()
-    def __init__(self, model: PreTrainedModel, batch: int, capacity: int) -> None:
+    def __init__(self, model: PreTrainedModel, batch: int, capacity: int, recorder=None) -> None:
         self.model, self.layers = model, fused_layers(model, fold=True)
+        self.rec = recorder  # an `rsi.replay.Recorder`: keeps every layer's activations for a replayed update
         self.head = model.lm_head.weight * model.model.norm.weight[None]  # (V, hidden): the final norm's gain folded
         self.eps = model.config.rms_norm_eps
         H, KV, D = heads(model.config)
@@ -80,6 +81,8 @@ class LeanDecoder:
             positions, mask = torch.arange(T)[None].expand(U, T), None
         L, _, KV, _, D = self.k.shape
         own = torch.empty((L, U, KV, T, D), dtype=self.k.dtype), torch.empty((L, U, KV, T, D), dtype=self.v.dtype)
+        if self.rec is not None:
+            self.rec.begin(self.model, ids, attn, rows, steps=self.k.shape[3] - T)
         logits = self._forward(ids, positions, mask, own, 0)
         self.k[:, :, :, :T], self.v[:, :, :, :T] = own[0][:, rows], own[1][:, rows]
         self.length, self.positions = T, positions[rows, -1]
@@ -93,6 +96,8 @@ class LeanDecoder:
         if self.key_ok is not None:
             self.key_ok[:, self.length] = True
             mask = self.key_ok[:, None, None, : self.length + 1]
+        if self.rec is not None:
+            self.rec.step(tokens)
         logits = self._forward(tokens[:, None], self.positions[:, None], mask, (self.k, self.v), self.length)
         self.length += 1
         return logits
@@ -113,12 +118,18 @@ class LeanDecoder:
         else:
             cos, sin = self.table[0][0, positions], self.table[1][0, positions]  # (B, T, H + 2KV, D)
         for i, w in enumerate(self.layers):
-            qkv = project_qkv(x, w, cos, sin, self.eps).transpose(1, 2)  # (B, H + 2KV, T, D)
-            ck[i, :, :, start:start + T] = qkv[:, H:H + KV]
-            cv[i, :, :, start:start + T] = qkv[:, H + KV:]
+            x_in, qkv = x, project_qkv(x, w, cos, sin, self.eps)  # (B, T, H + 2KV, D)
+            heads_first = qkv.transpose(1, 2)  # (B, H + 2KV, T, D)
+            ck[i, :, :, start:start + T] = heads_first[:, H:H + KV]
+            cv[i, :, :, start:start + T] = heads_first[:, H + KV:]
             k, v = ck[i, :, :, :start + T], cv[i, :, :, :start + T]  # (B, KV, L, D)
-            att = attend(qkv[:, :H], k, v, mask, w.scale)  # (B, H, T, D)
-            x = finish(x, w, att.transpose(1, 2).reshape(*x.shape[:2], -1), self.eps)
+            att = attend(heads_first[:, :H], k, v, mask, w.scale).transpose(1, 2).reshape(*x.shape[:2], -1)
+            keep = [] if self.rec is not None else None
+            x = finish(x, w, att, self.eps, keep)
+            if keep is not None:
+                self.rec.layer(i, (x_in, qkv, att, *keep))  # x, q|k|v (rotated, q scaled), attention, x + o, g|u
+        if self.rec is not None:
+            self.rec.final(x[:, -1])
         return linear(rms_norm(x[:, -1], None, self.eps), self.head)
 
 
@@ -221,10 +232,14 @@ def attend(q, k, v, mask, scale: float):
                                           scale=scale)
 
 
-def finish(x, w: Layer, att, eps: float):
-    """The rest of the block: output projection, residual, MLP, residual."""
+def finish(x, w: Layer, att, eps: float, keep: list | None = None):
+    """The rest of the block: output projection, residual, MLP, residual. `keep` receives the
+    residual after attention and the gate|up projection (for `rsi.replay`)."""
     x = x + project(att, w.wo, None, w.lo)
-    gate, up = project(rms_norm(x, w.ln2, eps), w.wgu, None, w.lgu).chunk(2, dim=-1)
+    gu = project(rms_norm(x, w.ln2, eps), w.wgu, None, w.lgu)
+    if keep is not None:
+        keep += [x, gu]
+    gate, up = gu.chunk(2, dim=-1)
     return x + project(F.silu(gate) * up, w.wd, None, w.ld)
 
 

@@ -10,7 +10,9 @@ prints both figures on the machine it runs on.
 `linear` is a drop-in for `F.linear` used by rsi's own forwards (`rsi.lean`, `rsi.packed`):
 float32 CPU tensors go through oneDNN, with a hand-written backward whose matmuls go through
 oneDNN too (each weight gradient computed in whichever orientation the library does faster);
-anything else (other dtypes, GPU tensors, a PyTorch build without oneDNN) is `F.linear`.
+anything else (other dtypes, GPU tensors, a PyTorch build without oneDNN) is `F.linear`, and so
+are products of at most `SMALL` multiply-adds, where oneDNN's ~10 us fixed cost per call (against
+~1.5 us for `F.linear`) outweighs its speed (measured crossover: about a 64 x 128 x 128 product).
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ class _Linear(torch.autograd.Function):
 
 
 ONEDNN = _probe()
+SMALL = 1 << 20  # multiply-adds
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`, through oneDNN for float32 CPU tensors (see the module docstring)."""
-    if not ONEDNN or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if (not ONEDNN or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+            or x.numel() * weight.shape[0] <= SMALL):
         return F.linear(x, weight, bias)
     grads = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     if grads and torch.is_grad_enabled():

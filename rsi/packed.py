@@ -26,13 +26,12 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from rsi import lora
+from rsi.layout import Layout, shift
 from rsi.lean import (
     Layer,
     architecture_supported,
     attend,
     finish,
-    heads,
-    padded_mask,
     project_qkv,
     rms_norm,
     rope_tables,
@@ -82,61 +81,33 @@ def packed_logprobs(model: PreTrainedModel, layers: list[Layer], prompt_ids: tor
     x = model.model.embed_tokens(ids)  # (N, hidden)
     cos, sin = rope_tables(model, positions[None])
     rope = cos[0], sin[0]  # (N, H + 2KV, D)
-    layout = _Layout(model, U, Lp, B, Ci, rows, prompt_real, comp_real, prompt_attn)
+    layout = Layout(model, U, Lp, B, Ci, rows, prompt_real, comp_real, prompt_attn)
     for w in layers:
         x = _block(model, w, x, rope, Np, layout)
 
     # The last prompt position predicts token 0; completion input t predicts token t + 1.
     last_packed = prompt_attn.sum(-1).cumsum(0) - 1  # (U,) each prompt's last token among the packed ones
-    predicted = torch.cat([torch.arange(B) * C, _shift(comp_real, Ci, C)])  # (B + Nc,) in B * C
-    logp = _target_logprobs(model, torch.cat([x[last_packed][rows], x[Np:]]), comp.flatten()[predicted])
+    predicted = torch.cat([torch.arange(B) * C, shift(comp_real, Ci, C)])  # (B + Nc,) in B * C
+    logp = target_logprobs(model, torch.cat([x[last_packed][rows], x[Np:]]), comp.flatten()[predicted])
     logp = logp.new_zeros(B * C).index_put((predicted,), logp).view(B, C)
     return logp * mask, mask
 
 
-class _Layout:
-    """Where packed tokens sit in the padded attention buffers, and the masks over those buffers."""
-
-    def __init__(self, model, U, Lp, B, Ci, rows, prompt_real, comp_real, prompt_attn) -> None:
-        cfg = model.config
-        self.H, self.KV, self.D = heads(cfg)
-        self.U, self.Lp, self.B, self.Ci = U, Lp, B, Ci
-        self.prompt_real, self.comp_real = prompt_real, comp_real
-        self.prompt_mask = padded_mask(prompt_attn) if bool((prompt_attn == 0).any()) else None
-        causal = torch.ones((Ci, Ci), dtype=torch.bool).tril()
-        self.comp_mask = torch.cat([prompt_attn.bool()[rows][:, None, None, :].expand(-1, 1, Ci, Lp),
-                                    causal[None, None].expand(B, 1, Ci, Ci)], dim=-1)  # (B, 1, Ci, Lp + Ci)
-        self.gather = _row_gather(rows, U)
-
-    def scatter(self, t: torch.Tensor, index: torch.Tensor, R: int, L: int) -> torch.Tensor:
-        """Packed (n, heads, D) -> (R, heads, L, D), zeros where nothing was packed."""
-        buf = t.new_zeros((R * L, *t.shape[1:])).index_copy(0, index, t)
-        return buf.view(R, L, *t.shape[1:]).transpose(1, 2)
-
-
-def _block(model, w: Layer, x: torch.Tensor, rope, Np: int, lay: _Layout) -> torch.Tensor:
+def _block(model, w: Layer, x: torch.Tensor, rope, Np: int, lay: Layout) -> torch.Tensor:
     """One decoder block over packed tokens x (N, hidden)."""
-    H, KV, D = lay.H, lay.KV, lay.D
+    H, KV = lay.H, lay.KV
     qkv = project_qkv(x, w, *rope, model.config.rms_norm_eps)  # (N, H + 2KV, D)
-    p = lay.scatter(qkv[:Np], lay.prompt_real, lay.U, lay.Lp)  # (U, H + 2KV, Lp, D)
-    c = lay.scatter(qkv[Np:], lay.comp_real, lay.B, lay.Ci)  # (B, H + 2KV, Ci, D)
+    p, c = lay.prompts(qkv), lay.completions(qkv)  # (U, H + 2KV, Lp, D), (B, H + 2KV, Ci, D)
     qp, kp, vp = p[:, :H], p[:, H:H + KV], p[:, H + KV:]
     qc, kc, vc = c[:, :H], c[:, H:H + KV], c[:, H + KV:]
     att_p = attend(qp, kp, vp, lay.prompt_mask, w.scale)  # (U, H, Lp, D)
     keys, values = torch.cat([lay.gather(kp), kc], dim=2), torch.cat([lay.gather(vp), vc], dim=2)
     att_c = attend(qc, keys, values, lay.comp_mask, w.scale)  # (B, H, Ci, D)
-    att = torch.cat([att_p.transpose(1, 2).reshape(-1, H * D).index_select(0, lay.prompt_real),
-                     att_c.transpose(1, 2).reshape(-1, H * D).index_select(0, lay.comp_real)])  # (N, H * D)
+    att = lay.packed(att_p, att_c).flatten(1)  # (N, H * D)
     return finish(x, w, att, model.config.rms_norm_eps)
 
 
-def _shift(comp_real: torch.Tensor, Ci: int, C: int) -> torch.Tensor:
-    """Index in B * C of the token predicted by each packed completion input (b, t): (b, t + 1)."""
-    b, t = comp_real // Ci, comp_real % Ci
-    return b * C + t + 1
-
-
-def _target_logprobs(model, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def target_logprobs(model, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log softmax(lm_head(norm(h)))[target] for rows h (n, hidden), a chunk of rows at a time."""
     vocab = model.lm_head.weight.shape[0]
     step = max(1, LOGIT_CHUNK_ELEMENTS // vocab)
@@ -150,12 +121,3 @@ def _target_logprobs(model, h: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 def _chunk_logprobs(norm_w, head_w, eps, h, targets):
     logits = linear(rms_norm(h, norm_w, eps), head_w).float()  # (n, V)
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def _row_gather(rows: torch.Tensor, U: int):
-    """t (U, ...) -> t[rows] (B, ...). When rows are U equal consecutive groups (GRPO's G samples per
-    prompt) it is a broadcast, whose backward is a cheap sum, instead of an indexed scatter."""
-    B = len(rows)
-    if B % U == 0 and torch.equal(rows, torch.arange(U).repeat_interleave(B // U)):
-        return lambda t: t[:, None].expand(U, B // U, *t.shape[1:]).reshape(B, *t.shape[1:])
-    return lambda t: t[rows]

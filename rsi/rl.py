@@ -17,7 +17,7 @@ from statistics import fmean, pstdev
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rsi import packed
+from rsi import packed, replay
 from rsi.backend import sampling_view
 from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate, left_pad
@@ -84,15 +84,17 @@ def grpo_train(
     # fused: one kernel for every parameter's update instead of a dozen small ops each
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
     model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
+    replayable = replay.applicable(model)  # the first update back-propagates through the sampler's forward
     G, logs = cfg.group_size, []
     for step in range(1, cfg.steps + 1):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
         max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
+        traces = [] if replayable else None
         with sampling_view(model) as sampler:
             outs = generate(sampler, tokenizer, [p.prompt for p in batch], max_new, n=G,
-                            temperature=cfg.temperature, seed=rng.randrange(2**31))
+                            temperature=cfg.temperature, seed=rng.randrange(2**31), traces=traces)
         flat: list[Completion] = [c for cs in outs for c in cs]
         flat_problems = [p for p in batch for _ in range(G)]
         scores = score(rewards, [c.text for c in flat], flat_problems)
@@ -103,8 +105,14 @@ def grpo_train(
             rows = keep_groups(total, G).nonzero().flatten().tolist()
         log = _step_log(step, scores, total, G, flat)
         if rows:
+            replayed = None
+            if traces:
+                tokens = [list(c.token_ids) for c in flat]
+                replayed = lambda rows=rows, traces=traces, tokens=tokens: replay.traced_logprobs(  # noqa: E731
+                    model, traces, tokens, rows)
             log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
-                               [flat[i] for i in rows], adv[rows], ref_model, max_new))
+                               [flat[i] for i in rows], adv[rows], ref_model, max_new, replayed))
+            del traces  # the recorded activations are not needed past the first update
         else:
             log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
         logs.append(log)
@@ -114,18 +122,27 @@ def grpo_train(
     return logs
 
 
-def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new) -> dict:
+def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new,
+            replayed: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict:
+    """`inner_updates` optimiser steps on these completions. `replayed()`, when given, is the first
+    update's log-probabilities through the sampler's recorded forward (`rsi.replay`), at the
+    weights that sampled them: no forward pass for it nor for the old policy's log-probabilities."""
     prompts = [encode_prompt(tokenizer, p.prompt) for p in problems]
     answers = [list(c.token_ids) for c in comps]
+    first = replayed() if replayed is not None else None
     ref_logp = old_logp = None
     with torch.no_grad():
         if cfg.beta:
             ref_logp, _ = completion_logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
         if cfg.inner_updates > 1:
-            old_logp, _ = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+            old_logp = first[0].detach() if first else completion_logprobs(model, prompts, answers,
+                                                                            tokenizer.pad_token_id)[0]
     losses, kls, clips = [], [], []
-    for _ in range(cfg.inner_updates):
-        logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+    for k in range(cfg.inner_updates):
+        if k == 0 and first is not None:
+            logp, mask = first
+        else:
+            logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
         loss, stats = grpo_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask, cfg.variant,
                                 eps=cfg.eps, eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_logp,
                                 max_tokens=max_new)
