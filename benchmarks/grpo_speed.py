@@ -6,7 +6,8 @@ tokens per step, the same reward (`position_reward` below, TRL's signature, whic
 unchanged from this file), the same loss (`grpo`, beta 0, one update per batch, lr 1e-3), both in
 float32. TRL runs without gradient checkpointing (its GRPOConfig turns it on by default; on this
 model it makes no measurable difference) and with bf16 off (its default on, which on this CPU
-changed TRL's step time by under 10 %).
+changed TRL's step time by under 10 %). rsi runs as `rsi run` would: the lean sampler, the first
+(here only) update back-propagated through the sampler's recorded forward (`rsi.replay`).
 Each side runs STEPS steps, `--repeats` times, alternating; step times are medians after WARMUP
 steps of each run, then the median over repeats; `ratio` is the median of the per-repeat ratios. Prints samples/s of
 each, their ratio, rsi's model FLOPs utilisation against this CPU's measured float32 matmul peak

@@ -126,7 +126,7 @@ def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, st
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         logits = step(nxt)
-    if trace is not None and lean:
+    if trace is not None and lean and recorder.acts is not None:
         trace.append(recorder.trace())
     return result
 

@@ -81,8 +81,8 @@ class LeanDecoder:
             positions, mask = torch.arange(T)[None].expand(U, T), None
         L, _, KV, _, D = self.k.shape
         own = torch.empty((L, U, KV, T, D), dtype=self.k.dtype), torch.empty((L, U, KV, T, D), dtype=self.v.dtype)
-        if self.rec is not None:
-            self.rec.begin(self.model, ids, attn, rows, steps=self.k.shape[3] - T)
+        if self.rec is not None and not self.rec.begin(self.model, ids, attn, rows, steps=self.k.shape[3] - T):
+            self.rec = None  # too big to record: the update will run its own forward
         logits = self._forward(ids, positions, mask, own, 0)
         self.k[:, :, :, :T], self.v[:, :, :, :T] = own[0][:, rows], own[1][:, rows]
         self.length, self.positions = T, positions[rows, -1]

@@ -23,6 +23,7 @@ the first of `inner_updates` uses it (`rsi.rl` decides).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,7 @@ from rsi.lean import LeanDecoder, fused_layers, heads, rope_tables
 from rsi.packed import target_logprobs
 
 COMPACT_BELOW = 0.8  # the share of real tokens below which a trace's filler rows are dropped first
+MAX_TRACE_BYTES = 4 * 2**30  # a generation whose recorded activations would need more is not recorded
 
 
 @dataclass
@@ -55,20 +57,29 @@ class Trace:
 
 class Recorder:
     """What `rsi.lean.LeanDecoder` calls while it samples: writes each layer's activations into
-    buffers laid out as `Trace` says, sized for the whole generation when the prompts arrive."""
+    buffers laid out as `Trace` says, sized for the whole generation when the prompts arrive.
+    A generation whose buffers would pass `MAX_TRACE_BYTES` is not recorded (`begin` says so), and
+    its update runs a second forward instead."""
+
+    acts: list | None = None
 
     def begin(self, model: PreTrainedModel, ids: torch.Tensor, attn: torch.Tensor | None, rows: torch.Tensor,
-              steps: int) -> None:
+              steps: int) -> bool:
+        """Allocate for U prompts (U, T) sampled by `rows` for up to `steps` decode steps; False if too big."""
         cfg, (U, T), B = model.config, ids.shape, len(rows)
         H, KV, D = heads(cfg)
         hidden, n = cfg.hidden_size, U * T + steps * B
         widths = [(hidden,), (H + 2 * KV, D), (H * D,), (hidden,), (2 * cfg.intermediate_size,)]
         dtype = model.lm_head.weight.dtype
+        per_row = sum(math.prod(w) for w in widths) * cfg.num_hidden_layers * dtype.itemsize
+        if n * per_row > MAX_TRACE_BYTES:
+            return False
         self.acts = [tuple(torch.empty((n, *w), dtype=dtype) for w in widths) for _ in range(cfg.num_hidden_layers)]
         self.finals = torch.empty((U + steps * B, hidden), dtype=dtype)
         self.fed = torch.empty((steps, B), dtype=torch.long)
         self.prompts = ids, torch.ones_like(ids) if attn is None else attn, rows
         self.at, self.final_at, self.steps = 0, 0, 0
+        return True
 
     def step(self, tokens: torch.Tensor) -> None:
         """A decode step starts with `tokens` (B,) as input."""
@@ -86,7 +97,10 @@ class Recorder:
     def final(self, x_last: torch.Tensor) -> None:
         self.finals[self.final_at:self.final_at + len(x_last)] = x_last
 
-    def trace(self) -> Trace:
+    def trace(self) -> Trace | None:
+        """What was recorded, or None if `begin` declined."""
+        if self.acts is None:
+            return None
         ids, attn, rows = self.prompts
         n, m = ids.numel() + self.steps * len(rows), len(ids) + self.steps * len(rows)
         return Trace(ids, attn, rows, [tuple(b[:n] for b in layer) for layer in self.acts], self.fed[:self.steps],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from statistics import fmean, pstdev
 
 import torch
@@ -106,13 +107,11 @@ def grpo_train(
         log = _step_log(step, scores, total, G, flat)
         if rows:
             replayed = None
-            if traces:
-                tokens = [list(c.token_ids) for c in flat]
-                replayed = lambda rows=rows, traces=traces, tokens=tokens: replay.traced_logprobs(  # noqa: E731
-                    model, traces, tokens, rows)
+            if traces and sum(len(r) for r, _ in traces) == len(flat):  # every batch was recorded
+                replayed = partial(replay.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
             log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
                                [flat[i] for i in rows], adv[rows], ref_model, max_new, replayed))
-            del traces  # the recorded activations are not needed past the first update
+            del traces, replayed  # the recorded activations are not needed past the first update
         else:
             log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
         logs.append(log)

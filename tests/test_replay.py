@@ -96,3 +96,22 @@ def test_a_trace_shorter_than_a_completion_is_refused():
     with pytest.raises(ValueError, match="traced steps"):
         replay_logprobs(model, trace, [[5, 6, 7, 8], [5]])
     assert traced_logprobs(model, traces, [[5], [6]], [1])[0].shape == (1, 1)
+
+
+def test_several_decode_batches_and_a_trace_too_big_to_record(monkeypatch):
+    model = build_tiny_model(ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64), TOK, 2)
+    prompts = ["s:31=", "s:42=", "s:4159=", "s:8260="]
+    traces = []
+    outs = generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, traces=traces)
+    assert len(traces) == 2  # two prompt lengths, one batch each
+    flat = [list(c.token_ids) for cs in outs for c in cs]
+    rows = [13, 2, 7, 0, 15]  # any subset, any order
+    logp, mask = traced_logprobs(model, traces, flat, rows)
+    with torch.no_grad():
+        for k, r in enumerate(rows):
+            want = row_alone(model, encode_prompt(TOK, prompts[r // 4]), flat[r])
+            torch.testing.assert_close(logp[k, : len(flat[r])], want, atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(replay, "MAX_TRACE_BYTES", 1000)
+    again = []
+    assert generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, traces=again) == outs
+    assert again == []  # nothing recorded, the samples are the same
