@@ -16,7 +16,7 @@ mean reward over the last 10 steps of each (the learning curves should match), a
 throughput of rsi's sampler against `model.generate` on the same model and batch. Run it with
 nothing else on the machine. The last line is JSON.
 
-    .venv/bin/python benchmarks/grpo_speed.py [--steps 30] [--repeats 3] [--profile]
+    .venv/bin/python benchmarks/grpo_speed.py [--steps 30] [--repeats 3] [--curve-steps 200] [--profile]
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3, help="alternating TRL/rsi runs; medians are reported")
     ap.add_argument("--profile", action="store_true", help="also print where rsi's step time goes")
+    ap.add_argument("--curve-steps", type=int, default=0,
+                    help="also run each side this many steps and print mean reward per 20 steps (learning curves)")
     args = ap.parse_args()
     peaks = matmul_peak_gflops()
     peak = max(peaks.values())
@@ -202,19 +204,52 @@ def main() -> None:
     print(f"ratio rsi/TRL samples per second: {out['ratio']}x (per repeat: {ratios}); "
           f"rsi MFU {out['mfu']:.1%} of {peak:.0f} GFLOP/s")
     print(f"generation, 64 rows x 16 tokens: rsi {ours:.0f} tokens/s, model.generate {theirs:.0f} tokens/s")
+    if args.curve_steps:
+        curves = {"trl": run_trl(args.curve_steps)[1],
+                  "rsi": run_rsi(args.curve_steps, f"{__file__}:position_reward")[1]}
+        for name, r in curves.items():
+            means = [round(statistics.fmean(r[i:i + 20]), 3) for i in range(0, len(r), 20)]
+            print(f"reward per 20 steps, {name}: {means}")
+            out[f"{name}_reward_curve"] = means
     if args.profile:
         profile_rsi()
     print(json.dumps(out))
 
 
-def profile_rsi() -> None:
-    """Where one rsi GRPO step's time goes (torch profiler, top operators by CPU time)."""
+def profile_rsi(steps: int = 30) -> None:
+    """Where rsi's step time goes: median milliseconds of each phase of a step, then the torch
+    profiler's top operators over two steps."""
     from torch.profiler import ProfilerActivity, profile
 
+    from rsi import rl
+
     model, tok, probs = build()
-    cfg = GrpoConfig(steps=3, prompts_per_step=PROMPTS, group_size=GENERATIONS, lr=LR, max_new_tokens=NEW_TOKENS)
+    cfg = GrpoConfig(steps=steps, prompts_per_step=PROMPTS, group_size=GENERATIONS, lr=LR, max_new_tokens=NEW_TOKENS)
     reward = [load_reward(f"{__file__}:position_reward", 1.0)]
-    grpo_train(model, tok, probs, reward, cfg, seed=0, budget=lambda p: NEW_TOKENS)
+    phases: dict[str, list[float]] = {}
+    originals = {name: getattr(rl, name) for name in ("generate", "score", "_update")}
+    backward = torch.Tensor.backward
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            phases.setdefault(name, []).append(time.perf_counter() - t)
+            return out
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(rl, name, timed(name, fn))
+    torch.Tensor.backward = timed("backward (in update)", backward)
+    try:
+        grpo_train(model, tok, probs, reward, cfg, seed=0, budget=lambda p: NEW_TOKENS)
+    finally:
+        for name, fn in originals.items():
+            setattr(rl, name, fn)
+        torch.Tensor.backward = backward
+    print("rsi step phases, median ms after warm-up: " + ", ".join(
+        f"{'sample' if k == 'generate' else 'update' if k == '_update' else k} "
+        f"{statistics.median(v[WARMUP:]) * 1000:.1f}" for k, v in phases.items()))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         grpo_train(model, tok, probs, reward, cfg.model_copy(update={"steps": 2}), seed=1, budget=lambda p: NEW_TOKENS)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))

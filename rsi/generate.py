@@ -49,18 +49,21 @@ def generate(
     seed: int = 0,
     batch_size: int = 256,
     on_batch: Callable[[int], None] | None = None,
-    traces: list | None = None,
+    recorder=None,
 ) -> list[list[Completion]]:
     """`n` completions for each prompt (result[i][j] is the j-th for prompts[i]).
 
     `on_batch(k)` is called after each batch with the number of rows it finished (for progress bars).
-    `traces`, when a list and the lean sampler runs, receives one `(rows, rsi.replay.Trace)` per batch,
-    rows being the batch's completions as indices i * n + j, for an update without a second forward.
+    `recorder` (an `rsi.replay.Recorder`), when the lean sampler runs, records each batch's forward
+    for an update without a second forward: `recorder.traces` holds one `(rows, Trace)` per batch,
+    rows being the batch's completions as indices i * n + j.
     """
     lean = LeanDecoder.supports(model)
     was_training = model.training
     if not lean:
         model.eval()  # dropout off for the model's own forward (the lean one has none)
+    if recorder is not None:
+        recorder.start()
     stops = stop_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gen = torch.Generator().manual_seed(seed)
@@ -68,11 +71,11 @@ def generate(
     prefix = response_prefix(tokenizer)
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
     for chunk in _batches(encoded, n, batch_size):
-        trace = [] if traces is not None and lean else None
+        rec = recorder if lean else None
         tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen,
-                         trace)
-        if trace:
-            traces.append(([i * n + j for i, j in chunk], trace[0]))
+                         rec)
+        if rec is not None:
+            rec.finish([i * n + j for i, j in chunk])
         for (i, j), toks in zip(chunk, tokens.tolist(), strict=True):
             end = next((t for t, tok in enumerate(toks) if tok in stops), None)
             toks = toks if end is None else toks[: end + 1]
@@ -97,18 +100,13 @@ def _batches(encoded: list[list[int]], n: int, batch_size: int) -> list[list[tup
 
 
 def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
-            temperature: float, gen: torch.Generator, trace: list | None = None) -> torch.Tensor:
+            temperature: float, gen: torch.Generator, recorder=None) -> torch.Tensor:
     """(B, max_new_tokens) sampled tokens; rows that stopped are filled with their stop token.
-    With `trace` (a list; lean sampler only), the decoder's recorded forward is appended to it."""
+    `recorder` (lean sampler only) records the decoder's forward."""
     B, T = len(prompts), max(map(len, prompts))
     if lean:  # each distinct prompt is prefilled once for all its samples
         firsts, rows = distinct_rows(prompts)
         ids, attn = left_pad([prompts[b] for b in firsts], T, pad)
-        recorder = None
-        if trace is not None:
-            from rsi.replay import Recorder
-
-            recorder = Recorder()
         decoder = LeanDecoder(model, B, T + max_new_tokens, recorder)
         logits, step = decoder.prefill(ids, attn if bool((attn == 0).any()) else None, rows), decoder.step
     else:
@@ -126,8 +124,6 @@ def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, st
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         logits = step(nxt)
-    if trace is not None and lean and recorder.acts is not None:
-        trace.append(recorder.trace())
     return result
 
 

@@ -58,28 +58,54 @@ class Trace:
 class Recorder:
     """What `rsi.lean.LeanDecoder` calls while it samples: writes each layer's activations into
     buffers laid out as `Trace` says, sized for the whole generation when the prompts arrive.
-    A generation whose buffers would pass `MAX_TRACE_BYTES` is not recorded (`begin` says so), and
-    its update runs a second forward instead."""
 
-    acts: list | None = None
+    `rsi.generate.generate(..., recorder=r)` calls `start` (the previous generation's traces end
+    there: their buffers are reused, which spares the page faults of fresh memory every step), then
+    `begin` ... `finish` once per decode batch; `r.traces` is then one `(rows, Trace)` per batch. A
+    batch whose buffers would pass `MAX_TRACE_BYTES` is not recorded (`begin` says so), and its
+    update runs a second forward instead.
+    """
+
+    def __init__(self) -> None:
+        self.traces: list[tuple[list[int], Trace]] = []
+        self.acts: list | None = None
+        self._pool: list[tuple[list, torch.Tensor]] = []  # per batch of a generation: activations, finals
+        self._batch = 0
+
+    def start(self) -> None:
+        self.traces, self._batch = [], 0
 
     def begin(self, model: PreTrainedModel, ids: torch.Tensor, attn: torch.Tensor | None, rows: torch.Tensor,
               steps: int) -> bool:
-        """Allocate for U prompts (U, T) sampled by `rows` for up to `steps` decode steps; False if too big."""
+        """Buffers for U prompts (U, T) sampled by `rows` for up to `steps` decode steps; False if too big."""
         cfg, (U, T), B = model.config, ids.shape, len(rows)
         H, KV, D = heads(cfg)
         hidden, n = cfg.hidden_size, U * T + steps * B
         widths = [(hidden,), (H + 2 * KV, D), (H * D,), (hidden,), (2 * cfg.intermediate_size,)]
         dtype = model.lm_head.weight.dtype
         per_row = sum(math.prod(w) for w in widths) * cfg.num_hidden_layers * dtype.itemsize
+        self.acts = None
         if n * per_row > MAX_TRACE_BYTES:
             return False
-        self.acts = [tuple(torch.empty((n, *w), dtype=dtype) for w in widths) for _ in range(cfg.num_hidden_layers)]
-        self.finals = torch.empty((U + steps * B, hidden), dtype=dtype)
+        k, self._batch = self._batch, self._batch + 1
+        shapes = [[(n, *w) for w in widths]] * cfg.num_hidden_layers
+        if k < len(self._pool) and _fits(self._pool[k], shapes, (U + steps * B, hidden), dtype):
+            acts, finals = self._pool[k]
+        else:
+            acts = [tuple(torch.empty(shape, dtype=dtype) for shape in layer) for layer in shapes]
+            finals = torch.empty((U + steps * B, hidden), dtype=dtype)
+            self._pool[k:k + 1] = [(acts, finals)]
+        self.acts, self.finals = acts, finals
         self.fed = torch.empty((steps, B), dtype=torch.long)
         self.prompts = ids, torch.ones_like(ids) if attn is None else attn, rows
         self.at, self.final_at, self.steps = 0, 0, 0
         return True
+
+    def finish(self, rows: list[int]) -> None:
+        """The decode batch of completions `rows` (indices i * n + j) is done: keep its trace."""
+        if self.acts is not None:
+            self.traces.append((rows, self.trace()))
+            self.acts = None
 
     def step(self, tokens: torch.Tensor) -> None:
         """A decode step starts with `tokens` (B,) as input."""
@@ -97,14 +123,20 @@ class Recorder:
     def final(self, x_last: torch.Tensor) -> None:
         self.finals[self.final_at:self.final_at + len(x_last)] = x_last
 
-    def trace(self) -> Trace | None:
-        """What was recorded, or None if `begin` declined."""
-        if self.acts is None:
-            return None
+    def trace(self) -> Trace:
         ids, attn, rows = self.prompts
         n, m = ids.numel() + self.steps * len(rows), len(ids) + self.steps * len(rows)
         return Trace(ids, attn, rows, [tuple(b[:n] for b in layer) for layer in self.acts], self.fed[:self.steps],
                      self.finals[:m])
+
+
+def _fits(pooled: tuple[list, torch.Tensor], shapes, finals_shape, dtype) -> bool:
+    """Whether pooled buffers have room for these shapes (rows may be fewer, all else equal)."""
+    acts, finals = pooled
+    have = [[t.shape for t in layer] for layer in acts]
+    return (finals.dtype == dtype and len(have) == len(shapes) and finals.shape[0] >= finals_shape[0]
+            and all(h[0] >= s[0] and h[1:] == s[1:] for hl, sl in zip(have, shapes, strict=True)
+                    for h, s in zip(hl, sl, strict=True)))
 
 
 def applicable(model: PreTrainedModel) -> bool:

@@ -85,17 +85,17 @@ def grpo_train(
     # fused: one kernel for every parameter's update instead of a dozen small ops each
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
     model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
-    replayable = replay.applicable(model)  # the first update back-propagates through the sampler's forward
+    # the first update back-propagates through the sampler's recorded forward (buffers reused step to step)
+    recorder = replay.Recorder() if replay.applicable(model) else None
     G, logs = cfg.group_size, []
     for step in range(1, cfg.steps + 1):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
         max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
-        traces = [] if replayable else None
         with sampling_view(model) as sampler:
             outs = generate(sampler, tokenizer, [p.prompt for p in batch], max_new, n=G,
-                            temperature=cfg.temperature, seed=rng.randrange(2**31), traces=traces)
+                            temperature=cfg.temperature, seed=rng.randrange(2**31), recorder=recorder)
         flat: list[Completion] = [c for cs in outs for c in cs]
         flat_problems = [p for p in batch for _ in range(G)]
         scores = score(rewards, [c.text for c in flat], flat_problems)
@@ -107,11 +107,11 @@ def grpo_train(
         log = _step_log(step, scores, total, G, flat)
         if rows:
             replayed = None
+            traces = recorder.traces if recorder is not None else []
             if traces and sum(len(r) for r, _ in traces) == len(flat):  # every batch was recorded
                 replayed = partial(replay.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
             log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
                                [flat[i] for i in rows], adv[rows], ref_model, max_new, replayed))
-            del traces, replayed  # the recorded activations are not needed past the first update
         else:
             log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
         logs.append(log)

@@ -9,7 +9,7 @@ from rsi import replay
 from rsi.config import GrpoConfig, ModelConfig
 from rsi.generate import generate
 from rsi.model import build_tiny_model
-from rsi.replay import replay_logprobs, traced_logprobs
+from rsi.replay import Recorder, replay_logprobs, traced_logprobs
 from rsi.rewards import Reward
 from rsi.rl import grpo_train
 from rsi.tasks import get_task, problem
@@ -41,8 +41,9 @@ def test_replayed_logprobs_and_gradients_equal_the_models_own(name, make, compac
     torch.manual_seed(0)
     model = make()
     prompts = ["s:31=", "s:4159=", "s:2="]  # different lengths: one left-padded batch
-    traces = []
-    outs = generate(model, TOK, prompts, 6, n=2, temperature=1.0, seed=3, traces=traces)
+    recorder = Recorder()
+    outs = generate(model, TOK, prompts, 6, n=2, temperature=1.0, seed=3, recorder=recorder)
+    traces = recorder.traces
     flat = [list(c.token_ids) for cs in outs for c in cs]
     assert len({len(c) for c in flat}) > 1  # some rows finished early
     (rows, trace), = traces
@@ -90,8 +91,9 @@ def test_a_grpo_step_through_the_recorded_forward_moves_the_weights_as_a_second_
 
 def test_a_trace_shorter_than_a_completion_is_refused():
     model = build_tiny_model(ModelConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64), TOK, 0)
-    traces = []
-    generate(model, TOK, ["s:1="], 2, n=2, temperature=1.0, traces=traces)
+    recorder = Recorder()
+    generate(model, TOK, ["s:1="], 2, n=2, temperature=1.0, recorder=recorder)
+    traces = recorder.traces
     (_, trace), = traces
     with pytest.raises(ValueError, match="traced steps"):
         replay_logprobs(model, trace, [[5, 6, 7, 8], [5]])
@@ -101,17 +103,22 @@ def test_a_trace_shorter_than_a_completion_is_refused():
 def test_several_decode_batches_and_a_trace_too_big_to_record(monkeypatch):
     model = build_tiny_model(ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64), TOK, 2)
     prompts = ["s:31=", "s:42=", "s:4159=", "s:8260="]
-    traces = []
-    outs = generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, traces=traces)
+    recorder = Recorder()
+    outs = generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, recorder=recorder)
+    traces = recorder.traces
     assert len(traces) == 2  # two prompt lengths, one batch each
     flat = [list(c.token_ids) for cs in outs for c in cs]
     rows = [13, 2, 7, 0, 15]  # any subset, any order
     logp, mask = traced_logprobs(model, traces, flat, rows)
+    assert mask.sum(1).tolist() == [len(flat[r]) for r in rows]
     with torch.no_grad():
         for k, r in enumerate(rows):
             want = row_alone(model, encode_prompt(TOK, prompts[r // 4]), flat[r])
             torch.testing.assert_close(logp[k, : len(flat[r])], want, atol=1e-5, rtol=1e-5)
+    pooled = [t for layer in traces[0][1].acts for t in layer]
+    generate(model, TOK, prompts[:2], 4, n=4, temperature=1.0, seed=1, batch_size=8, recorder=recorder)
+    again = [t for layer in recorder.traces[0][1].acts for t in layer]
+    assert all(a.data_ptr() == b.data_ptr() for a, b in zip(pooled, again, strict=True))  # buffers reused
     monkeypatch.setattr(replay, "MAX_TRACE_BYTES", 1000)
-    again = []
-    assert generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, traces=again) == outs
-    assert again == []  # nothing recorded, the samples are the same
+    assert generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, recorder=recorder) == outs
+    assert recorder.traces == []  # nothing recorded, the samples are the same
