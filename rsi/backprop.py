@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rsi.linear import ONEDNN, SMALL, _matmul_t, linear
+from rsi.linear import linear
+from rsi.linear import weight_grad as wgrad
 
 
 def block_backward(w, acts, dy: torch.Tensor, lay, rope, eps: float, heads: tuple[int, int, int]):
@@ -114,10 +115,3 @@ def normed(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
 def rms_backward(dn: torch.Tensor, n: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """d x of n = x * r, r = rsqrt(mean(x^2) + eps), from d n."""
     return r * (dn - n * (dn * n).mean(-1, keepdim=True))
-
-
-def wgrad(dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """dW (out, in) of y = x W^T: dy^T x, through oneDNN when worthwhile."""
-    if ONEDNN and dy.dtype == torch.float32 and dy.numel() * x.shape[1] > SMALL:
-        return _matmul_t(dy.t(), x.t())
-    return dy.t() @ x

@@ -57,7 +57,7 @@ class _Linear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = _dnn(grad, w.t(), None)  # (..., K) = grad @ w
         if ctx.needs_input_grad[1]:
-            gw = _matmul_t(g2.t(), x.reshape(-1, x.shape[-1]).t())  # (N, K) = grad.T @ x
+            gw = weight_grad(g2, x.reshape(-1, x.shape[-1]))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g2.sum(0)
         return gx, gw, gb
@@ -76,3 +76,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if grads and torch.is_grad_enabled():
         return _Linear.apply(x, weight, bias)
     return _dnn(x, weight, bias)
+
+
+def weight_grad(dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dW (out, in) of y = x W^T from dy (M, out) and x (M, in): dy^T x, through oneDNN when worthwhile."""
+    if ONEDNN and dy.dtype == torch.float32 and dy.numel() * x.shape[1] > SMALL:
+        return _matmul_t(dy.t(), x.t())
+    return dy.t() @ x
