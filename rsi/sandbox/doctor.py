@@ -1,0 +1,132 @@
+"""What this machine can isolate: the checks behind `rsi doctor` and the pool's fail-closed start.
+
+Each check says what it found and, when it fails, what to install or change. `require()` runs
+the checks a sandbox cannot start without and raises `SandboxUnavailable` naming every failure;
+`rsi doctor` also runs a program end to end and shows everything.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsi.errors import SandboxUnavailable
+from rsi.sandbox.isolation import PYTHON
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _binary(name: str, package: str) -> Check:
+    path = shutil.which(name, path="/usr/bin:/bin")
+    if path is None:
+        return Check(name, False, f"{name} not found in /usr/bin",
+                     f"install it: apt-get install -y {package} (Debian/Ubuntu) or dnf install -y {package}")
+    version = ""
+    if name == "bwrap":
+        version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
+        if version and tuple(int(x) for x in version.split()[-1].split(".")[:2]) < (0, 8):
+            return Check(name, False, f"{version} is too old (--disable-userns needs 0.8)",
+                         "install bubblewrap 0.8 or newer")
+    return Check(name, True, f"{path} {version}".strip())
+
+
+def _root() -> Check:
+    if os.geteuid() == 0:
+        return Check("root", True, "running as root: each slot runs as its own unprivileged uid")
+    return Check("root", False, f"running as uid {os.geteuid()}",
+                 "run rsi as root in a VM or container: root is needed to give every slot its own uid "
+                 "and to manage the memory and pids cgroups (privileges are dropped before bwrap starts)")
+
+
+def _cgroups() -> Check:
+    from rsi.sandbox.cgroups import CgroupError, controller_dirs
+
+    try:
+        dirs = controller_dirs()
+    except (CgroupError, OSError) as e:
+        return Check("cgroups", False, str(e), "run on a machine with cgroup v1 memory, pids and cpuacct controllers")
+    unwritable = [str(d) for d in dirs.values() if not os.access(d, os.W_OK)]
+    if unwritable:
+        return Check("cgroups", False, f"cannot create cgroups in {', '.join(unwritable)}",
+                     "run as root with a writable /sys/fs/cgroup")
+    return Check("cgroups", True, "memory, pids, cpuacct (v1): " + ", ".join(str(d) for d in dirs.values()))
+
+
+def _userns() -> Check:
+    f = Path("/proc/sys/user/max_user_namespaces")
+    n = int(f.read_text()) if f.exists() else 0
+    if n > 0:
+        return Check("user namespaces", True, f"max_user_namespaces = {n}")
+    return Check("user namespaces", False, "user namespaces are disabled",
+                 "sysctl -w user.max_user_namespaces=10000")
+
+
+def _seccomp() -> Check:
+    try:
+        from rsi.sandbox.isolation import seccomp_program
+
+        size = len(seccomp_program())
+    except Exception as e:  # pyseccomp missing, or libseccomp.so.2 not loadable
+        return Check("seccomp", False, f"cannot build the seccomp filter: {type(e).__name__}: {e}",
+                     "install libseccomp: apt-get install -y libseccomp2; pip install pyseccomp")
+    return Check("seccomp", True, f"filter of {size // 8} BPF instructions (libseccomp)")
+
+
+def _python() -> Check:
+    if Path(PYTHON).is_file():
+        return Check("python", True, f"{PYTHON} (the interpreter inside the sandbox)")
+    return Check("python", False, f"{PYTHON} not found", "install it: apt-get install -y python3-minimal")
+
+
+def static_checks() -> list[Check]:
+    """Everything a sandbox needs before it can start."""
+    if platform.system() != "Linux":
+        return [Check("linux", False, f"this is {platform.system()}", "the sandbox needs Linux namespaces")]
+    return [_binary("bwrap", "bubblewrap"), _binary("setpriv", "util-linux"), _binary("prlimit", "util-linux"),
+            _python(), _root(), _userns(), _cgroups(), _seccomp()]
+
+
+def end_to_end() -> Check:
+    """Run a program that must compute, and must find no network, root or host environment."""
+    from rsi.sandbox.pool import Sandbox
+
+    probe = ("import os, socket\n"
+             "try:\n    socket.socket(socket.AF_INET); net = 'open'\nexcept OSError:\n    net = 'closed'\n"
+             "print(sum(range(10)), net, os.getuid() != 0, dict(os.environ).get('RSI_DOCTOR_CANARY'))\n")
+    os.environ["RSI_DOCTOR_CANARY"] = "leaked"
+    try:
+        with Sandbox(slots=1) as sb:
+            ex = sb.run(probe)
+    except SandboxUnavailable as e:
+        return Check("end to end", False, str(e).splitlines()[0])
+    finally:
+        del os.environ["RSI_DOCTOR_CANARY"]
+    if ex.ok and ex.stdout.split() == ["45", "closed", "True", "None"]:
+        return Check("end to end", True, f"a program ran isolated in {ex.wall_s * 1000:.0f} ms")
+    return Check("end to end", False, f"probe program gave {ex.stdout.strip()!r} (stderr {ex.stderr.strip()[-200:]!r}, "
+                 f"killed {ex.killed})", "report this with the output of `rsi doctor`")
+
+
+@functools.cache
+def _failures() -> tuple[Check, ...]:
+    return tuple(c for c in static_checks() if not c.ok)
+
+
+def require() -> None:
+    """Raise SandboxUnavailable (listing each failed check and its fix) unless the sandbox can start."""
+    failed = _failures()
+    if failed:
+        lines = "\n".join(f"  - {c.name}: {c.detail}. Fix: {c.fix}" for c in failed)
+        raise SandboxUnavailable("code tasks need the sandbox, and it cannot start on this machine:\n"
+                                 f"{lines}\nRun `rsi doctor` to see every check.")

@@ -1,0 +1,3 @@
+"""Spin past the CPU limit."""
+while True:
+    pass

@@ -1,0 +1,4 @@
+"""Leave through os._exit(0), past every handler."""
+import os
+
+os._exit(0)

@@ -1,0 +1,4 @@
+"""Sleep past the wall-clock limit."""
+import time
+
+time.sleep(10**6)

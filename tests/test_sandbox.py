@@ -1,0 +1,104 @@
+"""The sandbox's behaviour as a user sees it: results, limits, fail-closed start, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import TEST_LIMITS
+from typer.testing import CliRunner
+
+from rsi.cli import app
+from rsi.errors import SandboxUnavailable
+from rsi.sandbox import Job, Limits, Sandbox
+from rsi.sandbox import doctor as doctor_mod
+from rsi.sandbox.cgroups import CgroupError, controller_dirs
+
+
+def test_runs_a_program_with_stdin_and_args(sandbox):
+    ex = sandbox.run("import sys\nprint(sys.stdin.read().upper(), sys.argv[1:])", stdin="abc", args=["x", "y"])
+    assert ex.ok and ex.stdout == "ABC ['x', 'y']\n" and ex.signal is None and ex.killed is None
+    assert ex.limits == TEST_LIMITS and 0 < ex.wall_s < TEST_LIMITS.wall_s
+
+
+def test_exit_status_signal_and_stderr_are_reported(sandbox):
+    ex = sandbox.run("import sys\nprint('bad', file=sys.stderr)\nsys.exit(3)")
+    assert (ex.exit_code, ex.signal, ex.ok, ex.stderr) == (3, None, False, "bad\n")
+    ex = sandbox.run("import ctypes\nctypes.string_at(0)")
+    assert ex.exit_code is None and ex.signal == signal.SIGSEGV and not ex.ok
+
+
+def test_output_printed_before_a_timeout_is_kept(sandbox):
+    ex = sandbox.run("import time\nprint('started')\ntime.sleep(60)", limits=Limits(wall_s=0.5))
+    assert ex.killed == "timeout" and ex.stdout == "started\n" and 0.5 <= ex.wall_s < 2
+
+
+def test_large_stdin_and_output_under_the_cap(sandbox):
+    data = "x" * 300_000
+    ex = sandbox.run("import sys\nd = sys.stdin.read()\nprint(len(d))\nprint(d[:40000])", stdin=data)
+    assert ex.ok and ex.stdout.split("\n")[0] == "300000" and not ex.stdout_truncated
+
+
+def test_map_keeps_job_order(sandbox):
+    jobs = [Job("import sys\nprint(int(sys.stdin.read()) ** 2)", stdin=str(i)) for i in range(6)]
+    seen = []
+    out = sandbox.map(jobs, on_done=seen.append)
+    assert [ex.stdout.strip() for ex in out] == [str(i * i) for i in range(6)] and len(seen) == 6
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="memory_mb must be > 0"):
+        Limits(memory_mb=0)
+
+
+def test_fails_closed_naming_what_is_missing(monkeypatch):
+    real = shutil.which
+    monkeypatch.setattr(doctor_mod.shutil, "which", lambda name, path=None: None if name == "bwrap" else real(name))
+    doctor_mod._failures.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match=r"bwrap not found.*apt-get install -y bubblewrap"):
+            Sandbox(slots=1)
+    finally:
+        doctor_mod._failures.cache_clear()
+
+
+def test_controller_dirs_reads_mounts_and_names_a_missing_controller():
+    mounts = ("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\ncgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\n"
+              "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n")
+    own = "5:memory:/a/b\n4:pids:/\n3:cpu,cpuacct:/c\n"
+    dirs = controller_dirs(mounts, own)
+    assert dirs == {"memory": Path("/sys/fs/cgroup/memory/a/b"), "pids": Path("/sys/fs/cgroup/pids"),
+                    "cpuacct": Path("/sys/fs/cgroup/cpu,cpuacct/c")}
+    with pytest.raises(CgroupError, match="pids controller"):
+        controller_dirs(mounts.replace("rw,pids", "rw"), own)
+
+
+def test_closing_a_pool_removes_its_cgroups(sandbox):
+    sb = Sandbox(TEST_LIMITS, slots=1)
+    dirs = list(sb._base.values())
+    assert sb.run("print(1)").stdout == "1\n" and all(d.is_dir() for d in dirs)
+    sb.close()
+    assert not any(d.exists() for d in dirs)
+    with pytest.raises(RuntimeError, match="closed"):
+        sb.run("print(1)")
+
+
+def test_cli_sandbox_run_and_doctor(sandbox, tmp_path):
+    prog = tmp_path / "p.py"
+    prog.write_text("import sys\nprint(sum(map(int, sys.stdin.read().split())))\n")
+    (tmp_path / "in.txt").write_text("1 2 3")
+    runner = CliRunner()
+    r = runner.invoke(app, ["sandbox", "run", str(prog), "--stdin", str(tmp_path / "in.txt"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["stdout"] == "6\n" and out["ok"] and out["limits"]["wall_s"] == 10.0
+    prog.write_text("while True: pass\n")
+    r = runner.invoke(app, ["sandbox", "run", str(prog), "--timeout", "0.5"])
+    assert r.exit_code == 1 and "killed by the sandbox: wall-clock limit of 0.5 s" in r.output
+    r = runner.invoke(app, ["sandbox", "run", str(tmp_path / "missing.py")])
+    assert r.exit_code == 2 and "is not a file" in r.output
+    r = runner.invoke(app, ["doctor"])
+    assert r.exit_code == 0 and "end to end" in r.output and "code tasks can run here" in r.output
