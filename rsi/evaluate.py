@@ -32,7 +32,7 @@ def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     held = problems(task, difficulty, "heldout", n)
     outs = generate(model, tokenizer, [p.prompt for p in held], task.max_answer_chars(difficulty) + 1,
                     batch_size=batch_size)
-    per_problem = tuple(task.verify(p, o[0].text).correct for p, o in zip(held, outs, strict=True))
+    per_problem = tuple(v.correct for v in task.verify_many([(p, o[0].text) for p, o in zip(held, outs, strict=True)]))
     correct = sum(per_problem)
     lo, hi = wilson(correct, n)
     return EvalResult(model_name, difficulty, n, correct, lo, hi, per_problem)

@@ -32,8 +32,7 @@ LABELERS: Registry[Labeler] = Registry("labeler")
 
 def verifier_labeler(task, problem, samples, n_drawn, cfg):
     out = {}
-    for s in samples:
-        v = task.verify(problem, s.completion)
+    for s, v in zip(samples, task.verify_many([(problem, s.completion) for s in samples]), strict=True):
         out[s.index] = (v.correct, "verified" if v.correct else f"rejected by verifier: {v.reason}", float(v.correct))
     return out
 

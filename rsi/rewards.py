@@ -43,7 +43,15 @@ class RewardError(RsiError):
 
 
 def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
-    return [get_task(p.task).verify(p, extract_answer(c)).reward for c, p in zip(completions, problems, strict=True)]
+    out: list[float] = [0.0] * len(problems)
+    by_task: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        by_task.setdefault(p.task, []).append(i)
+    for name, idx in by_task.items():  # one batch per task, so code tasks verify in parallel
+        verdicts = get_task(name).verify_many([(problems[i], extract_answer(completions[i])) for i in idx])
+        for i, v in zip(idx, verdicts, strict=True):
+            out[i] = v.reward
+    return out
 
 
 def format_reward(completions: list[str], **_: object) -> list[float]:

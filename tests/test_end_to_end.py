@@ -216,3 +216,17 @@ def test_smollm2_arithmetic_shortened_runs_grpo_on_the_real_model(tmp_path):
     assert "<h2>GRPO</h2>" in (run / "report.html").read_text()
     status = json.loads(rsi("status", str(run), "--json").stdout)
     assert status["cycles_completed"] == 1 and 1 in {int(d) for d in status["eval"]}
+
+
+def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
+    """A cycle on `code_io`: labels, GRPO rewards and evaluation all run answers in the sandbox."""
+    run = tmp_path / "code"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "task=code_io", "--set", "loop.cycles=1",
+        "--set", "eval.max_difficulty=3", "--set", "loop.max_difficulty=3", "--set", "base.steps=150",
+        "--set", "train.steps=20", "--set", "propose.problems_per_difficulty=20",
+        "--set", "eval.problems_per_difficulty=20", "--set", "grpo.steps=2", "--set", "grpo.prompts_per_step=4",
+        "--set", "grpo.group_size=4")
+    reasons = [r for (r,) in table(run, "SELECT reason FROM labels")]
+    assert any("pass" in r or "no result printed" in r for r in reasons)  # graded by running code
+    assert table(run, "SELECT count(*) FROM gates") == [(1,)]
+    assert table(run, "SELECT count(*) FROM metrics WHERE stage = 'grpo'")[0][0] > 0

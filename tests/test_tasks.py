@@ -29,7 +29,8 @@ def _rev(x: int) -> str:
 
 
 def test_all_tasks_registered():
-    assert task_names() == sorted([*ALL, "word_arithmetic"])
+    code = ["code_io", "code_io_abduction", "code_io_deduction", "code_io_induction"]
+    assert task_names() == sorted([*ALL, "word_arithmetic", *code])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40])

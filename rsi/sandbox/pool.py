@@ -94,3 +94,17 @@ class Sandbox:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
+
+
+_shared: Sandbox | None = None
+
+
+def shared() -> Sandbox:
+    """The process's sandbox for code tasks, started on first use (fail-closed) and closed at exit."""
+    global _shared
+    if _shared is None:
+        import atexit
+
+        _shared = Sandbox(Limits(wall_s=5.0, cpu_s=2, memory_mb=256))
+        atexit.register(_shared.close)
+    return _shared

@@ -1,7 +1,7 @@
 """Procedurally generated tasks for a tiny character-level model, each with its verifier.
 
-One file per family (`addition`, `multiplication`, `copy`, `reverse`, `sort`, and
-`word_arithmetic` for pretrained models); importing this
+One file per family (`addition`, `multiplication`, `copy`, `reverse`, `sort`, `code_io`
+(run in the sandbox), and `word_arithmetic` for pretrained models); importing this
 package registers them all in `TASKS`.
 
 Example:
@@ -20,7 +20,7 @@ from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, problem, problems
 from rsi.tasks.registry import TASKS
 
 # Imported for their registration side effect.
-from rsi.tasks import addition, copy, multiplication, reverse, sort, word_arithmetic  # noqa: F401  isort: skip
+from rsi.tasks import addition, code_io, copy, multiplication, reverse, sort, word_arithmetic  # noqa: F401  isort: skip
 
 __all__ = [
     "SPLIT_OFFSETS",
@@ -37,13 +37,15 @@ __all__ = [
 
 PARAMETRIC = {
     "jsonl": "jsonl:<path to a .jsonl file of question/answer rows>",
+    "code_tests": "code_tests:<path to a .jsonl file of HumanEval-style function problems>",
     "reasoning_gym": "reasoning_gym:<dataset name>",
 }
 _built: dict[str, Task] = {}
 
 
 def get_task(name: str) -> Task:
-    """The registered task called `name`, or a parametric one (`jsonl:<path>`, `reasoning_gym:<dataset>`).
+    """The registered task called `name`, or a parametric one (`jsonl:<path>`, `code_tests:<path>`,
+    `reasoning_gym:<dataset>`).
 
     Raises `ConfigError` naming the known tasks, or what is wrong with the file or dataset.
     """
@@ -52,10 +54,11 @@ def get_task(name: str) -> Task:
     kind, sep, arg = name.partition(":")
     if sep and kind in PARAMETRIC and arg:
         if name not in _built:
+            from rsi.tasks.code_tests import CodeTests
             from rsi.tasks.gym import GymTask
             from rsi.tasks.jsonl import JsonlTask
 
-            _built[name] = JsonlTask(arg) if kind == "jsonl" else GymTask(arg)
+            _built[name] = {"jsonl": JsonlTask, "code_tests": CodeTests, "reasoning_gym": GymTask}[kind](arg)
         return _built[name]
     raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}, "
                       f"or {' or '.join(PARAMETRIC.values())}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import random
 import re
+from collections.abc import Sequence
 
 from rsi.records import Problem, Verdict
 
@@ -60,6 +61,11 @@ class Task(abc.ABC):
         if got == problem.answer:
             return Verdict(reward=1.0, correct=True, reason="exact match")
         return Verdict(reward=0.0, correct=False, reason=f"expected {problem.answer!r}, got {_short(got)!r}")
+
+    def verify_many(self, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
+        """Verdicts for many (problem, completion) pairs. Tasks that run code override this to run
+        the checks in parallel in the sandbox; the default calls `verify` on each."""
+        return [self.verify(p, c) for p, c in pairs]
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
         """Format check that never reads `problem.answer`: digits only, an allowed length.
