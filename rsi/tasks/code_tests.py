@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rsi.records import Problem, Verdict
 from rsi.tasks.base import Task, answer_text
-from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError
+from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError, pick_row
 
 INSTRUCTIONS = ("Complete the Python function. Respond in the form <think>reasoning</think>"
                 "<answer>the complete function</answer>")
@@ -60,12 +60,7 @@ class CodeTests(Task):
         raise NotImplementedError("code_tests tasks draw rows by index; use rsi.tasks.problem()")
 
     def make(self, split: str, difficulty: int, seed: int) -> tuple[str, str]:
-        rows = self.rows.get((split, difficulty))
-        if not rows:
-            raise TaskFileError(f"{self.path} has no {split} rows at difficulty {difficulty} (a row is held out "
-                                f"when its task_id hashes into the first {HELDOUT_FRACTION:.0%}). Add rows there, "
-                                "or set seed_data/eval difficulties to ones the file has.")
-        row = rows[(seed % 1_000_000_000) % len(rows)]
+        row = pick_row(self.path, self.rows, split, difficulty, seed, "task_id")
         return self._prompt(row), row["canonical_solution"]
 
     def max_answer_chars(self, difficulty: int) -> int:

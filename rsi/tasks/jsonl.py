@@ -60,12 +60,7 @@ class JsonlTask(Task):
         raise NotImplementedError("jsonl tasks draw rows by index; use rsi.tasks.problem()")
 
     def make(self, split: str, difficulty: int, seed: int) -> tuple[str, str]:
-        rows = self.rows.get((split, difficulty))
-        if not rows:
-            raise TaskFileError(f"{self.path} has no {split} rows at difficulty {difficulty} (a row is held out when "
-                                f"its question hashes into the first {HELDOUT_FRACTION:.0%}). Add rows there, or "
-                                "set seed_data/eval difficulties to ones the file has.")
-        question, answer = rows[(seed % 1_000_000_000) % len(rows)]
+        question, answer = pick_row(self.path, self.rows, split, difficulty, seed, "question")
         return f"{question}\n\n{R1_INSTRUCTIONS}", answer
 
     def max_answer_chars(self, difficulty: int) -> int:
@@ -77,6 +72,16 @@ class JsonlTask(Task):
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
         return has_answer_tag(completion) and bool(answer_text(completion).strip())
+
+
+def pick_row(path: Path, rows: dict, split: str, difficulty: int, seed: int, key: str):
+    """Row `seed` (modulo their number) of a file's rows in (split, difficulty); TaskFileError if none."""
+    pool = rows.get((split, difficulty))
+    if not pool:
+        raise TaskFileError(f"{path} has no {split} rows at difficulty {difficulty} (a row is held out when its "
+                            f"{key} hashes into the first {HELDOUT_FRACTION:.0%}). Add rows there, or set "
+                            "seed_data/eval difficulties to ones the file has.")
+    return pool[(seed % 1_000_000_000) % len(pool)]
 
 
 def _read(path: Path):
