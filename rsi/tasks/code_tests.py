@@ -18,7 +18,6 @@ byte of the sha256 of its task_id is below 256 * HELDOUT_FRACTION. `difficulty` 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import string
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from rsi.records import Problem, Verdict
 from rsi.tasks.base import Task, answer_text
-from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError, pick_row
+from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError, json_objects, pick_row
 
 INSTRUCTIONS = ("Complete the Python function. Respond in the form <think>reasoning</think>"
                 "<answer>the complete function</answer>")
@@ -99,36 +98,18 @@ def code_of(completion: str) -> str:
 
 
 def _read(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise TaskFileError(f"task file {path} does not exist. Give a JSONL file with one object per line "
-                            "holding task_id, prompt, entry_point and tests.")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno}).") from None
-            if not isinstance(row, dict):
-                raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
-            for key in ("task_id", "prompt", "entry_point"):
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise TaskFileError(f"{where}: key '{key}' must be non-empty text (got {row.get(key)!r}).")
-            tests = row.get("tests")
-            if not isinstance(tests, list) or not tests or not all(
-                    isinstance(t, dict) and isinstance(t.get("input"), list) and "output" in t for t in tests):
-                raise TaskFileError(f"{where}: key 'tests' must be a non-empty list of "
-                                    '{"input": [arguments...], "output": expected} objects.')
-            d = row.get("difficulty", 1)
-            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-                raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
-            solution = row.get("canonical_solution", "")
-            if not isinstance(solution, str):
-                raise TaskFileError(f"{where}: key 'canonical_solution' must be text (got {solution!r}).")
-            rows.append({**row, "difficulty": d, "canonical_solution": solution})
-    if not rows:
-        raise TaskFileError(f"task file {path} has no rows.")
+    for where, row, d in json_objects(path, "object holding task_id, prompt, entry_point and tests"):
+        for key in ("task_id", "prompt", "entry_point"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise TaskFileError(f"{where}: key '{key}' must be non-empty text (got {row.get(key)!r}).")
+        tests = row.get("tests")
+        if not isinstance(tests, list) or not tests or not all(
+                isinstance(t, dict) and isinstance(t.get("input"), list) and "output" in t for t in tests):
+            raise TaskFileError(f"{where}: key 'tests' must be a non-empty list of "
+                                '{"input": [arguments...], "output": expected} objects.')
+        solution = row.get("canonical_solution", "")
+        if not isinstance(solution, str):
+            raise TaskFileError(f"{where}: key 'canonical_solution' must be text (got {solution!r}).")
+        rows.append({**row, "difficulty": d, "canonical_solution": solution})
     return rows

@@ -50,7 +50,7 @@ class JsonlTask(Task):
         self.name = f"jsonl:{path}"
         self.checker = MathChecker(timeout_s)
         self.rows: dict[tuple[str, int], list[tuple[str, str]]] = {}
-        for _, q, a, d in _read(self.path):
+        for q, a, d in _read(self.path):
             split = "heldout" if hashlib.sha256(q.encode()).digest()[0] < 256 * HELDOUT_FRACTION else "train"
             self.rows.setdefault((split, d), []).append((q, a))
         difficulties = sorted({d for _, d in self.rows})
@@ -84,11 +84,13 @@ def pick_row(path: Path, rows: dict, split: str, difficulty: int, seed: int, key
     return pool[(seed % 1_000_000_000) % len(pool)]
 
 
-def _read(path: Path):
-    """(line number, question, answer, difficulty) per row; TaskFileError naming file:line on a bad one."""
+def json_objects(path: Path, shape: str):
+    """(\"file:line\", object, difficulty) per non-blank line of a JSONL task file; TaskFileError naming
+    the file, line and key on a bad one, or when the file is missing or empty. `shape` tells the
+    user what a line should hold."""
     if not path.is_file():
-        raise TaskFileError(f"task file {path} does not exist. Give the path of a JSONL file with one "
-                            '{"question": ..., "answer": ...} object per line.')
+        raise TaskFileError(f"task file {path} does not exist. Give the path of a JSONL file with one {shape} "
+                            "per line.")
     n = 0
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -102,14 +104,21 @@ def _read(path: Path):
                                     "Each line must be one JSON object.") from None
             if not isinstance(row, dict):
                 raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
-            q, a, d = row.get("question"), row.get("answer"), row.get("difficulty", 1)
-            if not isinstance(q, str) or not q.strip():
-                raise TaskFileError(f"{where}: key 'question' must be non-empty text (got {q!r}).")
-            if isinstance(a, bool) or not isinstance(a, str | int | float) or not str(a).strip():
-                raise TaskFileError(f"{where}: key 'answer' must be non-empty text or a number (got {a!r}).")
+            d = row.get("difficulty", 1)
             if isinstance(d, bool) or not isinstance(d, int) or d < 1:
                 raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
             n += 1
-            yield lineno, q, str(a), d
+            yield where, row, d
     if n == 0:
         raise TaskFileError(f"task file {path} has no rows.")
+
+
+def _read(path: Path):
+    """(question, answer, difficulty) per row; TaskFileError naming file:line on a bad one."""
+    for where, row, d in json_objects(path, '{"question": ..., "answer": ...} object'):
+        q, a = row.get("question"), row.get("answer")
+        if not isinstance(q, str) or not q.strip():
+            raise TaskFileError(f"{where}: key 'question' must be non-empty text (got {q!r}).")
+        if isinstance(a, bool) or not isinstance(a, str | int | float) or not str(a).strip():
+            raise TaskFileError(f"{where}: key 'answer' must be non-empty text or a number (got {a!r}).")
+        yield q, str(a), d
