@@ -11,16 +11,24 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from rsi.config import MixConfig, SeedDataConfig
+from rsi.config import MixConfig, ProposeConfig, SeedDataConfig
 from rsi.records import Example
+from rsi.selfplay import proposer_example, proposer_prompt
 from rsi.tasks import Task, problem
 
 
-def seed_stream(task: Task, cfg: SeedDataConfig) -> Callable[[random.Random], Example]:
-    """Draw one ground-truth example: a random seed-range difficulty, a random train-split item."""
+def seed_stream(task: Task, cfg: SeedDataConfig, propose: ProposeConfig | None = None
+                ) -> Callable[[random.Random], Example]:
+    """Draw one ground-truth example: a random seed-range difficulty, a random train-split item.
+
+    With self-play (`propose.by: model`), a `propose.seed_share` of the examples are proposals
+    written by the task's own program generator, so the model learns the proposer's format."""
+    share = propose.seed_share if propose is not None and propose.by == "model" else 0.0
 
     def draw(rng: random.Random) -> Example:
         d = rng.randint(cfg.min_difficulty, cfg.max_difficulty)
+        if share and rng.random() < share:
+            return Example(proposer_prompt(propose.prompt, d), proposer_example(rng, d), d, "seed")  # type: ignore[union-attr]
         p = problem(task, d, "train", rng.randrange(500_000_000))  # items above 5e8 are left for proposals
         return Example(p.prompt, p.answer, d, "seed")
 

@@ -65,7 +65,7 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
     by_problem: dict[str, list[Sample]] = {}
     for s in samples:
         by_problem.setdefault(s.problem_id, []).append(s)
-    labels: list[Label] = []
+    decisions: list[tuple[Problem, Sample, str, bool, str, float]] = []
     seen: set[tuple[str, str]] = set()
     for p in problems:
         drawn = by_problem.get(p.id, [])
@@ -80,6 +80,7 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                 if (p.prompt, answer) in seen:
                     kept, reason = False, "duplicate of a kept sample"
                 seen.add((p.prompt, answer))
-            labels.append(Label(p.id, s.index, answer, kept, reason, agreement,
-                                audit_correct=task.verify(p, answer).correct))
-    return labels
+            decisions.append((p, s, answer, kept, reason, agreement))
+    audits = task.verify_many([(p, answer) for p, _, answer, *_ in decisions])  # one batch: code runs in parallel
+    return [Label(p.id, s.index, answer, kept, reason, agreement, audit_correct=v.correct)
+            for (p, s, answer, kept, reason, agreement), v in zip(decisions, audits, strict=True)]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rsi.errors import LedgerError
-from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Sample
+from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Sample
 
 SCHEMA_VERSION = 1
 
@@ -71,6 +71,15 @@ CREATE TABLE metrics (cycle INTEGER NOT NULL, stage TEXT NOT NULL, metrics_json 
 CREATE INDEX samples_cycle ON samples (cycle);
 CREATE INDEX labels_cycle ON labels (cycle);
 CREATE INDEX problems_cycle ON problems (cycle);
+"""
+# Self-play proposals: created with the first proposal (an additive table, so ledgers without it,
+# and rsi versions that do not read it, are unaffected; opening a ledger never writes to it).
+_PROPOSALS = """
+CREATE TABLE IF NOT EXISTS proposals (
+    cycle INTEGER NOT NULL, proposer TEXT NOT NULL, difficulty INTEGER NOT NULL, idx INTEGER NOT NULL,
+    prompt TEXT NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL, finished INTEGER NOT NULL,
+    valid INTEGER NOT NULL, reason TEXT NOT NULL, problem_ids TEXT NOT NULL,
+    UNIQUE (cycle, difficulty, idx));
 """
 
 
@@ -128,6 +137,9 @@ class StageWriter:
 
     def add_labels(self, cycle: int, labels: list[Label]) -> None:
         self.ledger.add_labels(cycle, labels)
+
+    def add_proposals(self, cycle: int, proposals: list[Proposal]) -> None:
+        self.ledger.add_proposals(cycle, proposals)
 
     def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
         self.ledger.add_eval(cycle, model, results)
@@ -313,6 +325,22 @@ class Ledger:
                                       f"{lb.problem_id!r} is already labelled in cycle {cycle}") from None
 
     @_guarded
+    def add_proposals(self, cycle: int, proposals: list[Proposal]) -> None:
+        if not proposals:
+            return
+        with self._tx():
+            self._con.execute(_PROPOSALS)
+            for q in proposals:
+                try:
+                    self._con.execute(
+                        "INSERT INTO proposals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (int(cycle), q.proposer, q.difficulty, q.index, q.prompt, q.completion, q.n_tokens,
+                         int(q.finished), int(q.valid), q.reason, json.dumps(list(q.problem_ids))))
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: proposal {q.index} at difficulty {q.difficulty} "
+                                      f"is already in cycle {cycle}") from None
+
+    @_guarded
     def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
         """One row per difficulty, stored under `model` (the results' own `.model` is not read)."""
         with self._tx():
@@ -390,6 +418,16 @@ class Ledger:
             r["kept"] = bool(r["kept"])
             r["audit_correct"] = None if r["audit_correct"] is None else bool(r["audit_correct"])
         return [Label(**r) for r in rows]
+
+    @_guarded
+    def proposals(self, cycle: int | None = None) -> list[Proposal]:
+        if self._con.execute("SELECT 1 FROM sqlite_master WHERE name = 'proposals'").fetchone() is None:
+            return []
+        rows = self._con.execute(
+            "SELECT proposer, difficulty, idx, prompt, completion, n_tokens, finished, valid, reason, problem_ids "
+            "FROM proposals WHERE (? IS NULL OR cycle = ?) ORDER BY rowid", (cycle, cycle))
+        return [Proposal(who, d, i, p, c, n, bool(f), bool(v), r, tuple(json.loads(ids)))
+                for who, d, i, p, c, n, f, v, r, ids in rows]
 
     @_guarded
     def accepted(self, upto_cycle: int | None = None) -> list[tuple[int, Example]]:

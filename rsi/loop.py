@@ -97,7 +97,8 @@ def _run_cycles(ctx: Context, run_dir: Path) -> None:
 
 
 def summary_line(ctx: Context, cycle: int, seconds: float) -> str:
-    """cycle, frontier, held-out accuracy at frontier and frontier+1, kept/generated, decision, seconds."""
+    """cycle, frontier, held-out accuracy at frontier and frontier+1, valid proposals (self-play),
+    kept/generated, decision, seconds."""
     champ = champion(ctx.ledger)
     f = current_frontier(ctx, champ)
     acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, champ).items()}
@@ -106,5 +107,7 @@ def summary_line(ctx: Context, cycle: int, seconds: float) -> str:
     kept = sum(lab.kept for lab in labels)
     gates = [g for g in ctx.ledger.gates() if g["cycle"] == cycle]
     decision = ("promote" if gates[0]["promote"] else f"roll back ({gates[0]['reason']})") if gates else "base"
+    proposals = ctx.ledger.proposals(cycle) if cycle else []
+    proposed = f"proposals {sum(q.valid for q in proposals)}/{len(proposals)} valid | " if proposals else ""
     return (f"[bold]cycle {cycle}[/] frontier {f} | acc@{f} {fmt(f)} acc@{f + 1} {fmt(f + 1)} | "
-            f"kept {kept}/{len(labels)} | {decision} | {seconds:.0f}s")
+            f"{proposed}kept {kept}/{len(labels)} | {decision} | {seconds:.0f}s")

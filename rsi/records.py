@@ -45,6 +45,22 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A problem the model wrote in self-play (`propose.by: model`), as the executor judged it."""
+
+    proposer: str  # the checkpoint that wrote it
+    difficulty: int  # the level it was asked for
+    index: int  # which of the proposals for that level
+    prompt: str  # the proposer prompt
+    completion: str
+    n_tokens: int
+    finished: bool  # ended with an end-of-sequence token within the budget
+    valid: bool  # kept by the executor: it became the problems in `problem_ids`
+    reason: str  # why it was kept or dropped
+    problem_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Label:
     """A training target chosen by a labeler for one sample (kept or not, with the reason)."""
 

@@ -26,7 +26,7 @@ from rsi.grpo import group_advantages, grpo_loss, keep_groups
 from rsi.lean import distinct_rows, fused_layers
 from rsi.records import Problem
 from rsi.rewards import Reward, score
-from rsi.tokenizer import encode_prompt
+from rsi.tokenizer import encode_answer, encode_prompt, response_prefix, text_encoder
 
 
 def completion_logprobs(
@@ -171,3 +171,76 @@ def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Complet
         log[f"reward/{name}/std"] = pstdev(values)
         log[f"reward/{name}/errors"] = scores.errors[name]
     return log
+
+
+def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:
+    """Advantages of `rewards` normalised within each group (rows sharing a `groups` key), for groups
+    of any size; see `rsi.grpo.group_advantages`."""
+    out = torch.zeros(len(rewards))
+    members: dict[object, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    for rows in members.values():
+        if len(rows) > 1:
+            out[rows] = group_advantages(torch.tensor([rewards[i] for i in rows]), len(rows), variant)  # type: ignore[arg-type]
+    return out
+
+
+def recorded_update(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[tuple[str, bool]],
+    advantages: torch.Tensor,
+    cfg: GrpoConfig,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    on_step: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """`steps` GRPO updates on completions this model sampled earlier (the self-play proposer's).
+
+    `completions[i]` = (text, finished) answers `prompts[i]` with `advantages[i]`. The rows are
+    re-tokenised; their log-probabilities under the starting weights are the old policy's, so the
+    first update is on-policy (ratio 1) and later ones are clipped PPO-style. Rows with advantage 0
+    carry no signal and are skipped. Uses `cfg`'s variant, lr, eps and grad_clip; no KL term.
+    """
+    rows = [i for i in range(len(prompts)) if float(advantages[i]) != 0.0]
+    if not rows or not steps:
+        return [{"step": 0, "skipped": "every proposal's reward was equal"}] if steps else []
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    encode = text_encoder(tokenizer)
+    p_ids = [encode_prompt(tokenizer, prompts[i]) for i in rows]
+    a_ids = [encode_answer(tokenizer, text) if done else encode(text[len(response_prefix(tokenizer)):])
+             for text, done in (completions[i] for i in rows)]
+    adv = advantages[rows]
+    pad = tokenizer.pad_token_id
+    with torch.no_grad():  # the old policy: these weights, before any update
+        old = []
+        for k in range(0, len(rows), batch_size):
+            logp, mask = completion_logprobs(model, p_ids[k:k + batch_size], a_ids[k:k + batch_size], pad)
+            old += [logp[b, : int(mask[b].sum())] for b in range(len(logp))]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    model.train()
+    logs = []
+    for step in range(1, steps + 1):
+        batch = rng.sample(range(len(rows)), min(batch_size, len(rows)))
+        logp, mask = completion_logprobs(model, [p_ids[b] for b in batch], [a_ids[b] for b in batch], pad)
+        old_logp = torch.zeros_like(logp)
+        for j, b in enumerate(batch):
+            old_logp[j, : len(old[b])] = old[b]
+        loss, stats = grpo_loss(logp, old_logp, adv[batch], mask, cfg.variant, eps=cfg.eps, eps_high=cfg.eps_high,
+                                max_tokens=logp.shape[1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        log = {"step": step, "loss": loss.item(), "rows": len(batch), "clip_fraction": stats.clip_fraction,
+               "ratio_mean": stats.ratio_mean}
+        logs.append(log)
+        if on_step:
+            on_step(log)
+    model.eval()
+    return logs

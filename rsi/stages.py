@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,10 @@ from rsi.generate import generate
 from rsi.labelers import label_samples
 from rsi.ledger import Ledger
 from rsi.progress import bar
-from rsi.records import EvalResult, GateDecision, Problem, Sample
+from rsi.records import EvalResult, GateDecision, Problem, Proposal, Sample
 from rsi.rewards import load_reward
-from rsi.rl import grpo_train
+from rsi.rl import group_normalised, grpo_train, recorded_update
+from rsi.selfplay import check, proposal_rewards, proposer_prompt, solve_rates
 from rsi.tasks import Task, problems
 from rsi.train import train
 
@@ -107,10 +109,14 @@ def consecutive_rollbacks(ledger: Ledger) -> int:
     return n
 
 
-def heldout_prompts(ctx: Context) -> set[str]:
+def heldout_problems(ctx: Context) -> list[Problem]:
     e = ctx.cfg.eval
-    return {p.prompt for d in range(e.min_difficulty, e.max_difficulty + 1)
-            for p in problems(ctx.task, d, "heldout", e.problems_per_difficulty)}
+    return [p for d in range(e.min_difficulty, e.max_difficulty + 1)
+            for p in problems(ctx.task, d, "heldout", e.problems_per_difficulty)]
+
+
+def heldout_prompts(ctx: Context) -> set[str]:
+    return {p.prompt for p in heldout_problems(ctx)}
 
 
 # ---- stages ------------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ def stage_base(ctx: Context, cycle: int) -> None:
             seed = _member_seed(ctx, cycle, "base", k)
             model, tokenizer = fresh_model(ctx, seed)
             if ctx.cfg.base.steps:
-                draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data), None)
+                draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data, ctx.cfg.propose), None)
                 stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed,
                                      "base: train" + (f" friend {k}" if k else ""))
                 losses.append(stats.final_loss)
@@ -156,20 +162,60 @@ def stage_base(ctx: Context, cycle: int) -> None:
 
 
 def stage_propose(ctx: Context, cycle: int) -> None:
+    """This cycle's problems, past the frontier: from the task's generator, or (`propose.by: model`)
+    written by the champion and checked by the executor (`rsi.selfplay`)."""
+    proposals: list[Proposal] = []
     with _timed() as cost:
         champ = champion(ctx.ledger)
         f = current_frontier(ctx, champ)
         top = min(f + ctx.cfg.curriculum.width, ctx.cfg.loop.max_difficulty)
         n = ctx.cfg.propose.problems_per_difficulty * 2 ** min(2, consecutive_rollbacks(ctx.ledger))
         start = PROPOSAL_OFFSET + cycle * PROPOSALS_PER_CYCLE
-        proposed: list[Problem] = []
-        for d in range(max(f + 1, ctx.cfg.seed_data.min_difficulty), top + 1):
-            proposed += problems(ctx.task, d, "train", n, start=start)
+        levels = range(max(f + 1, ctx.cfg.seed_data.min_difficulty), top + 1)
+        if ctx.cfg.propose.by == "model":
+            proposed, proposals, tokens = _model_proposals(ctx, cycle, champ, list(levels), n, start)
+        else:
+            proposed, tokens = [p for d in levels for p in problems(ctx.task, d, "train", n, start=start)], 0
     with ctx.ledger.stage(cycle, "propose") as w:
         ctx.ledger.add_problems(cycle, proposed)
-        ctx.ledger.add_metrics(cycle, "propose", {"frontier": f, "difficulties": list(range(f + 1, top + 1)),
-                                                  "problems": len(proposed)})
-        w.cost(**cost)
+        ctx.ledger.add_proposals(cycle, proposals)
+        metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed)}
+        if proposals:
+            metrics |= {"proposals": len(proposals), "valid": sum(q.valid for q in proposals),
+                        "dropped": dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid))}
+        ctx.ledger.add_metrics(cycle, "propose", metrics)
+        w.cost(generated_tokens=tokens, **cost)
+
+
+def _model_proposals(ctx: Context, cycle: int, champ: str, levels: list[int], n: int, start: int):
+    """The champion writes `n` proposals per level; the executor keeps the valid ones, each posing
+    one problem per mode the task can pose. Returns (problems, proposals, generated tokens)."""
+    from rsi.sandbox.pool import shared
+    from rsi.tasks.code_io import pose, program_input
+
+    p = ctx.cfg.propose
+    model, tokenizer = load_checkpoint(ctx.checkpoint(champ))
+    seen = {pair for q in ctx.ledger.problems() if (pair := program_input(q)) is not None}
+    heldout = {pair for q in heldout_problems(ctx) if (pair := program_input(q)) is not None}
+    alphabet = ctx.task.alphabet if ctx.cfg.model.kind == "tiny" else None
+    made, proposals, tokens = [], [], 0
+    with bar(ctx.console, f"propose: {champ} writes problems", len(levels) * n) as advance:
+        for d in levels:
+            prompt = proposer_prompt(p.prompt, d)
+            outs = generate(model, tokenizer, [prompt], ctx.task.max_answer_chars(d) + 1, n=n,
+                            temperature=p.temperature, seed=ctx.stage_seed(cycle, f"propose/{d}"),
+                            batch_size=ctx.cfg.generate.batch_size, on_batch=advance)[0]
+            checked = check([c.text for c in outs], seen, heldout, alphabet, shared())
+            for j, (c, v) in enumerate(zip(outs, checked, strict=True)):
+                ids = []
+                for mode in ctx.task.proposable_modes() if v.valid else ():
+                    q_prompt, answer = pose(mode, v.source, v.x, v.y)
+                    made.append(Problem(ctx.task.name, d, "train", start + len(made), q_prompt, answer, source=champ))
+                    ids.append(made[-1].id)
+                proposals.append(Proposal(champ, d, j, prompt, c.text, c.n_tokens, c.finished, v.valid, v.reason,
+                                          tuple(ids)))
+                tokens += c.n_tokens
+    return made, proposals, tokens
 
 
 def stage_generate(ctx: Context, cycle: int) -> None:
@@ -216,17 +262,21 @@ def stage_label(ctx: Context, cycle: int) -> None:
 
 
 def stage_train(ctx: Context, cycle: int) -> None:
-    """Train this cycle's candidate (and each friend, from its own seed): SFT on the accepted
-    samples, then `grpo.steps` of GRPO on this cycle's problems. Skipped when neither has work."""
+    """Train this cycle's candidate (and each friend, from its own seed): under self-play first the
+    champion's proposer role (GRPO on its proposals' learnability), then SFT on the accepted
+    samples, then `grpo.steps` of GRPO on this cycle's problems. Skipped when none has work."""
     cfg = ctx.cfg
-    losses, rl_logs, used = [], [], {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
+    losses, rl_logs, proposer_logs = [], [], []
+    used = {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
     with _timed() as cost:
         everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
         before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
         new = [e for e in everything if (e.prompt, e.answer) not in before]
         replay = [e for e in everything if (e.prompt, e.answer) in before]
         sft = bool(new) and (cfg.train.steps > 0 or cfg.loop.mode == "refresh")
-        work = sft or cfg.grpo.steps > 0
+        # self-play: the proposer learns from its scored proposals (inner loop only: they are its own samples)
+        proposer = cfg.propose.by == "model" and cfg.propose.updates > 0 and cfg.loop.mode == "inner"
+        work = sft or cfg.grpo.steps > 0 or proposer
         for k in range(cfg.label.friends + 1) if work else ():
             seed = _member_seed(ctx, cycle, "train", k)
             init = model_name(champion_cycle(ctx.ledger), k)
@@ -238,8 +288,11 @@ def stage_train(ctx: Context, cycle: int) -> None:
                 model, tokenizer = load_checkpoint(ctx.checkpoint(init))
                 tcfg, pools, made_from = cfg.train, {"new": new, "replay": replay}, init
             who = f"cycle {cycle}" + (f" friend {k}" if k else "")
+            if proposer and k == 0:  # the champion wrote the proposals; train it first, while its weights still did
+                logs = _train_proposer(ctx, cycle, model, tokenizer, seed, f"{who}: proposer")
+                proposer_logs += [{"member": k, **log} for log in logs]
             if sft:
-                draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data), tcfg.mix)
+                draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data, cfg.propose), tcfg.mix)
                 stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train")
                 losses.append(stats.final_loss)
                 used["train_sequences"] += stats.sequences
@@ -258,7 +311,28 @@ def stage_train(ctx: Context, cycle: int) -> None:
             "skipped": None if work else "no accepted samples this cycle"})
         if rl_logs:
             ctx.ledger.add_metrics(cycle, "grpo", {"steps": rl_logs})
+        if proposer_logs:
+            ctx.ledger.add_metrics(cycle, "proposer", {"steps": proposer_logs})
         w.cost(**used, **cost)
+
+
+def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label: str) -> list[dict]:
+    """GRPO on this cycle's proposals, each rewarded by its learnability (`rsi.selfplay`), with
+    advantages normalised among the proposals written for the same level."""
+    p = ctx.cfg.propose
+    proposals = ctx.ledger.proposals(cycle)
+    rewards = proposal_rewards(proposals, solve_rates(ctx.ledger.problems(cycle=cycle), ctx.ledger.labels(cycle)))
+    adv = group_normalised(rewards, [q.difficulty for q in proposals], ctx.cfg.grpo.variant)
+    trainable = with_lora(model, ctx.cfg.model.lora)
+    with bar(ctx.console, label, p.updates) as advance:
+        logs = recorded_update(trainable, tokenizer, [q.prompt for q in proposals],
+                               [(q.completion, q.finished) for q in proposals], adv, ctx.cfg.grpo, p.updates,
+                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log['loss']:.3f}"))
+    merged(trainable)
+    if logs:
+        logs[0] |= {"reward_mean": sum(rewards) / max(1, len(rewards)), "learnable": sum(r > 0 for r in rewards),
+                    "proposals": len(proposals)}
+    return logs
 
 
 def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str) -> list[dict]:

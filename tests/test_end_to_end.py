@@ -230,3 +230,25 @@ def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
     assert any("pass" in r or "no result printed" in r for r in reasons)  # graded by running code
     assert table(run, "SELECT count(*) FROM gates") == [(1,)]
     assert table(run, "SELECT count(*) FROM metrics WHERE stage = 'grpo'")[0][0] > 0
+
+
+def test_self_play_records_proposals_with_provenance_and_trains_the_proposer(sandbox, tmp_path):
+    """`selfplay`: the base model writes problems, the executor keeps the valid ones, both roles train."""
+    run = tmp_path / "selfplay"
+    rsi("run", "selfplay", "--run-dir", str(run), "--set", "loop.cycles=1", "--set", "base.steps=250",
+        "--set", "loop.max_difficulty=3", "--set", "eval.max_difficulty=3", "--set", "eval.problems_per_difficulty=20",
+        "--set", "propose.problems_per_difficulty=16", "--set", "train.steps=10", "--set", "grpo.steps=2",
+        "--set", "propose.updates=2")
+    proposals = table(run, "SELECT proposer, valid, reason, problem_ids FROM proposals")
+    assert len(proposals) == 16 * 3 and {p[0] for p in proposals} == {"cycle-0000"}
+    valid = [json.loads(ids) for _, ok, _, ids in proposals if ok]
+    assert valid, "the base model, trained on generated programs, wrote no valid proposal"
+    assert all(len(ids) == 2 for ids in valid)  # a deduction and an abduction problem each
+    assert all(ok == reason.startswith("kept") for _, ok, reason, _ in proposals)
+    problems = dict(table(run, "SELECT id, source FROM problems"))
+    assert sorted(problems) == sorted(i for ids in valid for i in ids)
+    assert set(problems.values()) == {"cycle-0000"}  # provenance: the proposing checkpoint
+    assert table(run, "SELECT count(*) FROM samples")[0][0] == 4 * len(problems)
+    steps = json.loads(table(run, "SELECT metrics_json FROM metrics WHERE stage = 'proposer'")[0][0])["steps"]
+    assert steps[0]["proposals"] == 48 and len(steps) in (1, 2)  # 1: every reward equal, nothing to learn
+    assert table(run, "SELECT count(*) FROM gates") == [(1,)]

@@ -173,7 +173,35 @@ class CurriculumConfig(_Section):
 
 
 class ProposeConfig(_Section):
-    problems_per_difficulty: int = Field(500, gt=0, description="new unlabelled problems per proposed difficulty")
+    problems_per_difficulty: int = Field(
+        500, gt=0, description="new problems per proposed difficulty (by 'model': proposals sampled, before checks)"
+    )
+    by: Literal["task", "model"] = Field(
+        "task", description="'task': the task's generator writes the problems; 'model': the champion writes them "
+        "(self-play, code_io tasks; see rsi/selfplay.py)",
+    )
+    prompt: str = Field(
+        "#propose {difficulty}\n", description="by 'model': the proposer prompt; {difficulty} is the level asked for"
+    )
+    seed_share: float = Field(
+        0.3, ge=0, le=1, description="by 'model': share of seed examples that are proposals from the task's "
+        "generator, so a model trained from scratch learns to write programs",
+    )
+    temperature: float = Field(1.0, gt=0, description="by 'model': sampling temperature of the proposals")
+    updates: int = Field(
+        4, ge=0, description="by 'model': GRPO updates of the proposer per cycle on its scored proposals (0: none)"
+    )
+    batch_size: int = Field(64, gt=0, description="by 'model': proposals per proposer update")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_formats(cls, prompt: str) -> str:
+        try:
+            prompt.format(difficulty=1)
+        except (KeyError, IndexError, ValueError) as e:
+            raise Invalid(f"not a format string with only {{difficulty}} ({type(e).__name__}: {e})",
+                          "text with an optional {difficulty} placeholder; write {{ }} for literal braces") from None
+        return prompt
 
 
 class GenerateConfig(_Section):
@@ -319,6 +347,13 @@ class Config(_Section):
                  "config key 'grpo.rewards': the 'accuracy' reward reads the task's verifier, but "
                  f"'label.labeler' is '{self.label.labeler}' (no ground truth). Allowed: label.labeler=verifier, "
                  "or rewards without 'accuracy'.")
+            )
+        if self.propose.by == "model" and not getattr(task, "proposable_modes", lambda: ())():
+            problems.append(
+                (("propose.by", "task"),
+                 f"config key 'propose.by': task '{self.task}' cannot take problems written by the model (got "
+                 "'model'). Allowed: propose.by=task, or a code_io task that poses deduction or abduction "
+                 "(code_io, code_io_deduction, code_io_abduction).")
             )
         if problems:
             raise CrossField(problems)

@@ -65,17 +65,26 @@ def function_job(source: str, entry_point: str, inputs: list[list[Any]]) -> tupl
     return json.dumps({"source": source, "entry_point": entry_point, "inputs": inputs, "token": token}), token
 
 
-def grade_function(ex: Execution, token: str, expected: list[Any]) -> Graded:
-    """Compare the harness's printed results with `expected` (one value per input)."""
-    n = len(expected)
+def function_results(ex: Execution, token: str, n: int) -> tuple[list[Any] | None, str]:
+    """The harness's `n` per-input results ({"value": v} or {"error": name}) from `ex`, or None and
+    why there are none (killed, nothing printed, a malformed line)."""
     if ex.killed:
-        return Graded(0, n, f"killed: {ex.killed}")
+        return None, f"killed: {ex.killed}"
     results = _result_line(ex.stdout, token)
     if results is None:
         tail = ex.stderr.strip().splitlines()[-1:] or [f"exit status {ex.exit_code}"]
-        return Graded(0, n, f"no result printed ({tail[0][:200]})")
+        return None, f"no result printed ({tail[0][:200]})"
     if not isinstance(results, list) or len(results) != n:
-        return Graded(0, n, "result line does not have one entry per test")
+        return None, "result line does not have one entry per test"
+    return results, ""
+
+
+def grade_function(ex: Execution, token: str, expected: list[Any]) -> Graded:
+    """Compare the harness's printed results with `expected` (one value per input)."""
+    n = len(expected)
+    results, why = function_results(ex, token, n)
+    if results is None:
+        return Graded(0, n, why)
     passed, first_bad = 0, None
     for i, (got, want) in enumerate(zip(results, expected, strict=True)):
         if isinstance(got, dict) and "value" in got and same(got["value"], want):

@@ -29,8 +29,26 @@ from rsi.tasks.programs import random_input, random_program, run_trusted
 from rsi.tasks.registry import TASKS
 
 MODES = ("deduction", "abduction", "induction")
+PROPOSABLE = ("deduction", "abduction")  # modes a self-play proposal (a program and an input) can pose
 SHOWN, HIDDEN = 3, 3  # induction: examples in the prompt, extra checks kept on the host
 _INT = re.compile(r"\s*-?\d{1,40}\s*")
+
+
+def pose(mode: str, source: str, x: int, y: int) -> tuple[str, str]:
+    """(prompt, answer) asking for f's output (deduction) or an input giving y (abduction)."""
+    if mode == "deduction":
+        return f"{source}\n#f({x})=", str(y)
+    if mode == "abduction":
+        return f"{source}\n#f(?)={y}", str(x)
+    raise ValueError(f"a program and an input pose deduction or abduction, not {mode!r}")
+
+
+def program_input(problem: Problem) -> tuple[str, int] | None:
+    """(program, input) a deduction or abduction problem is about; None for induction."""
+    if problem.prompt.startswith("#"):
+        return None
+    source, _, rest = problem.prompt.rpartition("\n#f(")
+    return source, int(problem.answer if rest.startswith("?") else rest.rstrip(")="))
 
 
 def _body(source: str) -> str:
@@ -63,10 +81,11 @@ class CodeIO(Task):
             pairs = ";".join(f"f({x})={y}" for x, y in shown)
             return f"#{pairs}\ndef f(x):", _body(source)
         x = random_input(rng, difficulty)
-        y = run_trusted(source, x)
-        if mode == "deduction":
-            return f"{source}\n#f({x})=", str(y)
-        return f"{source}\n#f(?)={y}", str(x)
+        return pose(mode, source, x, run_trusted(source, x))
+
+    def proposable_modes(self) -> tuple[str, ...]:
+        """The modes of this task that a proposal (program, input, output) can pose."""
+        return tuple(m for m in self.modes if m in PROPOSABLE)
 
     def max_answer_chars(self, difficulty: int) -> int:
         # room for an induction body of this size (about 22 characters a line)
@@ -117,11 +136,11 @@ class CodeIO(Task):
 
     def _check(self, problem: Problem, text: str, mode: str) -> tuple[str, list[int], list[int]]:
         """(program to run, inputs, expected outputs) that decide an abduction or induction answer."""
+        if mode == "abduction":  # everything is in the prompt, which may be a model's proposal
+            source, _, target = problem.prompt.rpartition("\n#f(?)=")
+            return source, [int(text)], [int(target)]
         rng = random.Random(f"{self.name}/{problem.difficulty}/{problem.seed}")
         _, source = self._draw(rng, problem.difficulty)
-        if mode == "abduction":
-            target = run_trusted(source, int(problem.answer))
-            return source, [int(text)], [target]
         shown = _examples(rng, source, problem.difficulty, SHOWN)
         hidden = _examples(random.Random(f"hidden/{problem.id}"), source, problem.difficulty, HIDDEN)
         pairs = shown + hidden
