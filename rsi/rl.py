@@ -26,7 +26,7 @@ from rsi.grpo import group_advantages, grpo_loss, keep_groups
 from rsi.lean import distinct_rows, fused_layers
 from rsi.records import Problem
 from rsi.rewards import Reward, score
-from rsi.tokenizer import encode_answer, encode_prompt, response_prefix, text_encoder
+from rsi.tokenizer import encode_answer, encode_prompt
 
 
 def completion_logprobs(
@@ -210,9 +210,8 @@ def recorded_update(
         return [{"step": 0, "skipped": "every proposal's reward was equal"}] if steps else []
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    encode = text_encoder(tokenizer)
     p_ids = [encode_prompt(tokenizer, prompts[i]) for i in rows]
-    a_ids = [encode_answer(tokenizer, text) if done else encode(text[len(response_prefix(tokenizer)):])
+    a_ids = [encode_answer(tokenizer, text)[: None if done else -1]  # a cut-off completion had no end token
              for text, done in (completions[i] for i in rows)]
     adv = advantages[rows]
     pad = tokenizer.pad_token_id

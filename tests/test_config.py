@@ -182,7 +182,8 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
 
 
 def test_missing_file_names_path_and_builtins(tmp_path):
-    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: default, quick, selfplay, smollm2-arithmetic, smollm2-selfplay, vote"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: default, quick, selfplay, "
+                                          r"smollm2-arithmetic, smollm2-selfplay, vote"):
         load_config(str(tmp_path / "nope.yaml"))
 
 

@@ -43,12 +43,20 @@ def pose(mode: str, source: str, x: int, y: int) -> tuple[str, str]:
     raise ValueError(f"a program and an input pose deduction or abduction, not {mode!r}")
 
 
+def mode_of(problem: Problem) -> str:
+    """Which question a code_io problem asks, read from its prompt."""
+    if problem.prompt.startswith("#"):
+        return "induction"
+    return "abduction" if "\n#f(?)=" in problem.prompt else "deduction"
+
+
 def program_input(problem: Problem) -> tuple[str, int] | None:
     """(program, input) a deduction or abduction problem is about; None for induction."""
-    if problem.prompt.startswith("#"):
+    mode = mode_of(problem)
+    if mode == "induction":
         return None
     source, _, rest = problem.prompt.rpartition("\n#f(")
-    return source, int(problem.answer if rest.startswith("?") else rest.rstrip(")="))
+    return source, int(problem.answer if mode == "abduction" else rest.rstrip(")="))
 
 
 def _body(source: str) -> str:
@@ -96,13 +104,9 @@ class CodeIO(Task):
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
         text = answer_text(completion)
-        if self._mode(problem) == "induction":
+        if mode_of(problem) == "induction":
             return "return" in text
         return bool(_INT.fullmatch(text))
-
-    def _mode(self, problem: Problem) -> str:
-        return "induction" if problem.prompt.startswith("#") else ("abduction" if "#f(?)=" in problem.prompt
-                                                                  else "deduction")
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return self.verify_many([(problem, completion)])[0]
@@ -117,7 +121,7 @@ class CodeIO(Task):
             if problem.task != self.name:
                 raise ValueError(f"problem.task is {problem.task!r}, but this verifier is for {self.name!r}")
             text = answer_text(completion)
-            mode = self._mode(problem)
+            mode = mode_of(problem)
             if mode != "induction" and not _INT.fullmatch(text):
                 verdicts[i] = Verdict(0.0, False, f"not an integer: {text[:40]!r}")
             elif mode == "deduction":
