@@ -41,7 +41,8 @@ def judge(cfg, proposer_dir: Path, solver, levels: list[int], n: int, samples: i
     reward = 0.0
     for d in levels:
         outs = generate(model, tok, [proposer_prompt(cfg.propose.prompt, d)], task.max_answer_chars(d) + 1, n=n,
-                        temperature=cfg.propose.temperature, seed=seed + d)[0]
+                        temperature=cfg.propose.temperature, seed=seed + d,
+                        prefix=cfg.propose.response_prefix)[0]
         checked = [c for c in check([o.text for o in outs], set(), set(), task.alphabet, shared()) if c.valid]
         valid += len(checked)
         posed = [[Problem(task.name, d, "train", i, *pose(m, c.source, c.x, c.y)) for m in task.proposable_modes()]

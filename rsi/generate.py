@@ -50,13 +50,16 @@ def generate(
     batch_size: int = 256,
     on_batch: Callable[[int], None] | None = None,
     recorder=None,
+    prefix: str | None = None,
 ) -> list[list[Completion]]:
     """`n` completions for each prompt (result[i][j] is the j-th for prompts[i]).
 
     `on_batch(k)` is called after each batch with the number of rows it finished (for progress bars).
     `recorder` (an `rsi.replay.Recorder`), when the lean sampler runs, records each batch's forward
     for an update without a second forward: `recorder.traces` holds one `(rows, Trace)` per batch,
-    rows being the batch's completions as indices i * n + j.
+    rows being the batch's completions as indices i * n + j. The prompts are problems, in the
+    model's prompt template and with its response prefix, unless `prefix` is given: then they are
+    fed as they are, and each completion starts with `prefix` (the self-play proposer's).
     """
     lean = LeanDecoder.supports(model)
     was_training = model.training
@@ -67,8 +70,8 @@ def generate(
     stops = stop_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gen = torch.Generator().manual_seed(seed)
-    encoded = [encode_prompt(tokenizer, p) for p in prompts]
-    prefix = response_prefix(tokenizer)
+    encoded = [encode_prompt(tokenizer, p, prefix) for p in prompts]
+    prefix = response_prefix(tokenizer) if prefix is None else prefix
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
     for chunk in _batches(encoded, n, batch_size):
         rec = recorder if lean else None

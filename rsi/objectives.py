@@ -28,7 +28,7 @@ OBJECTIVES: Registry[Objective] = Registry("objective")
 def _batch(tokenizer: PreTrainedTokenizerBase, examples: list[Example], answer_only: bool):
     seqs, first_target = [], []
     for ex in examples:
-        prompt, answer = encode_prompt(tokenizer, ex.prompt), encode_answer(tokenizer, ex.answer)
+        prompt, answer = encode_prompt(tokenizer, ex.prompt, ex.prefix), encode_answer(tokenizer, ex.answer, ex.prefix)
         seqs.append([*prompt, *answer])
         first_target.append(len(prompt) if answer_only else 1)
     T = max(map(len, seqs))

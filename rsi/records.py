@@ -81,6 +81,7 @@ class Example:
     answer: str
     difficulty: int
     origin: str  # "seed" (ground truth) | "self" (produced and checked by the loop) | "human"
+    prefix: str | None = None  # None: a problem; else a proposer prompt, its answer starting with this
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,12 @@ def recorded_update(
     batch_size: int,
     seed: int,
     on_step: Callable[[dict], None] | None = None,
+    prefix: str = "",
 ) -> list[dict]:
     """`steps` GRPO updates on completions this model sampled earlier (the self-play proposer's).
 
-    `completions[i]` = (text, finished) answers `prompts[i]` with `advantages[i]`. The rows are
+    `completions[i]` = (text, finished) answers `prompts[i]` (fed as they are, not as problems; each
+    completion starts with `prefix`) with `advantages[i]`. The rows are
     re-tokenised; their log-probabilities under the starting weights are the old policy's, so the
     first update is on-policy (ratio 1) and later ones are clipped PPO-style. Rows with advantage 0
     carry no signal and are skipped. Uses `cfg`'s variant, lr, eps and grad_clip; no KL term.
@@ -210,8 +212,8 @@ def recorded_update(
         return [{"step": 0, "skipped": "every proposal's reward was equal"}] if steps else []
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    p_ids = [encode_prompt(tokenizer, prompts[i]) for i in rows]
-    a_ids = [encode_answer(tokenizer, text)[: None if done else -1]  # a cut-off completion had no end token
+    p_ids = [encode_prompt(tokenizer, prompts[i], prefix) for i in rows]
+    a_ids = [encode_answer(tokenizer, text, prefix)[: None if done else -1]  # a cut-off completion had no end token
              for text, done in (completions[i] for i in rows)]
     adv = advantages[rows]
     pad = tokenizer.pad_token_id

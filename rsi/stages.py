@@ -204,7 +204,7 @@ def _model_proposals(ctx: Context, cycle: int, champ: str, levels: list[int], n:
             prompt = proposer_prompt(p.prompt, d)
             outs = generate(model, tokenizer, [prompt], ctx.task.max_answer_chars(d) + 1, n=n,
                             temperature=p.temperature, seed=ctx.stage_seed(cycle, f"propose/{d}"),
-                            batch_size=ctx.cfg.generate.batch_size, on_batch=advance)[0]
+                            batch_size=ctx.cfg.generate.batch_size, on_batch=advance, prefix=p.response_prefix)[0]
             checked = check([c.text for c in outs], seen, heldout, alphabet, shared())
             for j, (c, v) in enumerate(zip(outs, checked, strict=True)):
                 ids = []
@@ -327,7 +327,8 @@ def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label
     with bar(ctx.console, label, p.updates) as advance:
         logs = recorded_update(trainable, tokenizer, [q.prompt for q in proposals],
                                [(q.completion, q.finished) for q in proposals], adv, ctx.cfg.grpo, p.updates,
-                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log['loss']:.3f}"))
+                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log['loss']:.3f}"),
+                               prefix=p.response_prefix)
     merged(trainable)
     if logs:
         logs[0] |= {"reward_mean": sum(rewards) / max(1, len(rewards)), "learnable": sum(r > 0 for r in rewards),

@@ -14,6 +14,10 @@ A tokenizer may carry a response prefix (`response_prefix`, saved in its tokeniz
 from `model.response_prefix`), e.g. `<think>` as in the R1-Zero template: it is appended to every
 encoded prompt, so the model continues from it, and it counts as the start of every response
 (`rsi.generate` puts it in front of each completion's text; `encode_answer` strips it again).
+It may also carry a prompt template (`model.prompt_template`, e.g. an instruction and worked
+examples around a task's bare prompt), which wraps every problem's prompt. A prompt that is not a
+problem (the self-play proposer's) is encoded with an explicit `prefix`: as it is, without the
+template, its response starting with that prefix instead.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def text_encoder(tokenizer: PreTrainedTokenizerBase):
 
 
 PREFIX_KEY = "rsi_response_prefix"
+TEMPLATE_KEY = "rsi_prompt_template"
 
 
 def response_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -75,21 +80,25 @@ def response_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
     return tokenizer.init_kwargs.get(PREFIX_KEY, "")
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """Token ids of `prompt` as the model sees it before its answer (see the module docstring)."""
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, prefix: str | None = None) -> list[int]:
+    """Token ids of `prompt` as the model sees it before its answer (see the module docstring).
+    `prefix=None`: a problem, in the model's prompt template, with its response prefix."""
+    if prefix is None:
+        prompt = tokenizer.init_kwargs.get(TEMPLATE_KEY, "{prompt}").format(prompt=prompt)
+        prefix = response_prefix(tokenizer)
     encode = text_encoder(tokenizer)
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                              tokenize=False)
-        ids = encode(text + response_prefix(tokenizer))
+        ids = encode(text + prefix)
     else:
-        ids = [tokenizer.bos_token_id, *encode(prompt + response_prefix(tokenizer))]
+        ids = [tokenizer.bos_token_id, *encode(prompt + prefix)]
     return ids
 
 
-def encode_answer(tokenizer: PreTrainedTokenizerBase, answer: str) -> list[int]:
+def encode_answer(tokenizer: PreTrainedTokenizerBase, answer: str, prefix: str | None = None) -> list[int]:
     """Token ids of `answer` (without the response prefix, which the prompt holds) and end-of-sequence."""
-    prefix = response_prefix(tokenizer)
+    prefix = response_prefix(tokenizer) if prefix is None else prefix
     if prefix and answer.startswith(prefix):
         answer = answer[len(prefix):]
     return [*text_encoder(tokenizer)(answer), tokenizer.eos_token_id]

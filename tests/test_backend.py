@@ -5,9 +5,12 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from rsi.backend import ModelError, initial_model, load_pretrained, merged, resolve_path, with_lora
+from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.config import LoraConfig, ModelConfig, config_from_dict
 from rsi.errors import ConfigError
 from rsi.generate import generate
+from rsi.objectives import IGNORE, sft_batch
+from rsi.records import Example
 from rsi.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 <>/:=?+"
@@ -43,6 +46,29 @@ def test_local_dir_loads_with_its_chat_template_and_response_prefix(hf_dir):
     assert tok.decode(encode_answer(tok, "<think>4</think>")[:-1]) == "4</think>"
     out = generate(model, tok, ["2+2?"], 5, temperature=1.0)
     assert out[0][0].text.startswith("<think>")
+
+
+def test_prompt_template_wraps_problems_not_proposer_prompts_and_is_saved_with_the_checkpoint(hf_dir, tmp_path):
+    cfg = ModelConfig(kind="hf", path=str(hf_dir), response_prefix="<answer>", prompt_template="q: {prompt} =?")
+    model, tok = initial_model(cfg, "", 0)
+    assert tok.decode(encode_prompt(tok, "2+2")) == "<user>q: 2+2 =?</user><assistant><answer>"
+    # a prompt that is not a problem (the proposer's) is fed as it is, with its own response prefix
+    assert tok.decode(encode_prompt(tok, "propose", prefix="def")) == "<user>propose</user><assistant>def"
+    assert tok.decode(encode_answer(tok, "def f", prefix="def")[:-1]) == " f"
+    assert tok.decode(encode_answer(tok, "<answer>4")[:-1]) == "4"
+    out = generate(model, tok, ["propose", "2+2"], 4, prefix="def")
+    assert all(c[0].text.startswith("def") for c in out)
+    assert generate(model, tok, ["2+2"], 4)[0][0].text.startswith("<answer>")
+    # SFT trains the answer after whichever prompt and prefix the example has
+    ids, labels = sft_batch(tok, [Example("2+2", "<answer>4", 1, "seed"), Example("propose", "def f", 1, "seed",
+                                                                                 prefix="def")])
+    for row, prompt, answer in ((0, "<user>q: 2+2 =?</user><assistant><answer>", "4"),
+                                (1, "<user>propose</user><assistant>def", " f")):
+        assert tok.decode(ids[row, : len(prompt)]) == prompt  # one token per character
+        assert tok.decode([t for t in labels[row].tolist() if t != IGNORE][:-1]) == answer
+    save_checkpoint(model, tok, tmp_path / "ck", {"cycle": 0})
+    _, again = load_checkpoint(tmp_path / "ck")
+    assert encode_prompt(again, "2+2") == encode_prompt(tok, "2+2")
 
 
 def test_padded_batch_generates_what_each_prompt_generates_alone(hf_dir):

@@ -211,3 +211,16 @@ def test_config_is_frozen():
     cfg = load_config()
     with pytest.raises(ValidationError, match="frozen"):
         cfg.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_prompt_template_needs_one_placeholder_and_a_pretrained_model():
+    for bad, why in (("no placeholder", r"exactly once \(found 0\)"),
+                     ("{prompt} {prompt}", r"exactly once \(found 2\)"),
+                     ("{answer}: {prompt}", "not a format string")):
+        with pytest.raises(ConfigError, match=rf"'model\.prompt_template'.*{why}"):
+            load_config("smollm2-selfplay", [f"model.prompt_template='{bad}'"])
+    ok = load_config("smollm2-selfplay", ["model.prompt_template='{{literal}} {prompt}'"])
+    assert ok.model.prompt_template.format(prompt="p") == "{literal} p"
+    for key, value in (("prompt_template", "Q: {prompt}"), ("response_prefix", "<think>")):
+        with pytest.raises(ConfigError, match=rf"'model\.{key}': the tiny model reads the task's prompts as they are"):
+            load_config(None, [f"model.{key}='{value}'"])

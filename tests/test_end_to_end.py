@@ -252,3 +252,22 @@ def test_self_play_records_proposals_with_provenance_and_trains_the_proposer(san
     steps = json.loads(table(run, "SELECT metrics_json FROM metrics WHERE stage = 'proposer'")[0][0])["steps"]
     assert steps[0]["proposals"] == 48 and len(steps) in (1, 2)  # 1: every reward equal, nothing to learn
     assert table(run, "SELECT count(*) FROM gates") == [(1,)]
+
+
+def test_smollm2_selfplay_shortened_proposes_and_solves_in_its_own_formats(sandbox, tmp_path):
+    """The real-model self-play config, cut to one small cycle: proposals start with the proposer's
+    prefix, answers with the solver's `<answer>` prefix, and the problems keep the task's bare form."""
+    run = tmp_path / "smollm2-selfplay"
+    overrides = ["loop.cycles=1", "propose.problems_per_difficulty=16", "generate.samples_per_problem=2",
+                 "grpo.steps=1", "grpo.prompts_per_step=2", "grpo.group_size=2", "propose.updates=1",
+                 "eval.problems_per_difficulty=4", "eval.max_difficulty=1"]
+    rsi("run", "smollm2-selfplay", "--run-dir", str(run), *[a for o in overrides for a in ("--set", o)])
+    proposals = table(run, "SELECT completion, valid, problem_ids FROM proposals")
+    assert len(proposals) == 16 and all(c.startswith("def f(x):\n    ") for c, _, _ in proposals)
+    made = [i for _, ok, ids in proposals if ok for i in json.loads(ids)]
+    assert made, "SmolLM2 wrote no valid proposal in 16"
+    prompts = dict(table(run, "SELECT id, prompt FROM problems"))
+    assert sorted(prompts) == sorted(made) and all(p.startswith("def f(x):\n") for p in prompts.values())
+    samples = [c for (c,) in table(run, "SELECT completion FROM samples")]
+    assert len(samples) == 2 * len(made) and all(c.startswith("<answer>") for c in samples)
+    assert table(run, "SELECT count(*) FROM metrics WHERE stage = 'proposer'") == [(1,)]

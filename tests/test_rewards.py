@@ -76,3 +76,12 @@ def test_loading_errors_name_the_file_and_what_is_wrong(tmp_path):
     g.write_text("import no_such_module_here\n")
     with pytest.raises(RewardError, match=r"broken\.py: importing it raised ModuleNotFoundError"):
         load_reward(f"{g}:f", 1.0)
+
+
+def test_an_answer_cut_off_before_its_closing_tag_counts_but_not_a_sprayed_one():
+    right, wrong = P[0].answer, "999"
+    assert extract_answer(f"<answer>{right}</ans") == right  # the token budget ran out in the closing tag
+    assert extract_answer(f"<think>x</think><answer> {right} ") == right
+    assert extract_answer(f"<answer>{wrong}\n<answer>{right}") == f"{wrong}\n<answer>{right}"  # no pick of the lot
+    comps = [f"<answer>{right}</an", f"<answer>{wrong}\n<answer>{right}", f"<answer>{right}\nbecause"]
+    assert score([load_reward("accuracy", 1.0)], comps, [P[0]] * 3).components["accuracy"] == [1.0, 0.0, 0.0]

@@ -39,6 +39,10 @@ class ModelConfig(_Section):
     response_prefix: str = Field(
         "", description="for kind 'hf': text every response starts with, appended to the prompt (e.g. '<think>')"
     )
+    prompt_template: str = Field(
+        "{prompt}", description="for kind 'hf': how a problem is put to the model; {prompt} is the task's prompt "
+        "(e.g. an instruction and examples around bare code_io programs). Self-play proposer prompts are not wrapped."
+    )
     lora: LoraConfig | None = Field(
         None, description="train a LoRA adapter, merged after each stage; null: all weights"
     )
@@ -56,6 +60,19 @@ class ModelConfig(_Section):
             raise Invalid(f"must divide model.hidden_size ({hidden})", f"a divisor of {hidden}: {divisors}")
         return heads
 
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_formats(cls, template: str) -> str:
+        try:
+            found = template.format(prompt="\0").count("\0")
+        except (KeyError, IndexError, ValueError) as e:
+            raise Invalid(f"not a format string with only {{prompt}} ({type(e).__name__}: {e})",
+                          "text containing {prompt} once; write {{ }} for literal braces") from None
+        if found != 1:
+            raise Invalid(f"must contain {{prompt}} exactly once (found {found})",
+                          "text containing {prompt} once, e.g. 'Question:\\n{prompt}'")
+        return template
+
     @model_validator(mode="after")
     def _path_for_hf(self) -> ModelConfig:
         if self.kind == "hf" and not self.path:
@@ -64,6 +81,11 @@ class ModelConfig(_Section):
         if self.kind == "tiny" and self.path:
             raise CrossField([(("model.path",), f"config key 'model.path': kind 'tiny' is built from scratch and "
                                f"takes no path (got {self.path!r}). Allowed: model.kind=hf, or no path.")])
+        for key, default in (("response_prefix", ""), ("prompt_template", "{prompt}")):
+            if self.kind == "tiny" and getattr(self, key) != default:
+                raise CrossField([((f"model.{key}",), f"config key 'model.{key}': the tiny model reads the task's "
+                                   f"prompts as they are (got {getattr(self, key)!r}). Allowed: model.kind=hf, or "
+                                   f"the default {default!r}.")])
         return self
 
 
@@ -186,6 +208,9 @@ class ProposeConfig(_Section):
     seed_share: float = Field(
         0.3, ge=0, le=1, description="by 'model': share of seed examples that are proposals from the task's "
         "generator, so a model trained from scratch learns to write programs",
+    )
+    response_prefix: str = Field(
+        "", description="by 'model': text every proposal starts with (e.g. 'def f(x):' steers a chat model to code)"
     )
     temperature: float = Field(1.0, gt=0, description="by 'model': sampling temperature of the proposals")
     updates: int = Field(

@@ -111,12 +111,23 @@ def problems(task: Task, difficulty: int, split: str, n: int, start: int = 0) ->
 
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_CUT_CLOSE = re.compile(r"<(/(a(n(s(w(er?)?)?)?)?)?)?$")  # a closing tag cut off by the budget
 
 
 def answer_text(completion: str) -> str:
-    """The text inside the last `<answer>…</answer>` of a completion, else the whole completion."""
+    """The text inside the last `<answer>…</answer>` of a completion; with an `<answer>` that is
+    never closed (cut off by the token budget, e.g. after `model.response_prefix: <answer>`),
+    everything after the first one, less a cut-off closing tag; else the whole completion.
+
+    Example:
+        >>> answer_text("<think>2+2</think><answer>4</answer>"), answer_text("<answer>4</ans")
+        ('4', '4')
+    """
     found = _ANSWER_TAG.findall(completion)
-    return found[-1] if found else completion
+    if found:
+        return found[-1]
+    _, tag, rest = completion.partition("<answer>")
+    return _CUT_CLOSE.sub("", rest).strip() if tag else completion
 
 
 def has_answer_tag(completion: str) -> bool:
