@@ -1,25 +1,4 @@
-"""The ledger: an append-only SQLite store (WAL mode) of everything a run did.
-
-One file per run, `runs/<name>/ledger.sqlite`. Every stage of a cycle writes its rows inside
-`Ledger.stage(cycle, stage)`, one transaction that also inserts the stage's completion row in
-`stages`: either all of a stage's problems, samples, labels, evaluations, gate decision, metrics
-and cost are in the file, or none are. A killed run therefore resumes at the first stage that
-`is_done` reports missing, with nothing lost and nothing duplicated.
-
-Rows are never updated or deleted. Unique keys (a problem id, a sample's (problem, index, cycle),
-a completed stage, ...) raise `LedgerError` on a second insert instead of being ignored, because
-the loop never writes the same thing twice; a duplicate is a bug worth stopping for.
-
-Example:
-    >>> from pathlib import Path; import tempfile
-    >>> with Ledger(Path(tempfile.mkdtemp()) / "ledger.sqlite") as ledger:
-    ...     with ledger.stage(1, "propose") as w:
-    ...         w.add_metrics(1, "propose", {"n": 0})
-    ...         w.cost(wall_s=1.5, cpu_s=1.2)
-    ...     ledger.is_done(1, "propose")
-    True
-"""
-
+"""The `Ledger` class: a run's SQLite file, written stage by stage, read by every part of rsi."""
 from __future__ import annotations
 
 import functools
@@ -28,63 +7,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rsi.errors import LedgerError
+from rsi.ledger.schema import PROPOSALS, now, prepare
 from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Sample
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE run (
-    id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,
-    config_json TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE stages (
-    cycle INTEGER NOT NULL, stage TEXT NOT NULL, finished_at TEXT NOT NULL,
-    wall_s REAL NOT NULL, cpu_s REAL NOT NULL, generated_tokens INTEGER NOT NULL,
-    train_sequences INTEGER NOT NULL, train_tokens INTEGER NOT NULL, extra_json TEXT NOT NULL,
-    PRIMARY KEY (cycle, stage));
-CREATE TABLE problems (
-    id TEXT PRIMARY KEY, cycle INTEGER NOT NULL, task TEXT NOT NULL, difficulty INTEGER NOT NULL,
-    split TEXT NOT NULL, seed INTEGER NOT NULL, prompt TEXT NOT NULL, answer TEXT NOT NULL,
-    source TEXT NOT NULL);
-CREATE TABLE samples (
-    cycle INTEGER NOT NULL, model TEXT NOT NULL, problem_id TEXT NOT NULL,
-    sample_index INTEGER NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL,
-    UNIQUE (problem_id, sample_index, cycle));
-CREATE TABLE labels (
-    cycle INTEGER NOT NULL, problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
-    answer TEXT NOT NULL, kept INTEGER NOT NULL, reason TEXT NOT NULL, agreement REAL NOT NULL,
-    audit_correct INTEGER, UNIQUE (problem_id, sample_index, cycle));
-CREATE TABLE evals (
-    cycle INTEGER NOT NULL, model TEXT NOT NULL, difficulty INTEGER NOT NULL, n INTEGER NOT NULL,
-    correct INTEGER NOT NULL, accuracy REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    per_problem TEXT NOT NULL, UNIQUE (cycle, model, difficulty));
-CREATE TABLE gates (
-    cycle INTEGER PRIMARY KEY, champion TEXT NOT NULL, candidate TEXT NOT NULL,
-    promote INTEGER NOT NULL, reason TEXT NOT NULL, gain REAL NOT NULL, gain_lo REAL NOT NULL,
-    worst_regression REAL NOT NULL);
-CREATE TABLE metrics (cycle INTEGER NOT NULL, stage TEXT NOT NULL, metrics_json TEXT NOT NULL);
-CREATE INDEX samples_cycle ON samples (cycle);
-CREATE INDEX labels_cycle ON labels (cycle);
-CREATE INDEX problems_cycle ON problems (cycle);
-"""
-# Self-play proposals: created with the first proposal (an additive table, so ledgers without it,
-# and rsi versions that do not read it, are unaffected; opening a ledger never writes to it).
-_PROPOSALS = """
-CREATE TABLE IF NOT EXISTS proposals (
-    cycle INTEGER NOT NULL, proposer TEXT NOT NULL, difficulty INTEGER NOT NULL, idx INTEGER NOT NULL,
-    prompt TEXT NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL, finished INTEGER NOT NULL,
-    valid INTEGER NOT NULL, reason TEXT NOT NULL, problem_ids TEXT NOT NULL,
-    UNIQUE (cycle, difficulty, idx));
-"""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _guarded(method):
@@ -170,39 +98,12 @@ class Ledger:
         except sqlite3.DatabaseError as e:
             raise self._error(e) from e
         try:
-            self._open(create)
+            prepare(self._con, self.path, create)
         except BaseException as e:
             self._con.close()
             if isinstance(e, sqlite3.DatabaseError):
                 raise self._error(e) from e
             raise
-
-    def _open(self, create: bool) -> None:
-        # Read the version before anything that writes (journal_mode=WAL rewrites the header),
-        # so a ledger from a newer rsi is left byte-for-byte untouched.
-        tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
-            if not create:
-                raise LedgerError(f"{self.path}: empty file, not an rsi ledger")
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.executescript(
-                "BEGIN;" + _SCHEMA + "INSERT INTO meta VALUES ('schema_version', "
-                f"'{SCHEMA_VERSION}'); INSERT INTO meta VALUES ('created_at', '{_now()}'); COMMIT;")
-            return
-        row = None
-        if "meta" in tables:
-            row = self._con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None or not str(row[0]).isdigit():
-            raise LedgerError(f"{self.path}: not an rsi ledger (no schema version in a 'meta' table)")
-        version = int(row[0])
-        if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"{self.path}: ledger schema version {version} is newer than version "
-                f"{SCHEMA_VERSION}, the newest this rsi supports; upgrade rsi to read it "
-                "(the file was not modified)")
-        if version < SCHEMA_VERSION:  # no older versions exist yet; migrations would go here
-            raise LedgerError(f"{self.path}: unknown ledger schema version {version}")
-        self._con.execute("PRAGMA journal_mode=WAL")
 
     def _error(self, e: sqlite3.DatabaseError) -> LedgerError:
         if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
@@ -257,7 +158,7 @@ class Ledger:
                  "generated_tokens": 0, "train_sequences": 0, "train_tokens": 0, **writer.values}
             self._con.execute(
                 "INSERT INTO stages VALUES (?,?,?,?,?,?,?,?,?)",
-                (writer.cycle, stage, _now(), float(v["wall_s"]), float(v["cpu_s"]),
+                (writer.cycle, stage, now(), float(v["wall_s"]), float(v["cpu_s"]),
                  int(v["generated_tokens"]), int(v["train_sequences"]), int(v["train_tokens"]),
                  json.dumps(writer.extra, sort_keys=True)))
             self._con.execute("COMMIT")
@@ -283,7 +184,7 @@ class Ledger:
             return
         with self._tx():
             self._con.execute("INSERT INTO run VALUES (1, ?, ?, ?)",
-                              (name, json.dumps(config, sort_keys=True, default=str), _now()))
+                              (name, json.dumps(config, sort_keys=True, default=str), now()))
 
     @_guarded
     def add_problems(self, cycle: int, problems: list[Problem]) -> None:
@@ -329,7 +230,7 @@ class Ledger:
         if not proposals:
             return
         with self._tx():
-            self._con.execute(_PROPOSALS)
+            self._con.execute(PROPOSALS)
             for q in proposals:
                 try:
                     self._con.execute(

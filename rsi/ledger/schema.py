@@ -1,0 +1,95 @@
+"""The ledger's SQLite schema and how a ledger file is opened (created, version-checked, WAL).
+
+`SCHEMA_VERSION` is the version this rsi writes and reads. Tables added since version 1 are
+additive: created with their first row (`CREATE TABLE IF NOT EXISTS`), so ledgers without them and
+rsi versions that do not read them are unaffected, and opening a ledger never writes to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rsi.errors import LedgerError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE run (
+    id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,
+    config_json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE stages (
+    cycle INTEGER NOT NULL, stage TEXT NOT NULL, finished_at TEXT NOT NULL,
+    wall_s REAL NOT NULL, cpu_s REAL NOT NULL, generated_tokens INTEGER NOT NULL,
+    train_sequences INTEGER NOT NULL, train_tokens INTEGER NOT NULL, extra_json TEXT NOT NULL,
+    PRIMARY KEY (cycle, stage));
+CREATE TABLE problems (
+    id TEXT PRIMARY KEY, cycle INTEGER NOT NULL, task TEXT NOT NULL, difficulty INTEGER NOT NULL,
+    split TEXT NOT NULL, seed INTEGER NOT NULL, prompt TEXT NOT NULL, answer TEXT NOT NULL,
+    source TEXT NOT NULL);
+CREATE TABLE samples (
+    cycle INTEGER NOT NULL, model TEXT NOT NULL, problem_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL,
+    UNIQUE (problem_id, sample_index, cycle));
+CREATE TABLE labels (
+    cycle INTEGER NOT NULL, problem_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+    answer TEXT NOT NULL, kept INTEGER NOT NULL, reason TEXT NOT NULL, agreement REAL NOT NULL,
+    audit_correct INTEGER, UNIQUE (problem_id, sample_index, cycle));
+CREATE TABLE evals (
+    cycle INTEGER NOT NULL, model TEXT NOT NULL, difficulty INTEGER NOT NULL, n INTEGER NOT NULL,
+    correct INTEGER NOT NULL, accuracy REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    per_problem TEXT NOT NULL, UNIQUE (cycle, model, difficulty));
+CREATE TABLE gates (
+    cycle INTEGER PRIMARY KEY, champion TEXT NOT NULL, candidate TEXT NOT NULL,
+    promote INTEGER NOT NULL, reason TEXT NOT NULL, gain REAL NOT NULL, gain_lo REAL NOT NULL,
+    worst_regression REAL NOT NULL);
+CREATE TABLE metrics (cycle INTEGER NOT NULL, stage TEXT NOT NULL, metrics_json TEXT NOT NULL);
+CREATE INDEX samples_cycle ON samples (cycle);
+CREATE INDEX labels_cycle ON labels (cycle);
+CREATE INDEX problems_cycle ON problems (cycle);
+"""
+# Self-play proposals: created with the first proposal (additive).
+PROPOSALS = """
+CREATE TABLE IF NOT EXISTS proposals (
+    cycle INTEGER NOT NULL, proposer TEXT NOT NULL, difficulty INTEGER NOT NULL, idx INTEGER NOT NULL,
+    prompt TEXT NOT NULL, completion TEXT NOT NULL, n_tokens INTEGER NOT NULL, finished INTEGER NOT NULL,
+    valid INTEGER NOT NULL, reason TEXT NOT NULL, problem_ids TEXT NOT NULL,
+    UNIQUE (cycle, difficulty, idx));
+"""
+
+
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def prepare(con: sqlite3.Connection, path: Path, create: bool) -> None:
+    """Create the schema in an empty file (when `create`), else check the version; then WAL mode."""
+    # Read the version before anything that writes (journal_mode=WAL rewrites the header),
+    # so a ledger from a newer rsi is left byte-for-byte untouched.
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        if not create:
+            raise LedgerError(f"{path}: empty file, not an rsi ledger")
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(
+            "BEGIN;" + SCHEMA + "INSERT INTO meta VALUES ('schema_version', "
+            f"'{SCHEMA_VERSION}'); INSERT INTO meta VALUES ('created_at', '{now()}'); COMMIT;")
+        return
+    row = None
+    if "meta" in tables:
+        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise LedgerError(f"{path}: not an rsi ledger (no schema version in a 'meta' table)")
+    version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{path}: ledger schema version {version} is newer than version "
+            f"{SCHEMA_VERSION}, the newest this rsi supports; upgrade rsi to read it "
+            "(the file was not modified)")
+    if version < SCHEMA_VERSION:  # no older versions exist yet; migrations would go here
+        raise LedgerError(f"{path}: unknown ledger schema version {version}")
+    con.execute("PRAGMA journal_mode=WAL")
