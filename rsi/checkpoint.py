@@ -7,7 +7,6 @@ safetensors and JSON (no pickle).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,17 +15,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from rsi.errors import CheckpointError
+from rsi.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 hf_logging.disable_progress_bar()  # rsi draws its own progress bars
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -38,7 +30,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     (tmp / MANIFEST).write_text(json.dumps({"files": files, "meta": meta or {}}, indent=1))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
@@ -61,7 +53,7 @@ def verify_checkpoint(path: Path) -> dict:
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"checkpoint {path} is missing {name}, listed in its manifest.")
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             raise CheckpointError(
                 f"checkpoint file {f} does not match the sha256 in {manifest_path}: the file is corrupted "
                 "or was changed after saving. Restore it or retrain that cycle."
@@ -75,11 +67,3 @@ def load_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
-
-
-def weights_sha256(path: Path) -> str:
-    """One hash over the checkpoint's weight files (for comparing champions)."""
-    h = hashlib.sha256()
-    for f in sorted(Path(path).glob("*.safetensors")):
-        h.update(_sha256(f).encode())
-    return h.hexdigest()

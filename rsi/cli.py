@@ -1,7 +1,7 @@
 """The `rsi` command line (typer + rich). Commands only wire library functions together.
 
     rsi run [CONFIG] [--run-dir DIR] [--set a.b=c ...]   start a loop (default config: "default")
-    rsi resume RUN                                       continue a stopped run
+    rsi resume RUN [--set budget.k=v ...]                continue a stopped run (limits may be raised)
     rsi status RUN [--json]                              where a run stands
     rsi report RUN                                       write RUN/report.html
     rsi export RUN [--out FILE]                          accepted training data as JSONL
@@ -27,9 +27,32 @@ console = Console()
 err = Console(stderr=True)
 
 
+STOPPED_EXIT = 3  # the run stopped cleanly before its end (budget, STOP file, SIGTERM); resumable
+
+
 def _fail(e: RsiError) -> None:
     err.print(f"[bold red]error:[/] {e}", soft_wrap=True, markup=True, highlight=False)
     raise typer.Exit(2)
+
+
+def _finish(go) -> None:
+    """Run `go()` (which returns the run directory), write the report, say how the run ended."""
+    from rsi.report import write_report
+    from rsi.stopping import RunStopped
+
+    try:
+        out = go()
+    except RunStopped as e:
+        write_report(e.run_dir)
+        err.print(f"[bold yellow]stopped:[/] {e}", soft_wrap=True, markup=True, highlight=False)
+        raise typer.Exit(STOPPED_EXIT) from None
+    except RsiError as e:
+        _fail(e)
+    try:
+        report = write_report(out)
+    except RsiError as e:
+        _fail(e)
+    console.print(f"run finished: {out}  report: {report}")
 
 
 @app.command()
@@ -40,36 +63,35 @@ def run(
 ) -> None:
     """Run a self-improvement loop.
 
-    Example: rsi run quick --set loop.cycles=3 --run-dir runs/try
+    It stops cleanly at the next stage boundary when a budget (budget.*) is spent, a file named
+    STOP appears in the run directory, or it gets SIGTERM; it then exits with status 3 and
+    `rsi resume` continues it.
+
+    Example: rsi run quick --set loop.cycles=3 --set budget.cpu_hours=1 --run-dir runs/try
     """
     from rsi.config import load_config
     from rsi.loop import start
-    from rsi.report import write_report
 
     try:
         cfg = load_config(config, set_ or [])
-        out = start(cfg, run_dir, console)
-        report = write_report(out)
     except RsiError as e:
         _fail(e)
-    console.print(f"run finished: {out}  report: {report}")
+    _finish(lambda: start(cfg, run_dir, console))
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="the run directory")]) -> None:
-    """Continue a stopped or killed run from its last completed stage.
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="raise a limit: budget.<key>=v or loop.cycles=n (repeatable); the rest is frozen")] = None,
+) -> None:
+    """Continue a stopped or killed run from its last completed stage (exit status 3 if it stops again).
 
-    Example: rsi resume runs/default-20261122-101500
+    Example: rsi resume runs/default-20261122-101500 --set budget.cpu_hours=4
     """
     from rsi.loop import resume as resume_run
-    from rsi.report import write_report
 
-    try:
-        out = resume_run(run_dir, console)
-        report = write_report(out)
-    except RsiError as e:
-        _fail(e)
-    console.print(f"run finished: {out}  report: {report}")
+    _finish(lambda: resume_run(run_dir, console, set_ or []))
 
 
 @app.command()

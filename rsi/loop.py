@@ -7,7 +7,9 @@
     runs/<name>/state.json     the last completed stage
 
 Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
-simply runs every stage that is not done yet.
+simply runs every stage that is not done yet. Before each stage the loop asks `rsi.stopping`
+whether to stop (a spent budget, a STOP file, SIGTERM); if so it records why and raises
+`RunStopped`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rsi.config import Config, config_from_dict, dump_config
+from rsi.config import Config, dump_config, resumed_config
 from rsi.errors import RunDirError
 from rsi.ledger import Ledger
 from rsi.stages import STAGES, Context, champion, champion_results, current_frontier, stages_of
+from rsi.stopping import RunStopped, Stopper
 from rsi.tasks import get_task
 
 LEDGER = "ledger.sqlite"
@@ -59,22 +62,29 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
     return resume(run_dir, console)
 
 
-def resume(run_dir: Path, console: Console | None = None) -> Path:
-    """Run every stage of `run_dir` that has not completed yet."""
+def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Path:
+    """Run every stage of `run_dir` that has not completed yet. `overrides` may raise the run's
+    limits (budget.*, loop.cycles; recorded as a `resume` event and kept for later resumes); the
+    rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or SIGTERM ends it early."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER).exists():
         raise RunDirError(f"{run_dir} is not an rsi run directory (no {LEDGER}); start one with `rsi run`.")
     console = console or Console()
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
-        cfg = config_from_dict(info["config"])
+        earlier = [o for e in ledger.events("resume") for o in e["detail"]["overrides"]]  # limits raised before
+        cfg = resumed_config(info["config"], earlier + (overrides or []), f"the config of run {run_dir}")
+        if overrides:
+            ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
+                             {"overrides": overrides})
         ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / "models", console)
         (run_dir / "models").mkdir(exist_ok=True)
-        _run_cycles(ctx, run_dir)
+        with Stopper(run_dir) as stopper:
+            _run_cycles(ctx, run_dir, stopper)
     return run_dir
 
 
-def _run_cycles(ctx: Context, run_dir: Path) -> None:
+def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
     done = set(ctx.ledger.completed_stages())
     for cycle in range(0, ctx.cfg.loop.cycles + 1):
         if cycle > 0 and (cycle, "propose") not in done:
@@ -87,6 +97,11 @@ def _run_cycles(ctx: Context, run_dir: Path) -> None:
         for stage in stages_of(cycle):
             if (cycle, stage) in done:
                 continue
+            why = stopper.reason(ctx.cfg.budget, ctx.ledger.totals())
+            if why:
+                ctx.ledger.add_event(cycle, "stop", {"before": stage, "reason": why,
+                                                     "stages_done": len(ctx.ledger.completed_stages())})
+                raise RunStopped(run_dir, cycle, stage, why)
             STAGES[stage](ctx, cycle)
             ran = True
             _atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))

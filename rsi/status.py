@@ -20,8 +20,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from rsi.config import resumed_config
 from rsi.curriculum import frontier
 from rsi.errors import RunDirError
+from rsi.hashing import weights_sha256
 from rsi.ledger import Ledger
 
 COST_KEYS = ("wall_s", "cpu_s", "train_sequences", "train_tokens", "generated_tokens")
@@ -66,6 +68,8 @@ def status(run_dir: Path) -> dict:
         evals, gates, costs = ledger.evals(), ledger.gates(), ledger.costs()
         done = ledger.completed_stages()
         labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
+        stops = ledger.events("stop")
+        raised = [o for e in ledger.events("resume") for o in e["detail"]["overrides"]]
     config = info.get("config", {})
     curriculum = config.get("curriculum", {})
     threshold = curriculum.get("threshold")
@@ -92,6 +96,11 @@ def status(run_dir: Path) -> dict:
         kept_fraction[str(c)] = len(kept) / len(lbs)
         label_accuracy[str(c)] = sum(audited) / len(audited) if audited else None
     cpu_upto = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) for c in by_cycle}
+    champ_dir = run_dir / "models" / champion
+    last_stop = stops[-1] if stops else None
+    stopped = None if last_stop is None or last_stop["detail"]["stages_done"] != len(done) else {
+        "cycle": last_stop["cycle"], "before": last_stop["detail"]["before"], "reason": last_stop["detail"]["reason"],
+        "at": last_stop["at"]}
     return {
         "name": info.get("name"),
         "run_dir": str(run_dir),
@@ -99,6 +108,9 @@ def status(run_dir: Path) -> dict:
         "cycles_completed": sum(1 for c, s in done if s == "gate" and c >= 1),
         "last_stage": list(done[-1]) if done else None,
         "champion": champion,
+        "champion_sha256": weights_sha256(champ_dir) if champ_dir.is_dir() else None,
+        "stopped": stopped,
+        "budget": resumed_config(config, raised).budget.model_dump() if config else {},
         "frontier": f_now,
         "frontier_at_cycle0": f_base,
         "labeled_max_difficulty": config.get("seed_data", {}).get("max_difficulty"),
@@ -130,6 +142,8 @@ def format_status(st: dict) -> Group:
         ("run", f"{st['name']}  ({st['run_dir']})"),
         ("cycles completed", str(st["cycles_completed"])),
         ("last stage", "—" if st["last_stage"] is None else f"cycle {st['last_stage'][0]} {st['last_stage'][1]}"),
+        *([("stopped", f"before cycle {st['stopped']['cycle']} {st['stopped']['before']}: "
+                       f"{st['stopped']['reason']} (rsi resume continues)")] if st.get("stopped") else []),
         ("champion", str(st["champion"])),
         ("frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}, labelled up to "
                      f"{st['labeled_max_difficulty']}, threshold {st['threshold']})"),

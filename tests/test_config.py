@@ -98,7 +98,7 @@ def test_unknown_key_in_override_names_path_and_lists_allowed():
         load_config(None, ["train.mix.neww=0.5"])
     assert "'train.mix.neww' is not allowed" in str(e.value)
     assert "allowed keys under 'train.mix': new, replay, seed" in str(e.value)
-    with pytest.raises(ConfigError, match="allowed keys at the top level: base, curriculum"):
+    with pytest.raises(ConfigError, match="allowed keys at the top level: base, budget, curriculum"):
         load_config(None, ["trian.lr=1"])
     with pytest.raises(ConfigError, match="'train.lr' is a value, not a section"):
         load_config(None, ["train.lr.x=1"])

@@ -96,6 +96,11 @@ def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_pat
     start_and_kill_after(run, 1, "generate")  # the kill lands in a later stage of cycle 1
     assert not table(run, "select 1 from stages where cycle = 2 and stage = 'gate'"), "killed too late"
     rsi("resume", str(run))
+    assert_same_run(run, quick_run)
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    """Same stages, problems, samples, labels, gate decisions and champion weights as `reference`."""
     for sql in ("select cycle, stage from stages order by cycle, stage",
                 "select id, cycle, prompt, answer from problems order by id",
                 "select problem_id, sample_index, cycle, completion from samples"
@@ -103,8 +108,53 @@ def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_pat
                 "select problem_id, sample_index, cycle, kept, reason from labels"
                 " order by problem_id, sample_index, cycle",
                 "select cycle, promote, candidate from gates order by cycle"):
-        assert table(run, sql) == table(quick_run, sql), sql
-    assert (run / "champion").read_text() == (quick_run / "champion").read_text()
+        assert table(run, sql) == table(reference, sql), sql
+    assert (run / "champion").read_text() == (reference / "champion").read_text()
+    sha = [json.loads(rsi("status", str(r), "--json").stdout)["champion_sha256"] for r in (run, reference)]
+    assert sha[0] == sha[1] and len(sha[0]) == 64
+
+
+def test_sigterm_stops_at_a_stage_boundary_and_resume_finishes_the_same_run(quick_run, tmp_path):
+    run = tmp_path / "terminated"
+    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+            (run / "state.json").exists() and table(run, "select 1 from stages where cycle = 1 and stage = 'propose'")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 3, stderr
+    assert "SIGTERM received" in stderr and f"rsi resume {run}" in stderr and "Traceback" not in stderr
+    (kind, detail), = table(run, "select kind, detail_json from events")
+    stop = json.loads(detail)
+    assert kind == "stop" and stop["reason"] == "SIGTERM received"
+    done = table(run, "select count(*) from stages")[0][0]
+    assert stop["stages_done"] == done < len(table(quick_run, "select 1 from stages"))
+    assert json.loads(rsi("status", str(run), "--json").stdout)["stopped"]["before"] == stop["before"]
+    rsi("resume", str(run))
+    assert json.loads(rsi("status", str(run), "--json").stdout)["stopped"] is None
+    assert_same_run(run, quick_run)
+
+
+def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(quick_run, tmp_path):
+    run = tmp_path / "budget"
+    out = rsi("run", "quick", "--run-dir", str(run), "--set", "budget.generated_tokens=2000", check=False)
+    assert out.returncode == 3 and "budget.generated_tokens is spent" in out.stderr, out.stderr
+    assert (run / "report.html").is_file()
+    done = table(run, "select count(*) from stages")[0][0]
+    again = rsi("resume", str(run), check=False)  # still spent: stops before doing anything
+    assert again.returncode == 3 and table(run, "select count(*) from stages")[0][0] == done
+    frozen = rsi("resume", str(run), "--set", "train.lr=1", check=False)
+    assert frozen.returncode == 2 and "'train.lr=1'" in frozen.stderr and "frozen" in frozen.stderr
+    (run / "STOP").touch()
+    stopped = rsi("resume", str(run), "--set", "budget.generated_tokens=null", check=False)
+    assert stopped.returncode == 3 and "STOP was found" in stopped.stderr and not (run / "STOP").exists()
+    rsi("resume", str(run))  # the raised limit was kept from the resume before
+    kinds = [k for (k,) in table(run, "select kind from events order by rowid")]
+    assert kinds == ["stop", "stop", "resume", "stop"]
+    assert json.loads(rsi("status", str(run), "--json").stdout)["budget"]["generated_tokens"] is None
+    assert_same_run(run, quick_run)
 
 
 def test_corrupted_checkpoint_stops_resume_with_a_clear_error(tmp_path):

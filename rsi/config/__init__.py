@@ -21,6 +21,7 @@ pydantic's own error type.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -31,6 +32,7 @@ import yaml
 
 from rsi.config.loading import apply_overrides, parse_yaml, validate
 from rsi.config.schema import (
+    BudgetConfig,
     Config,
     CurriculumConfig,
     EvalConfig,
@@ -51,6 +53,7 @@ from rsi.config.schema import (
 from rsi.errors import ConfigError
 
 __all__ = [
+    "BudgetConfig",
     "Config",
     "CurriculumConfig",
     "EvalConfig",
@@ -71,6 +74,7 @@ __all__ = [
     "config_names",
     "dump_config",
     "load_config",
+    "resumed_config",
 ]
 
 
@@ -116,6 +120,25 @@ def config_from_dict(d: dict, source: str | None = None) -> Config:
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a mapping of keys, got {type(d).__name__}")
     return validate(Config, d, source, {})
+
+
+RESUMABLE = ("budget.", "loop.cycles")  # what `rsi resume --set` may change: how far a run goes, not how
+
+
+def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None) -> Config:
+    """A run's stored config with `overrides` of its limits (budget.*, loop.cycles) for a resume.
+
+    Every other key is frozen with the run: changing it would make the ledger's history describe
+    a run that never happened, so it is a `ConfigError` that names the key.
+    """
+    data = copy.deepcopy(stored)
+    for o in overrides:
+        key = o.partition("=")[0].strip()
+        if not key.startswith(RESUMABLE):
+            raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only "
+                              "budget.* and loop.cycles may change. Start a new run to change anything else.")
+    set_by = apply_overrides(Config, data, overrides)
+    return validate(Config, data, source, set_by)
 
 
 def dump_config(cfg: Config) -> str:

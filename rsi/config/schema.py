@@ -187,6 +187,15 @@ class LoopConfig(_Section):
     max_difficulty: int = Field(24, description="never propose problems harder than this")
 
 
+class BudgetConfig(_Section):
+    """Limits on a whole run (all its sessions). When one is spent the run stops cleanly at the next
+    stage boundary; raise it on resume (`rsi resume RUN --set budget.cpu_hours=4`) to go on."""
+
+    wall_hours: float | None = Field(None, gt=0, description="wall-clock hours spent in stages; null: no limit")
+    cpu_hours: float | None = Field(None, gt=0, description="CPU hours of the rsi process in stages; null: no limit")
+    generated_tokens: int | None = Field(None, gt=0, description="tokens sampled from models; null: no limit")
+
+
 class CurriculumConfig(_Section):
     threshold: float = Field(
         0.95, gt=0, le=1, description="frontier = hardest difficulty with held-out accuracy >= threshold"
@@ -289,6 +298,7 @@ class Config(_Section):
         default_factory=lambda: TrainConfig(**_BASE), description="training of the base model on seed data"
     )
     loop: LoopConfig = Field(default_factory=LoopConfig, description="the outer self-improvement loop")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="limits on the whole run's cost")
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig, description="which difficulties to propose")
     propose: ProposeConfig = Field(default_factory=ProposeConfig, description="proposing new problems")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="sampling the champion's answers")

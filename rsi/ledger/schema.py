@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS proposals (
 
 
 
+# Run events outside any stage (a stop and why, a resume and its overrides): created with the first
+# event (additive). Not part of any stage's transaction, so a run's stage rows are the same
+# whether or not it was ever stopped.
+EVENTS = """
+CREATE TABLE IF NOT EXISTS events (
+    at TEXT NOT NULL, cycle INTEGER NOT NULL, kind TEXT NOT NULL, detail_json TEXT NOT NULL);
+"""
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

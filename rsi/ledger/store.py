@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rsi.errors import LedgerError
-from rsi.ledger.schema import PROPOSALS, now, prepare
+from rsi.ledger.schema import EVENTS, PROPOSALS, now, prepare
 from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Sample
 
 
@@ -272,6 +272,14 @@ class Ledger:
             self._con.execute("INSERT INTO metrics VALUES (?,?,?)",
                               (int(cycle), stage, json.dumps(metrics, sort_keys=True, default=str)))
 
+    @_guarded
+    def add_event(self, cycle: int, kind: str, detail: dict) -> None:
+        """A run event outside the stages (e.g. kind "stop" with its reason), in its own transaction."""
+        with self._tx():
+            self._con.execute(EVENTS)
+            self._con.execute("INSERT INTO events VALUES (?,?,?,?)",
+                              (now(), int(cycle), kind, json.dumps(detail, sort_keys=True, default=str)))
+
     # ------------------------------------------------------------------ queries
 
     def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
@@ -394,3 +402,19 @@ class Ledger:
         """Rows of {cycle, stage, metrics} in insertion order."""
         return [{"cycle": c, "stage": s, "metrics": json.loads(m)} for c, s, m in
                 self._con.execute("SELECT cycle, stage, metrics_json FROM metrics ORDER BY rowid")]
+
+    @_guarded
+    def events(self, kind: str | None = None) -> list[dict]:
+        """Rows of {at, cycle, kind, detail} in the order they happened (none before the first event)."""
+        if self._con.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+            return []
+        return [{"at": a, "cycle": c, "kind": k, "detail": json.loads(d)} for a, c, k, d in self._con.execute(
+            "SELECT at, cycle, kind, detail_json FROM events WHERE (? IS NULL OR kind = ?) ORDER BY rowid",
+            (kind, kind))]
+
+    @_guarded
+    def totals(self) -> dict[str, float]:
+        """The run's cost so far, summed over completed stages: wall_s, cpu_s, generated_tokens, ..."""
+        keys = ("wall_s", "cpu_s", "generated_tokens", "train_sequences", "train_tokens")
+        row = self._con.execute(f"SELECT {', '.join(f'COALESCE(SUM({k}), 0)' for k in keys)} FROM stages").fetchone()
+        return dict(zip(keys, row, strict=True))

@@ -1,0 +1,44 @@
+"""Budgets, the STOP file and SIGTERM as `rsi.stopping` sees them (the loop's use is in test_end_to_end)."""
+
+import os
+import signal
+
+import pytest
+
+from rsi.config import BudgetConfig, load_config, resumed_config
+from rsi.errors import ConfigError
+from rsi.stopping import Stopper, budget_spent
+
+SPENT = {"wall_s": 7200.0, "cpu_s": 3600.0, "generated_tokens": 5000, "train_sequences": 0, "train_tokens": 0}
+
+
+def test_each_budget_is_spent_at_its_limit_and_none_by_default():
+    assert budget_spent(BudgetConfig(), SPENT) is None
+    assert budget_spent(BudgetConfig(wall_hours=2.5, cpu_hours=1.5, generated_tokens=6000), SPENT) is None
+    assert budget_spent(BudgetConfig(wall_hours=2), SPENT).startswith("budget.wall_hours is spent (2 wall hours")
+    assert budget_spent(BudgetConfig(cpu_hours=1), SPENT).startswith("budget.cpu_hours is spent (1 CPU hours of 1)")
+    assert "budget.generated_tokens is spent (5,000" in budget_spent(BudgetConfig(generated_tokens=5000), SPENT)
+
+
+def test_stop_file_is_answered_once_and_sigterm_until_the_end(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    with Stopper(tmp_path) as stopper:
+        assert stopper.reason(BudgetConfig(), SPENT) is None
+        (tmp_path / "STOP").touch()
+        assert "STOP was found" in stopper.reason(BudgetConfig(), SPENT)
+        assert not (tmp_path / "STOP").exists() and stopper.reason(BudgetConfig(), SPENT) is None
+        os.kill(os.getpid(), signal.SIGTERM)  # caught: the process goes on
+        assert stopper.reason(BudgetConfig(), SPENT) == "SIGTERM received"
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # a second one would end the process
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_resume_may_raise_limits_but_nothing_else():
+    stored = load_config("quick").model_dump(mode="json")
+    cfg = resumed_config(stored, ["budget.cpu_hours=2", "loop.cycles=9"])
+    assert (cfg.budget.cpu_hours, cfg.loop.cycles, cfg.train) == (2, 9, load_config("quick").train)
+    assert stored["budget"]["cpu_hours"] is None  # the stored config is not modified
+    with pytest.raises(ConfigError, match=r"'model.hidden_size=8'.*only budget.\* and loop.cycles"):
+        resumed_config(stored, ["model.hidden_size=8"])
+    with pytest.raises(ConfigError, match=r"'budget.cpu_hours'.*greater than 0"):
+        resumed_config(stored, ["budget.cpu_hours=0"])
