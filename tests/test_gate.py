@@ -1,3 +1,8 @@
+import random
+
+import pytest
+from pydantic import ValidationError
+
 from rsi.config import GateConfig
 from rsi.evaluate import wilson
 from rsi.gate import decide
@@ -44,3 +49,39 @@ def test_wilson_interval_contains_estimate_and_narrows():
     lo2, hi2 = wilson(500, 1000)
     assert hi2 - lo2 < hi - lo
     assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+
+
+def test_property_a_worse_candidate_is_never_promoted_over_10000_outcomes():
+    """Random ladders, frontiers, gate settings and candidates (each problem's result flipped with
+    its own probability either way): whenever the candidate is not better above the frontier, or
+    regressed beyond max_regression below it, the gate keeps the champion."""
+    rng = random.Random(20261123)
+    worse = promoted = 0
+    for _ in range(10_000):
+        cfg = GateConfig(min_gain=rng.choice([0.0, rng.uniform(0, 0.1)]), confidence=rng.uniform(0.5, 0.999),
+                         max_regression=rng.choice([0.0, rng.uniform(0, 0.2)]))
+        frontier = rng.randint(0, 4)
+        champ, cand = [], []
+        for d in range(1, rng.randint(1, 6) + 1):
+            n, p = rng.randint(1, 60), rng.random()
+            base = [rng.random() < p for _ in range(n)]
+            up, down = rng.random() * 0.3, rng.random() * 0.3
+            new = [(not x and rng.random() < up) or (x and rng.random() >= down) for x in base]
+            champ.append(res("champion", d, base))
+            cand.append(res("candidate", d, new))
+        above = [(a, b) for a, b in zip(champ, cand, strict=True) if a.difficulty > frontier]
+        gain = sum(b.correct - a.correct for a, b in above)
+        regressed = any(a.accuracy - b.accuracy > cfg.max_regression
+                        for a, b in zip(champ, cand, strict=True) if a.difficulty <= frontier)
+        decision = decide(champ, cand, frontier, cfg)
+        if gain <= 0 or regressed:
+            worse += 1
+            assert not decision.promote, (champ, cand, frontier, cfg, decision)
+        promoted += decision.promote
+    assert worse > 5000 and promoted > 100  # both kinds occur: the property is not vacuous
+
+
+def test_confidence_below_one_half_is_refused():
+    """At confidence < 0.5 the one-sided bound lies above the gain, so an equal candidate could pass."""
+    with pytest.raises(ValidationError):
+        GateConfig(confidence=0.3)

@@ -274,8 +274,11 @@ class EvalConfig(_Section):
 
 
 class GateConfig(_Section):
-    min_gain: float = Field(0.01, description="a candidate must beat the champion by at least this much accuracy")
-    confidence: float = Field(0.95, gt=0, lt=1, description="one-sided confidence that the gain is real")
+    min_gain: float = Field(0.01, ge=0, description="a candidate must beat the champion by at least this much accuracy")
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="one-sided confidence that the gain is real (below 0.5 the bound would lie "
+        "above the gain itself)"
+    )
     max_regression: float = Field(
         0.05, ge=0, description="largest accuracy drop allowed at any already-mastered difficulty"
     )
