@@ -72,8 +72,8 @@ def resume(run_dir: Path, console: Console | None = None, overrides: list[str] |
     console = console or Console()
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
-        earlier = [o for e in ledger.events("resume") for o in e["detail"]["overrides"]]  # limits raised before
-        cfg = resumed_config(info["config"], earlier + (overrides or []), f"the config of run {run_dir}")
+        cfg = resumed_config(info["config"], ledger.resume_overrides() + (overrides or []),
+                             f"the config of run {run_dir}")
         if overrides:
             ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
                              {"overrides": overrides})

@@ -26,8 +26,6 @@ from rsi.errors import RunDirError
 from rsi.hashing import weights_sha256
 from rsi.ledger import Ledger
 
-COST_KEYS = ("wall_s", "cpu_s", "train_sequences", "train_tokens", "generated_tokens")
-
 
 def open_ledger(run_dir: Path) -> Ledger:
     """The run's ledger, opened without creating anything; RunDirError if there is none."""
@@ -69,7 +67,7 @@ def status(run_dir: Path) -> dict:
         done = ledger.completed_stages()
         labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
         stops = ledger.events("stop")
-        raised = [o for e in ledger.events("resume") for o in e["detail"]["overrides"]]
+        raised, cost = ledger.resume_overrides(), ledger.totals()
     config = info.get("config", {})
     curriculum = config.get("curriculum", {})
     threshold = curriculum.get("threshold")
@@ -83,7 +81,6 @@ def status(run_dir: Path) -> dict:
     champion = (champion_file.read_text().strip() if champion_file.is_file()
                 else by_cycle[max(by_cycle)])
     champ_acc = accuracy(evals, champion)
-    cost = {k: sum(r[k] for r in costs) for k in COST_KEYS}
     f_now, f_base = front(champ_acc), front(accuracy(evals, by_cycle[0], upto_cycle=0))
     velocity = None if f_now is None else (
         (f_now - f_base) / (cost["cpu_s"] / 3600) if cost["cpu_s"] > 0 else 0.0)

@@ -282,6 +282,10 @@ class Ledger:
 
     # ------------------------------------------------------------------ queries
 
+    def _has_table(self, name: str) -> bool:
+        """Whether an additive table (created with its first row) exists yet."""
+        return self._con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
     def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
         cur = self._con.execute(sql, args)
         names = [d[0] for d in cur.description]
@@ -330,7 +334,7 @@ class Ledger:
 
     @_guarded
     def proposals(self, cycle: int | None = None) -> list[Proposal]:
-        if self._con.execute("SELECT 1 FROM sqlite_master WHERE name = 'proposals'").fetchone() is None:
+        if not self._has_table("proposals"):
             return []
         rows = self._con.execute(
             "SELECT proposer, difficulty, idx, prompt, completion, n_tokens, finished, valid, reason, problem_ids "
@@ -406,11 +410,15 @@ class Ledger:
     @_guarded
     def events(self, kind: str | None = None) -> list[dict]:
         """Rows of {at, cycle, kind, detail} in the order they happened (none before the first event)."""
-        if self._con.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+        if not self._has_table("events"):
             return []
         return [{"at": a, "cycle": c, "kind": k, "detail": json.loads(d)} for a, c, k, d in self._con.execute(
             "SELECT at, cycle, kind, detail_json FROM events WHERE (? IS NULL OR kind = ?) ORDER BY rowid",
             (kind, kind))]
+
+    def resume_overrides(self) -> list[str]:
+        """Every `--set` a resume raised the run's limits with, oldest first (re-applied on resume)."""
+        return [o for e in self.events("resume") for o in e["detail"]["overrides"]]
 
     @_guarded
     def totals(self) -> dict[str, float]:
