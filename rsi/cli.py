@@ -115,6 +115,65 @@ def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
 
 @app.command()
+def review(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    approve: Annotated[bool, typer.Option("--approve", help="approve the waiting candidate's promotion")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="reject it: the run keeps its champion")] = False,
+    why: Annotated[str, typer.Option("--why", help="the reason, recorded with the verdict")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="who decides (default: the login name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show the candidate a run awaits approval for (gate.require_approval), or record a verdict.
+
+    Without --approve/--reject it shows the candidate's accuracy against the champion's, the
+    cycle's monitor readings and a sample of the new training data. `rsi resume RUN` then acts.
+
+    Example: rsi review runs/quick-20261122-101500 --approve --by alice --why "gains hold at d4-d5"
+    """
+    from rsi.review import ReviewError, record, summary
+
+    try:
+        if approve and reject:
+            raise ReviewError("pass one of --approve and --reject, not both")
+        if approve or reject:
+            done = record(run_dir, approve, why, by)
+            console.print(f"recorded: {done['verdict']} {done['candidate']} by {done['by']} ({done['why']}); "
+                          f"continue with `rsi resume {run_dir}`")
+            return
+        st = summary(run_dir)
+    except RsiError as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps(st, indent=1))
+    else:
+        from rsi.status import format_review
+
+        console.print(format_review(st))
+
+
+@app.command()
+def add(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    file: Annotated[Path, typer.Argument(help='JSONL file: {"prompt": ..., "answer": ..., "difficulty": ...} a line')],
+) -> None:
+    """Add people's problems (with answers) to a run; they join its next cycle, marked `human`.
+
+    Every row is checked first (format, the task's difficulty range, no overlap with a held-out
+    prompt); a bad one names its line and nothing is added.
+
+    Example: rsi add runs/quick-20261122-101500 my_problems.jsonl
+    """
+    from rsi.human import add_problems
+
+    try:
+        cycle, made = add_problems(run_dir, file)
+    except RsiError as e:
+        _fail(e)
+    console.print(f"added {len(made)} human problems to cycle {cycle} of {run_dir}; they are answered when that "
+                  f"cycle runs (`rsi resume {run_dir}`, with --set loop.cycles=N if the run has finished)")
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")]) -> None:
     """Write RUN/report.html with plots.
 

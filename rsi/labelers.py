@@ -8,7 +8,8 @@ For every sample, in order:
      samples becomes the label if at least `vote_threshold` of all its samples agree on it; the
      samples that gave it are kept. With `label.friends` > 0 a problem's samples come from an
      ensemble (the champion and its independently seeded friends), so the vote is across models.
-3. `decontaminate` (optional): drop problems whose prompt is in a held-out evaluation set.
+3. `decontaminate` (optional): drop a kept sample whose problem prompt or completion overlaps a
+   held-out evaluation set (`contaminated`, e.g. `rsi.monitors.HeldoutIndex.hit`).
 4. `dedup` (optional): keep one sample per (prompt, answer).
 
 Every label also records `audit_correct`, the answer's true correctness from the task's
@@ -21,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from rsi.config import FilterConfig, LabelConfig
+from rsi.monitors.overlap import REASONS
 from rsi.records import Label, Problem, Sample
 from rsi.registry import Registry
 from rsi.tasks import Task
@@ -59,8 +61,9 @@ LABELERS.register("vote", vote_labeler)
 
 
 def label_samples(task: Task, problems: list[Problem], samples: list[Sample], label_cfg: LabelConfig,
-                  filter_cfg: FilterConfig, heldout_prompts: set[str]) -> list[Label]:
-    """One Label per sample, in sample order."""
+                  filter_cfg: FilterConfig, contaminated: Callable[[str], str | None]) -> list[Label]:
+    """One Label per sample, in sample order. `contaminated(text)` names how a text overlaps a
+    held-out set ('exact', 'ngram') or returns None."""
     labeler = LABELERS.get(label_cfg.labeler)
     by_problem: dict[str, list[Sample]] = {}
     for s in samples:
@@ -74,8 +77,10 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
         for s in drawn:
             answer = s.completion.strip()
             kept, reason, agreement = decided.get(s.index, (False, "malformed: fails the task's format check", 0.0))
-            if kept and filter_cfg.decontaminate and p.prompt in heldout_prompts:
-                kept, reason = False, "contaminated: prompt is in a held-out evaluation set"
+            if kept and filter_cfg.decontaminate:
+                hit = contaminated(p.prompt) or contaminated(answer)
+                if hit:
+                    kept, reason = False, REASONS[hit]
             if kept and filter_cfg.dedup:
                 if (p.prompt, answer) in seen:
                     kept, reason = False, "duplicate of a kept sample"

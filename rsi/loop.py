@@ -8,8 +8,8 @@
 
 Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
 simply runs every stage that is not done yet. Before each stage the loop asks `rsi.stopping`
-whether to stop (a spent budget, a STOP file, SIGTERM); if so it records why and raises
-`RunStopped`.
+whether to stop (a spent budget, a STOP file, SIGTERM); if so, or if the gate stops for a human
+review (`rsi.review`), it records why and raises `RunStopped`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 from rich.console import Console
 
 from rsi.config import Config, dump_config, resumed_config
+from rsi.context import Context, champion, champion_results, current_frontier
 from rsi.errors import RunDirError
 from rsi.ledger import Ledger
-from rsi.stages import STAGES, Context, champion, champion_results, current_frontier, stages_of
+from rsi.stages import STAGES, stages_of
 from rsi.stopping import RunStopped, Stopper
 from rsi.tasks import get_task
 
@@ -98,11 +99,14 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
             if (cycle, stage) in done:
                 continue
             why = stopper.reason(ctx.cfg.budget, ctx.ledger.totals())
-            if why:
-                ctx.ledger.add_event(cycle, "stop", {"before": stage, "reason": why,
-                                                     "stages_done": len(ctx.ledger.completed_stages())})
-                raise RunStopped(run_dir, cycle, stage, why)
-            STAGES[stage](ctx, cycle)
+            try:
+                if why:
+                    raise RunStopped(run_dir, cycle, stage, why)
+                STAGES[stage](ctx, cycle)  # may stop itself: a promotion awaiting review
+            except RunStopped as stop:
+                ctx.ledger.add_event(cycle, "stop", {"before": stage, "reason": stop.reason,
+                                                     "stages_done": len(ctx.ledger.completed_stages()), **stop.detail})
+                raise
             ran = True
             _atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))
             _atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")

@@ -110,3 +110,13 @@ class GateDecision:
     gain: float  # mean paired accuracy difference, candidate - champion
     gain_lo: float  # lower confidence bound of that difference
     worst_regression: float  # largest accuracy drop at any difficulty <= champion frontier
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One integrity monitor's reading for a cycle (`rsi.monitors`): its figures and whether they alert."""
+
+    monitor: str  # "decontamination" | "label_audit" | "diversity" | "reward_hacking"
+    value: dict  # the monitor's figures (JSON-serialisable)
+    alert: bool
+    message: str  # one line a person can act on

@@ -193,6 +193,10 @@ def write_report(run_dir: Path) -> Path:
     st = status(run_dir)
     with open_ledger(run_dir) as ledger:
         evals, costs, steps = ledger.evals(), ledger.costs(), grpo_steps(ledger.metrics())
+        readings = ledger.readings()
+    monitors = _table(["cycle", "monitor", "state", "reading"],
+                      [[r["cycle"], r["monitor"], "ALERT" if r["alert"] else "ok", r["message"]] for r in readings],
+                      ["reject" if r["alert"] else "" for r in readings])
     gates = _table(
         ["cycle", "champion", "candidate", "decision", "gain", "reason"],
         [[g["cycle"], g["champion"], g["candidate"], "promote" if g["promote"] else "keep champion",
@@ -214,6 +218,8 @@ def write_report(run_dir: Path) -> Path:
 <h2>Labels</h2>
 {_labels_plot(st)}
 {"<h2>GRPO</h2>" + _grpo_plot(steps) if steps else ""}
+<h2>Integrity monitors</h2>
+{monitors if readings else "<p>No monitor readings yet.</p>"}
 <h2>Gate decisions</h2>
 {gates if st["gates"] else "<p>No gate decisions yet.</p>"}
 <h2>Cost by stage</h2>

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsi.errors import RsiError
-from rsi.records import Problem
+from rsi.records import Problem, Verdict
 from rsi.tasks import get_task
 from rsi.tasks.base import answer_text as extract_answer
 
@@ -42,16 +42,22 @@ class RewardError(RsiError):
     """A reward function cannot be loaded, or returned something other than one number per sample."""
 
 
-def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
-    out: list[float] = [0.0] * len(problems)
+def verify_answers(completions: list[str], problems: list[Problem]) -> list[Verdict]:
+    """The task's verdict on each completion's answer (`answer_text`), one batch per task so code
+    tasks verify in parallel."""
+    out: list[Verdict] = [None] * len(problems)  # type: ignore[list-item]
     by_task: dict[str, list[int]] = {}
     for i, p in enumerate(problems):
         by_task.setdefault(p.task, []).append(i)
-    for name, idx in by_task.items():  # one batch per task, so code tasks verify in parallel
+    for name, idx in by_task.items():
         verdicts = get_task(name).verify_many([(problems[i], extract_answer(completions[i])) for i in idx])
         for i, v in zip(idx, verdicts, strict=True):
-            out[i] = v.reward
+            out[i] = v
     return out
+
+
+def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
+    return [v.reward for v in verify_answers(completions, problems)]
 
 
 def format_reward(completions: list[str], **_: object) -> list[float]:

@@ -24,8 +24,10 @@ from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate, left_pad
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
 from rsi.lean import distinct_rows, fused_layers
+from rsi.monitors.hacking import step_stats
 from rsi.records import Problem
-from rsi.rewards import Reward, score
+from rsi.rewards import Reward, score, verify_answers
+from rsi.tasks import get_task
 from rsi.tokenizer import encode_answer, encode_prompt
 
 
@@ -104,7 +106,7 @@ def grpo_train(
         rows = list(range(len(flat)))
         if cfg.variant == "dapo":
             rows = keep_groups(total, G).nonzero().flatten().tolist()
-        log = _step_log(step, scores, total, G, flat)
+        log = _step_log(step, scores, total, G, flat) | _checked(flat_problems, [c.text for c in flat], scores.total)
         if rows:
             replayed = None
             traces = recorder.traces if recorder is not None else []
@@ -171,6 +173,15 @@ def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Complet
         log[f"reward/{name}/std"] = pstdev(values)
         log[f"reward/{name}/errors"] = scores.errors[name]
     return log
+
+
+def _checked(problems: list[Problem], completions: list[str], total: list[float]) -> dict:
+    """The task's own verdicts on the step's answers, for the reward-hacking monitor (`rsi.monitors`)."""
+    verified, formed = [], []
+    for p, c, v in zip(problems, completions, verify_answers(completions, problems), strict=True):
+        verified.append(v.correct)
+        formed.append(get_task(p.task).well_formed(p, c))
+    return step_stats(total, verified, formed)
 
 
 def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:

@@ -8,118 +8,49 @@ Cycle 0 has two stages, `base` (train a model from scratch on ground-truth seed 
 
 from __future__ import annotations
 
-import random
-import time
 from collections import Counter
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-
-from rich.console import Console
+from dataclasses import replace
 
 from rsi.backend import initial_model, merged, with_lora
 from rsi.checkpoint import load_checkpoint, save_checkpoint
-from rsi.config import Config
-from rsi.curriculum import frontier
+from rsi.context import (
+    Context,
+    champion,
+    champion_cycle,
+    champion_results,
+    consecutive_rollbacks,
+    current_frontier,
+    heldout_problems,
+    member_seed,
+    model_name,
+    timed,
+)
 from rsi.data import mixture, seed_stream
 from rsi.evaluate import evaluate_ladder
 from rsi.gate import decide
 from rsi.generate import generate
 from rsi.labelers import label_samples
-from rsi.ledger import Ledger
+from rsi.monitoring import (
+    alerted,
+    decontaminated,
+    decontamination_reading,
+    diversity_reading,
+    hacking_reading,
+    without_dropped,
+)
+from rsi.monitors import label_audit
 from rsi.progress import bar
-from rsi.records import EvalResult, GateDecision, Problem, Proposal, Sample
+from rsi.records import EvalResult, GateDecision, Problem, Proposal, Reading, Sample
+from rsi.review import AwaitingReview, verdict_for
 from rsi.rewards import load_reward
 from rsi.rl import group_normalised, grpo_train, recorded_update
 from rsi.selfplay import check, proposal_rewards, proposer_prompt, solve_rates
-from rsi.tasks import Task, problems
+from rsi.tasks import problems
 from rsi.train import train
 
 PROPOSAL_OFFSET = 500_000_000  # train-split items from here on are proposals; seed data stays below
 PROPOSALS_PER_CYCLE = 1_000_000
 
-
-@dataclass
-class Context:
-    """What every stage needs; built by the loop."""
-
-    cfg: Config
-    task: Task
-    ledger: Ledger
-    models_dir: Path
-    console: Console
-
-    def checkpoint(self, name: str):
-        return self.models_dir / name
-
-    def stage_seed(self, cycle: int, stage: str) -> int:
-        return random.Random(f"{self.cfg.seed}/{cycle}/{stage}").randrange(2**31)
-
-
-def model_name(cycle: int, member: int = 0) -> str:
-    """Checkpoint name of cycle's model; member k >= 1 is the k-th friend (`label.friends`)."""
-    return f"cycle-{cycle:04d}" if member == 0 else f"friend{member}-{cycle:04d}"
-
-
-def _member_seed(ctx: Context, cycle: int, stage: str, member: int) -> int:
-    return ctx.stage_seed(cycle, stage if member == 0 else f"{stage}/friend{member}")
-
-
-@contextmanager
-def _timed():
-    cost = {"wall_s": 0.0, "cpu_s": 0.0}
-    w, c = time.perf_counter(), time.process_time()
-    yield cost
-    cost["wall_s"], cost["cpu_s"] = time.perf_counter() - w, time.process_time() - c
-
-
-# ---- state derived from the ledger -------------------------------------------------------------
-
-def champion(ledger: Ledger) -> str:
-    """The promoted candidate of the latest promoting gate, else the base model."""
-    return model_name(champion_cycle(ledger))
-
-
-def champion_cycle(ledger: Ledger) -> int:
-    """The cycle that trained the champion (0: the base). Its friends are promoted with it."""
-    promoted = [g["cycle"] for g in ledger.gates() if g["promote"]]
-    return promoted[-1] if promoted else 0
-
-
-def champion_results(ledger: Ledger, name: str) -> dict[int, EvalResult]:
-    """Every held-out result of model `name`, the latest per difficulty."""
-    out: dict[int, EvalResult] = {}
-    for cycle in sorted({e["cycle"] for e in ledger.evals(name)}):
-        for r in ledger.eval_results(cycle, name):
-            out[r.difficulty] = r
-    return out
-
-
-def current_frontier(ctx: Context, name: str) -> int:
-    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, name).items()}
-    return frontier(acc, ctx.cfg.curriculum.threshold, ctx.cfg.eval.min_difficulty)
-
-
-def consecutive_rollbacks(ledger: Ledger) -> int:
-    n = 0
-    for g in reversed(ledger.gates()):
-        if g["promote"]:
-            break
-        n += 1
-    return n
-
-
-def heldout_problems(ctx: Context) -> list[Problem]:
-    e = ctx.cfg.eval
-    return [p for d in range(e.min_difficulty, e.max_difficulty + 1)
-            for p in problems(ctx.task, d, "heldout", e.problems_per_difficulty)]
-
-
-def heldout_prompts(ctx: Context) -> set[str]:
-    return {p.prompt for p in heldout_problems(ctx)}
-
-
-# ---- stages ------------------------------------------------------------------------------------
 
 def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label):
     """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats."""
@@ -144,9 +75,9 @@ def stage_base(ctx: Context, cycle: int) -> None:
     """The base model (and each friend, from its own seed): a tiny model trained from scratch on the
     seed data, or a pretrained model, trained on the seed data only when `base.steps` > 0."""
     losses, sequences, tokens = [], 0, 0
-    with _timed() as cost:
+    with timed() as cost:
         for k in range(ctx.cfg.label.friends + 1):
-            seed = _member_seed(ctx, cycle, "base", k)
+            seed = member_seed(ctx, cycle, "base", k)
             model, tokenizer = fresh_model(ctx, seed)
             if ctx.cfg.base.steps:
                 draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data, ctx.cfg.propose), None)
@@ -165,7 +96,7 @@ def stage_propose(ctx: Context, cycle: int) -> None:
     """This cycle's problems, past the frontier: from the task's generator, or (`propose.by: model`)
     written by the champion and checked by the executor (`rsi.selfplay`)."""
     proposals: list[Proposal] = []
-    with _timed() as cost:
+    with timed() as cost:
         champ = champion(ctx.ledger)
         f = current_frontier(ctx, champ)
         top = min(f + ctx.cfg.curriculum.width, ctx.cfg.loop.max_difficulty)
@@ -176,10 +107,14 @@ def stage_propose(ctx: Context, cycle: int) -> None:
             proposed, proposals, tokens = _model_proposals(ctx, cycle, champ, list(levels), n, start)
         else:
             proposed, tokens = [p for d in levels for p in problems(ctx.task, d, "train", n, start=start)], 0
+        checked = len(proposed)
+        proposed, dropped = decontaminated(ctx, proposed)
+        proposals = without_dropped(proposals, dropped)
     with ctx.ledger.stage(cycle, "propose") as w:
         ctx.ledger.add_problems(cycle, proposed)
         ctx.ledger.add_proposals(cycle, proposals)
-        metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed)}
+        metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed),
+                   "checked": checked, "contaminated": dict(Counter(dropped.values())), "contaminated_ids": dropped}
         if proposals:
             metrics |= {"proposals": len(proposals), "valid": sum(q.valid for q in proposals),
                         "dropped": dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid))}
@@ -196,7 +131,7 @@ def _model_proposals(ctx: Context, cycle: int, champ: str, levels: list[int], n:
     p = ctx.cfg.propose
     model, tokenizer = load_checkpoint(ctx.checkpoint(champ))
     seen = {pair for q in ctx.ledger.problems() if (pair := program_input(q)) is not None}
-    heldout = {pair for q in heldout_problems(ctx) if (pair := program_input(q)) is not None}
+    heldout = {pair for q in heldout_problems(ctx.cfg, ctx.task) if (pair := program_input(q)) is not None}
     alphabet = ctx.task.alphabet if ctx.cfg.model.kind == "tiny" else None
     made, proposals, tokens = [], [], 0
     with bar(ctx.console, f"propose: {champ} writes problems", len(levels) * n) as advance:
@@ -226,7 +161,7 @@ def stage_generate(ctx: Context, cycle: int) -> None:
     """
     g, n = ctx.cfg.generate, ctx.cfg.generate.samples_per_problem
     by_model: dict[str, list[Sample]] = {}
-    with _timed() as cost:
+    with timed() as cost:
         champ = champion_cycle(ctx.ledger)
         todo = ctx.ledger.problems(cycle=cycle)
         for k in range(ctx.cfg.label.friends + 1):
@@ -237,7 +172,7 @@ def stage_generate(ctx: Context, cycle: int) -> None:
                 for d in sorted({p.difficulty for p in todo}):
                     group = [p for p in todo if p.difficulty == d]
                     outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
-                                    n=n, temperature=g.temperature, seed=_member_seed(ctx, cycle, f"generate/{d}", k),
+                                    n=n, temperature=g.temperature, seed=member_seed(ctx, cycle, f"generate/{d}", k),
                                     batch_size=g.batch_size, on_batch=advance)
                     samples += [Sample(p.id, k * n + j, c.text, c.n_tokens)
                                 for p, cs in zip(group, outs, strict=True) for j, c in enumerate(cs)]
@@ -248,16 +183,25 @@ def stage_generate(ctx: Context, cycle: int) -> None:
 
 
 def stage_label(ctx: Context, cycle: int) -> None:
-    with _timed() as cost:
-        labels = label_samples(ctx.task, ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle),
-                               ctx.cfg.label, ctx.cfg.filter, heldout_prompts(ctx))
+    """Label the cycle's samples, then take the label-side monitor readings: decontamination,
+    label audit (below its floor the cycle's labels are all un-kept) and diversity."""
+    m = ctx.cfg.monitors
+    with timed() as cost:
+        todo, samples = ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle)
+        labels = label_samples(ctx.task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
+        audit = label_audit(labels, ctx.cfg.label.labeler, m)
+        if audit.alert:
+            labels = [replace(lab, kept=False, reason=f"label audit below floor (was: {lab.reason})") if lab.kept
+                      else lab for lab in labels]
         kept = [lab for lab in labels if lab.kept]
-        audit = [lab.audit_correct for lab in kept if lab.audit_correct is not None]
+        readings = alerted(ctx, [decontamination_reading(ctx, cycle, labels), audit,
+                                 diversity_reading(ctx, todo, samples)])
     with ctx.ledger.stage(cycle, "label") as w:
         ctx.ledger.add_labels(cycle, labels)
         ctx.ledger.add_metrics(cycle, "label", {
             "samples": len(labels), "kept": len(kept), "kept_fraction": len(kept) / max(1, len(labels)),
-            "label_accuracy": sum(audit) / len(audit) if audit else None})
+            "label_accuracy": audit.value["accuracy"]})
+        ctx.ledger.add_readings(cycle, readings)
         w.cost(**cost)
 
 
@@ -268,7 +212,7 @@ def stage_train(ctx: Context, cycle: int) -> None:
     cfg = ctx.cfg
     losses, rl_logs, proposer_logs = [], [], []
     used = {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
-    with _timed() as cost:
+    with timed() as cost:
         everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
         before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
         new = [e for e in everything if (e.prompt, e.answer) not in before]
@@ -278,7 +222,7 @@ def stage_train(ctx: Context, cycle: int) -> None:
         proposer = cfg.propose.by == "model" and cfg.propose.updates > 0 and cfg.loop.mode == "inner"
         work = sft or cfg.grpo.steps > 0 or proposer
         for k in range(cfg.label.friends + 1) if work else ():
-            seed = _member_seed(ctx, cycle, "train", k)
+            seed = member_seed(ctx, cycle, "train", k)
             init = model_name(champion_cycle(ctx.ledger), k)
             if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
                 model, tokenizer = fresh_model(ctx, seed)
@@ -362,7 +306,7 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
     e = ctx.cfg.eval
     ladder = list(range(e.min_difficulty, e.max_difficulty + 1))
     rows: list[EvalResult] = []
-    with _timed() as cost:
+    with timed() as cost:
         if cycle == 0:
             rows = _ladder(ctx, model_name(0), ladder, cycle)
         elif ctx.checkpoint(model_name(cycle)).exists() and not _train_skipped(ctx, cycle):
@@ -378,22 +322,45 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
         w.cost(**cost)
 
 
+def _reviewed(ctx: Context, cycle: int, cand: str, champ: str, decision: GateDecision,
+              hacking: Reading) -> GateDecision:
+    """A promotion under `gate.require_approval`: as a person decided with `rsi review`; with no
+    review yet the run stops here (nothing of the gate is committed) until one is recorded."""
+    review = verdict_for(ctx.ledger, cycle, cand)
+    if review is None:
+        raise AwaitingReview(ctx.models_dir.parent, cycle, cand, champ, decision, hacking)
+    who = f"{review['by']}: {review['why']}"
+    if review["verdict"] == "reject":
+        return replace(decision, promote=False, reason=f"rejected in review by {who} ({decision.reason})")
+    return replace(decision, reason=f"{decision.reason}; approved in review by {who}")
+
+
 def _train_skipped(ctx: Context, cycle: int) -> bool:
     return any(m["cycle"] == cycle and m["stage"] == "train" and m["metrics"].get("skipped")
                for m in ctx.ledger.metrics())
 
 
 def stage_gate(ctx: Context, cycle: int):
+    """Promote the candidate or roll back (`rsi.gate`), after the reward-hacking monitor's reading:
+    with `monitors.rollback_on_hacking` an alert rolls the candidate back. With
+    `gate.require_approval` a promotion waits for a person's review (`rsi.review`)."""
     champ = champion(ctx.ledger)
     cand = model_name(cycle)
-    with _timed() as cost:
-        if _train_skipped(ctx, cycle):
+    with timed() as cost:
+        skipped = _train_skipped(ctx, cycle)
+        if skipped:
             decision = GateDecision(False, "no candidate: no sample was accepted this cycle", 0.0, 0.0, 0.0)
         else:
             decision = decide(list(champion_results(ctx.ledger, champ).values()),
                               ctx.ledger.eval_results(cycle, cand), current_frontier(ctx, champ), ctx.cfg.gate)
+        hacking = alerted(ctx, [hacking_reading(ctx, cycle, None if skipped else decision.gain)])[0]
+        if hacking.alert and ctx.cfg.monitors.rollback_on_hacking and decision.promote:
+            decision = replace(decision, promote=False, reason=f"reward-hacking alert: {hacking.message}")
+        if decision.promote and ctx.cfg.gate.require_approval:
+            decision = _reviewed(ctx, cycle, cand, champ, decision, hacking)
     with ctx.ledger.stage(cycle, "gate") as w:
         ctx.ledger.add_gate(cycle, champ, cand, decision)
+        ctx.ledger.add_readings(cycle, [hacking])
         w.cost(**cost)
     return decision
 

@@ -1,4 +1,6 @@
-"""Where a run stands: champion, frontier, cost, gate decisions, label quality. Backs `rsi status`.
+"""Where a run stands: champion, frontier, cost, gate decisions, label quality, integrity monitors
+(`monitors`: each monitor's latest reading, with its cycle, alert state, message and figures).
+Backs `rsi status`.
 
 `status(run_dir)` reads only the ledger, the `champion` file and the config recorded in the
 ledger; it never writes, so it is safe to call while the loop is running (the ledger is in WAL
@@ -68,6 +70,7 @@ def status(run_dir: Path) -> dict:
         labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
         stops = ledger.events("stop")
         raised, cost = ledger.resume_overrides(), ledger.totals()
+        readings = ledger.readings()
     config = info.get("config", {})
     curriculum = config.get("curriculum", {})
     threshold = curriculum.get("threshold")
@@ -121,6 +124,7 @@ def status(run_dir: Path) -> dict:
         "champions": {str(c): m for c, m in by_cycle.items()},
         "frontier_by_cycle": {str(c): front(accuracy(evals, m, upto_cycle=c)) for c, m in by_cycle.items()},
         "cpu_s_by_cycle": {str(c): v for c, v in cpu_upto.items()},
+        "monitors": {r["monitor"]: {k: r[k] for k in ("cycle", "alert", "message", "value")} for r in readings},
     }
 
 
@@ -168,4 +172,36 @@ def format_status(st: dict) -> Group:
             cyc.add_row(k, _pct(st["kept_fraction"].get(k)), _pct(st["label_accuracy"].get(k)),
                         verdict, Text("" if g is None else g["reason"]))
         parts.append(cyc)
+    if st.get("monitors"):
+        mon = Table(title="integrity monitors (latest reading)")
+        for col in ("monitor", "cycle", "state", "reading"):
+            mon.add_column(col)
+        for name, r in st["monitors"].items():
+            mon.add_row(name, str(r["cycle"]), "[red]ALERT[/]" if r["alert"] else "[green]ok[/]", Text(r["message"]))
+        parts.append(mon)
     return Group(*parts)
+
+
+def format_review(st: dict) -> Group:
+    """A rich renderable of `rsi.review.summary()`: what a reviewer decides on."""
+    head = Text(f"cycle {st['cycle']}: candidate {st['candidate']} against champion {st['champion']}\n"
+                f"the gate would promote it: {st['gate']}")
+    acc = Table(title="held-out accuracy")
+    for col in ("difficulty", "champion", "candidate"):
+        acc.add_column(col, justify="right")
+    for d, a in st["accuracy"].items():
+        acc.add_row(d, _pct(a["champion"]), _pct(a["candidate"]))
+    mon = Table(title="monitors this cycle")
+    for col in ("monitor", "state", "reading"):
+        mon.add_column(col)
+    for r in st["monitors"]:
+        mon.add_row(r["monitor"], "[red]ALERT[/]" if r["alert"] else "[green]ok[/]", Text(r["message"]))
+    data = Table(title=f"new training data: {st['new_training_data']['kept']} kept samples, a sample of them")
+    for col in ("source", "prompt", "answer"):
+        data.add_column(col)
+    for row in st["new_training_data"]["sample"]:
+        data.add_row(row["source"], Text(row["prompt"]), Text(row["answer"]))
+    prev = st.get("previous_review")
+    tail = Text(f"earlier verdict: {prev['verdict']} by {prev['by']} ({prev['why']})" if prev else
+                "record a verdict: rsi review RUN --approve|--reject --why \"...\" [--by NAME]")
+    return Group(head, acc, mon, data, tail)

@@ -29,6 +29,7 @@ class RunStopped(RsiError):
 
     def __init__(self, run_dir: Path, cycle: int, stage: str, reason: str) -> None:
         self.run_dir, self.cycle, self.stage, self.reason = run_dir, cycle, stage, reason
+        self.detail: dict = {}  # more for the ledger's stop event (e.g. the candidate awaiting review)
         hint = " with a larger budget (--set budget.<key>=...)" if reason.startswith("budget.") else ""
         super().__init__(f"run stopped before cycle {cycle} {stage}: {reason}. Everything before it is in the "
                          f"ledger; continue with `rsi resume {run_dir}`{hint}.")

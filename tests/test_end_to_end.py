@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -10,6 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+from rsi.config import load_config
+from rsi.faults import kill_chain, reference_stages
+from rsi.fingerprint import differences, fingerprint
+from rsi.monitors import MONITORS, HeldoutIndex
+from rsi.tasks import get_task, problem, problems
 
 pytestmark = pytest.mark.slow
 RSI = [sys.executable, "-m", "rsi.cli"]
@@ -71,6 +78,27 @@ def test_status_json_has_the_documented_fields(quick_run):
     assert st["cycles_completed"] == 2 and st["labeled_max_difficulty"] == 2
     assert st["cost"]["train_sequences"] > 0 and st["cost"]["generated_tokens"] > 0 and st["cost"]["cpu_s"] > 0
     assert st["eval"]["1"] >= 0.9  # the base model learned the labelled range
+    assert set(st["monitors"]) == set(MONITORS)
+    for name, reading in st["monitors"].items():
+        assert reading["cycle"] == 2 and isinstance(reading["alert"], bool) and reading["message"], name
+
+
+def test_no_problem_or_kept_sample_overlaps_the_heldout_set(quick_run):
+    """Decontamination: what was dropped is recorded and counted, and nothing in the ledger matches."""
+    cfg = load_config("quick")
+    held = [p.prompt for d in range(1, cfg.eval.max_difficulty + 1)
+            for p in problems(get_task(cfg.task), d, "heldout", cfg.eval.problems_per_difficulty)]
+    index = HeldoutIndex(held, cfg.monitors.ngram, cfg.monitors.ngram_overlap)
+    assert not [q for (q,) in table(quick_run, "select prompt from problems") if index.hit(q)]
+    for cycle in (1, 2):
+        (m,) = table(quick_run, f"select metrics_json from metrics where cycle = {cycle} and stage = 'propose'")[0]
+        m = json.loads(m)
+        assert m["checked"] == m["problems"] + len(m["contaminated_ids"]) and m["contaminated_ids"]  # d3 sort repeats
+        assert all(index.hit(problem(get_task("sort"), int(i.split("/")[2]), "train", int(i.split("/")[3])).prompt)
+                   for i in m["contaminated_ids"])
+        (value,) = table(quick_run, f"select value_json from monitors where cycle = {cycle} and "
+                                    "monitor = 'decontamination'")[0]
+        assert json.loads(value)["problems_dropped"] == m["contaminated"]
 
 
 def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
@@ -91,24 +119,26 @@ def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
     assert table(quick_run, "select count(*) from samples") == before[1]
 
 
-def test_kill_mid_stage_then_resume_matches_uninterrupted_run(quick_run, tmp_path):
+def test_sigkill_inside_stages_then_resume_equals_the_uninterrupted_run(quick_run, tmp_path):
+    """Fault injection (the CI subset; benchmarks/fault_injection.py runs 50+ points): one run killed
+    with SIGKILL inside base, generate, train and evaluate, resumed after each, ends with the
+    uninterrupted run's ledger rows (none lost or duplicated) and champion weights."""
     run = tmp_path / "killed"
-    start_and_kill_after(run, 1, "generate")  # the kill lands in a later stage of cycle 1
-    assert not table(run, "select 1 from stages where cycle = 2 and stage = 'gate'"), "killed too late"
-    rsi("resume", str(run))
+    stages = reference_stages(quick_run)
+    targets = [stages[i] for i in (0, 3, 5, 12)]
+    kills = kill_chain(["quick"], run, stages, targets, random.Random(0))
+    order = [(c, s) for c, s, _ in stages]
+    landed = [order.index((k.cycle, k.stage)) for k in kills]
+    # each kill lands in its target stage, or after it when the stage ended first, but before the next target
+    assert len(kills) == 4 and all(t <= at < nxt for at, t, nxt in zip(landed, (0, 3, 5, 12), (3, 5, 12, 14),
+                                                                        strict=True)), kills
+    assert kills[0].stage == "base" and all(k.stages_done == at for k, at in zip(kills, landed, strict=True))
     assert_same_run(run, quick_run)
 
 
 def assert_same_run(run: Path, reference: Path) -> None:
-    """Same stages, problems, samples, labels, gate decisions and champion weights as `reference`."""
-    for sql in ("select cycle, stage from stages order by cycle, stage",
-                "select id, cycle, prompt, answer from problems order by id",
-                "select problem_id, sample_index, cycle, completion from samples"
-                " order by problem_id, sample_index, cycle",
-                "select problem_id, sample_index, cycle, kept, reason from labels"
-                " order by problem_id, sample_index, cycle",
-                "select cycle, promote, candidate from gates order by cycle"):
-        assert table(run, sql) == table(reference, sql), sql
+    """Same rows in every ledger table (bar times and events) and the same champion weights as `reference`."""
+    assert differences(fingerprint(run), fingerprint(reference)) == []
     assert (run / "champion").read_text() == (reference / "champion").read_text()
     sha = [json.loads(rsi("status", str(r), "--json").stdout)["champion_sha256"] for r in (run, reference)]
     assert sha[0] == sha[1] and len(sha[0]) == 64
@@ -219,6 +249,102 @@ def test_grpo_in_the_loop_records_its_steps_and_reports_them(tmp_path):
     train_cost = table(run, "select generated_tokens, train_sequences from stages where cycle = 1 and stage = 'train'")
     assert train_cost[0][0] == sum(s["generated_tokens"] for s in steps) and train_cost[0][1] > 0
     assert "<h2>GRPO</h2>" in (run / "report.html").read_text()
+    assert all(0 <= s["verified_mean"] <= 1 and 0 <= s["unverified_reward_share"] <= 1 for s in steps)
+    (value,) = table(run, "select value_json from monitors where cycle = 1 and monitor = 'reward_hacking'")[0]
+    assert json.loads(value)["steps"] == 3
+
+
+def test_label_audit_below_its_floor_adds_no_self_labels(tmp_path):
+    """`vote` labels (no ground truth) below `monitors.label_floor` (default 70 %): a lax vote with no
+    format filter keeps many wrong answers; the cycle then keeps none and says why."""
+    run = tmp_path / "audit"
+    out = rsi("run", "quick", "--run-dir", str(run), "--set", "label.labeler=vote",
+              "--set", "label.vote_threshold=0.25", "--set", "filter.well_formed=false", "--set", "loop.cycles=1",
+              "--set", "base.steps=200")
+    assert "monitor label_audit:" in out.stdout
+    assert table(run, "select count(*) from labels where kept = 1") == [(0,)]
+    dropped = table(run, "select count(*) from labels where reason like 'label audit below floor (was: majority%'")
+    assert dropped[0][0] > 0
+    st = json.loads(rsi("status", str(run), "--json").stdout)
+    audit = st["monitors"]["label_audit"]
+    assert audit["alert"] and audit["value"]["accuracy"] < 0.7 and audit["value"]["kept"] == dropped[0][0]
+    assert st["gates"][0]["reason"].startswith("no candidate")
+
+
+def test_a_reward_hacking_alert_rolls_back_a_candidate_the_gate_would_promote(quick_run, tmp_path):
+    """With a hair-trigger length-drift threshold the monitor alerts in cycle 2; the candidate that the
+    uninterrupted quick run promoted there is rolled back, with the alert as the reason."""
+    assert table(quick_run, "select promote from gates where cycle = 2") == [(1,)]
+    run = tmp_path / "drift"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "monitors.max_length_ratio=1.001")
+    (reason, promote) = table(run, "select reason, promote from gates where cycle = 2")[0]
+    assert not promote and reason.startswith("reward-hacking alert: possible reward hacking: answer length drifted")
+    st = json.loads(rsi("status", str(run), "--json").stdout)
+    assert st["monitors"]["reward_hacking"]["alert"] and st["champion"] == "cycle-0001"
+
+
+def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick_run, tmp_path):
+    """quick promotes in cycles 1 and 2. With gate.require_approval the run stops before each such
+    promotion; resuming without a review stops again; a rejection rolls back with the reviewer's
+    reason, an approval promotes; everything else equals the uninterrupted run."""
+    run = tmp_path / "approval"
+    stopped = rsi("run", "quick", "--run-dir", str(run), "--set", "gate.require_approval=true", check=False)
+    assert stopped.returncode == 3 and "awaits review" in stopped.stderr
+    assert table(run, "select count(*) from gates") == [(0,)]
+    assert rsi("resume", str(run), check=False).returncode == 3  # no review, no promotion
+    assert table(run, "select count(*) from gates") == [(0,)]
+    shown = json.loads(rsi("review", str(run), "--json").stdout)
+    assert (shown["cycle"], shown["candidate"], shown["champion"]) == (1, "cycle-0001", "cycle-0000")
+    assert shown["accuracy"]["3"]["candidate"] > shown["accuracy"]["3"]["champion"]
+    assert {m["monitor"] for m in shown["monitors"]} == set(MONITORS)
+    assert shown["new_training_data"]["kept"] > 0 and shown["new_training_data"]["sample"]
+    assert "candidate cycle-0001 against champion cycle-0000" in rsi("review", str(run)).stdout
+    assert rsi("review", str(run), "--reject", check=False).returncode == 2  # a verdict needs --why
+    rsi("review", str(run), "--reject", "--by", "alice", "--why", "too little new data")
+    assert rsi("resume", str(run), check=False).returncode == 3  # cycle 2's candidate awaits review now
+    (promote, reason) = table(run, "select promote, reason from gates where cycle = 1")[0]
+    assert not promote and reason.startswith("rejected in review by alice: too little new data")
+    assert rsi("review", str(run), "--json", check=False).returncode == 0
+    rsi("review", str(run), "--approve", "--by", "bob", "--why", "gains above the frontier")
+    rsi("resume", str(run))
+    (promote, reason) = table(run, "select promote, reason from gates where cycle = 2")[0]
+    assert promote and reason.endswith("approved in review by bob: gains above the frontier")
+    st = json.loads(rsi("status", str(run), "--json").stdout)
+    assert st["champion"] == "cycle-0002" and st["stopped"] is None
+    assert rsi("review", str(run), check=False).returncode == 2  # nothing awaits review any more
+
+
+def test_people_add_problems_that_join_the_next_cycle_marked_human(tmp_path):
+    run = tmp_path / "human"
+    rsi("run", "quick", "--run-dir", str(run), "--set", "loop.cycles=1")
+    sort = get_task("sort")
+    mine = problems(sort, 3, "train", 6, start=900_000_000)  # far from the seed data and proposals
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": mine[0].prompt, "answer": mine[0].answer, "difficulty": 3}) + "\n"
+                   + json.dumps({"prompt": "s:123=", "answer": "123", "difficulty": 99}) + "\n")
+    out = rsi("add", str(run), str(bad), check=False)
+    assert out.returncode == 2 and f"{bad}:2" in out.stderr and "'difficulty'" in out.stderr
+    held = problems(sort, 4, "heldout", 1)[0]
+    bad.write_text(json.dumps({"prompt": held.prompt, "answer": held.answer, "difficulty": 4}) + "\n")
+    out = rsi("add", str(run), str(bad), check=False)
+    assert out.returncode == 2 and f"{bad}:1" in out.stderr and "held-out" in out.stderr
+    assert table(run, "select count(*) from problems where source = 'human'") == [(0,)]  # nothing half-added
+    good = tmp_path / "mine.jsonl"
+    good.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer, "difficulty": 3}) + "\n"
+                            for p in mine))
+    assert "added 6 human problems to cycle 2" in rsi("add", str(run), str(good)).stdout
+    rsi("resume", str(run), "--set", "loop.cycles=2")
+    human = table(run, "select id, cycle, split, prompt from problems where source = 'human'")
+    assert [(c, split) for _, c, split, _ in human] == [(2, "human")] * 6
+    assert [q for *_, q in human] == [p.prompt for p in mine]
+    ids = tuple(i for i, *_ in human)
+    assert table(run, f"select count(*) from samples where problem_id in {ids}") == [(6 * 4,)]
+    kept = table(run, f"select count(*) from labels where kept = 1 and problem_id in {ids}")[0][0]
+    out_file = tmp_path / "accepted.jsonl"
+    rsi("export", str(run), "--out", str(out_file))
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert sum(r["origin"] == "human" for r in rows) == kept and kept > 0  # d3 sort: the champion solves some
+    assert {r["prompt"] for r in rows if r["origin"] == "human"} <= {p.prompt for p in mine}
 
 
 def test_a_local_hf_checkpoint_runs_the_loop_with_lora(tmp_path):
@@ -264,8 +390,8 @@ def test_smollm2_arithmetic_shortened_runs_grpo_on_the_real_model(tmp_path):
     samples = table(run, "select completion from samples")
     assert samples and all(c.startswith("<think>") for (c,) in samples)  # the response prefix starts every answer
     assert "<h2>GRPO</h2>" in (run / "report.html").read_text()
-    status = json.loads(rsi("status", str(run), "--json").stdout)
-    assert status["cycles_completed"] == 1 and 1 in {int(d) for d in status["eval"]}
+    (value,) = table(run, "select value_json from monitors where cycle = 1 and monitor = 'reward_hacking'")[0]
+    assert json.loads(value)["steps"] == 2
 
 
 def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
@@ -293,10 +419,14 @@ def test_self_play_records_proposals_with_provenance_and_trains_the_proposer(san
     assert len(proposals) == 16 * 3 and {p[0] for p in proposals} == {"cycle-0000"}
     valid = [json.loads(ids) for _, ok, _, ids in proposals if ok]
     assert valid, "the base model, trained on generated programs, wrote no valid proposal"
-    assert all(len(ids) == 2 for ids in valid)  # a deduction and an abduction problem each
+    # a deduction and an abduction problem each, less those overlapping a held-out prompt
+    assert all(len(ids) in (1, 2) for ids in valid)
     assert all(ok == reason.startswith("kept") for _, ok, reason, _ in proposals)
     problems = dict(table(run, "SELECT id, source FROM problems"))
     assert sorted(problems) == sorted(i for ids in valid for i in ids)
+    propose = json.loads(table(run, "SELECT metrics_json FROM metrics WHERE stage = 'propose'")[0][0])
+    assert propose["checked"] == len(problems) + len(propose["contaminated_ids"])
+    assert not set(propose["contaminated_ids"]) & set(problems)
     assert set(problems.values()) == {"cycle-0000"}  # provenance: the proposing checkpoint
     assert table(run, "SELECT count(*) FROM samples")[0][0] == 4 * len(problems)
     steps = json.loads(table(run, "SELECT metrics_json FROM metrics WHERE stage = 'proposer'")[0][0])["steps"]

@@ -1,9 +1,11 @@
 from rsi.config import FilterConfig, LabelConfig
 from rsi.labelers import label_samples
+from rsi.monitors import HeldoutIndex
 from rsi.records import Sample
 from rsi.tasks import get_task, problem
 
 TASK = get_task("addition")
+CLEAN = lambda text: None  # noqa: E731  no held-out overlap
 
 
 def samples_for(p, answers):
@@ -14,7 +16,7 @@ def test_verifier_keeps_correct_and_dedups():
     p = problem(TASK, 4, "train", 7)
     wrong = "9" * 4
     labels = label_samples(TASK, [p], samples_for(p, [p.answer, wrong, p.answer, "x1"]),
-                           LabelConfig(labeler="verifier"), FilterConfig(), set())
+                           LabelConfig(labeler="verifier"), FilterConfig(), CLEAN)
     assert [lab.kept for lab in labels] == [True, False, False, False]
     assert labels[1].reason.startswith("rejected by verifier")
     assert labels[2].reason == "duplicate of a kept sample"
@@ -27,7 +29,7 @@ def test_vote_uses_majority_not_ground_truth_and_audits_it():
     wrong = str(int(p.answer[::-1]) + 1)[::-1].ljust(len(p.answer), "0")[: len(p.answer)]
     assert wrong != p.answer
     labels = label_samples(TASK, [p], samples_for(p, [wrong, wrong, wrong, p.answer, p.answer]),
-                           LabelConfig(labeler="vote", vote_threshold=0.5), FilterConfig(dedup=False), set())
+                           LabelConfig(labeler="vote", vote_threshold=0.5), FilterConfig(dedup=False), CLEAN)
     kept = [lab for lab in labels if lab.kept]
     assert len(kept) == 3 and all(lab.answer == wrong for lab in kept)
     assert all(lab.audit_correct is False for lab in kept)  # the majority was wrong: the audit says so
@@ -37,12 +39,16 @@ def test_vote_uses_majority_not_ground_truth_and_audits_it():
 def test_vote_below_threshold_keeps_nothing():
     p = problem(TASK, 3, "train", 9)
     labels = label_samples(TASK, [p], samples_for(p, ["111", "222", "333", "444"]),
-                           LabelConfig(labeler="vote", vote_threshold=0.5), FilterConfig(), set())
+                           LabelConfig(labeler="vote", vote_threshold=0.5), FilterConfig(), CLEAN)
     assert not any(lab.kept for lab in labels)
     assert labels[0].reason.startswith("no majority")
 
 
 def test_decontamination_drops_heldout_prompts():
     p = problem(TASK, 2, "train", 1)
-    labels = label_samples(TASK, [p], samples_for(p, [p.answer]), LabelConfig(), FilterConfig(), {p.prompt})
-    assert not labels[0].kept and labels[0].reason.startswith("contaminated")
+    index = HeldoutIndex([p.prompt], n=8, overlap=0.5)
+    labels = label_samples(TASK, [p], samples_for(p, [p.answer]), LabelConfig(), FilterConfig(), index.hit)
+    assert not labels[0].kept and labels[0].reason == "contaminated: equals a held-out prompt"
+    kept = label_samples(TASK, [p], samples_for(p, [p.answer]), LabelConfig(), FilterConfig(decontaminate=False),
+                         index.hit)
+    assert kept[0].kept

@@ -45,6 +45,7 @@ from rsi.config.schema import (
     LoraConfig,
     MixConfig,
     ModelConfig,
+    MonitorsConfig,
     ProposeConfig,
     RewardConfig,
     SeedDataConfig,
@@ -66,6 +67,7 @@ __all__ = [
     "LoraConfig",
     "MixConfig",
     "ModelConfig",
+    "MonitorsConfig",
     "ProposeConfig",
     "RewardConfig",
     "SeedDataConfig",
@@ -122,11 +124,13 @@ def config_from_dict(d: dict, source: str | None = None) -> Config:
     return validate(Config, d, source, {})
 
 
-RESUMABLE = ("budget.", "loop.cycles")  # what `rsi resume --set` may change: how far a run goes, not how
+# what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
+RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval")
 
 
 def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None) -> Config:
-    """A run's stored config with `overrides` of its limits (budget.*, loop.cycles) for a resume.
+    """A run's stored config with `overrides` of its limits (budget.*, loop.cycles) and of
+    gate.require_approval, for a resume.
 
     Every other key is frozen with the run: changing it would make the ledger's history describe
     a run that never happened, so it is a `ConfigError` that names the key.
@@ -136,7 +140,8 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
         key = o.partition("=")[0].strip()
         if not key.startswith(RESUMABLE):
             raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only "
-                              "budget.* and loop.cycles may change. Start a new run to change anything else.")
+                              "budget.*, loop.cycles and gate.require_approval may change. Start a new run to change "
+                              "anything else.")
     set_by = apply_overrides(Config, data, overrides)
     return validate(Config, data, source, set_by)
 

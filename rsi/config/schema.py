@@ -261,7 +261,38 @@ class LabelConfig(_Section):
 class FilterConfig(_Section):
     well_formed: bool = Field(True, description="drop completions that fail the task's format check")
     dedup: bool = Field(True, description="drop duplicate (prompt, completion) pairs")
-    decontaminate: bool = Field(True, description="drop samples whose prompt appears in the held-out set")
+    decontaminate: bool = Field(
+        True, description="drop problems and samples that overlap a held-out evaluation set (exact or n-gram; see "
+        "monitors.ngram)")
+
+
+class MonitorsConfig(_Section):
+    """Integrity monitors (`rsi.monitors`): thresholds of their alerts, recorded every cycle."""
+
+    ngram: int = Field(8, ge=2, description="decontamination: n-gram length in tokens (each digit is one token)")
+    ngram_overlap: float = Field(
+        0.5, gt=0, le=1, description="decontamination: text sharing at least this fraction of its n-grams with one "
+        "held-out prompt is contaminated (n-grams common to over 1% of held-out prompts are boilerplate, ignored)")
+    max_contaminated: float = Field(
+        0.1, ge=0, le=1, description="decontamination: alert when more than this share of a cycle's problems or "
+        "accepted samples overlapped a held-out set (they are dropped either way)")
+    label_floor: float | None = Field(
+        0.7, ge=0, le=1, description="label audit: when the labeler does not read the ground truth, a cycle whose "
+        "kept labels are less accurate than this adds no training data (null: no floor)")
+    min_diversity: float = Field(
+        0.3, ge=0, le=1, description="diversity: alert when generated problems or answers have less than this "
+        "fraction of the distinct 2-grams and unique items of a reference (the task's own problems, true answers)")
+    max_unverified_reward: float = Field(
+        0.2, ge=0, le=1, description="reward hacking: alert when the share of the training reward paid to answers "
+        "the task's verifier rejects rose by more than this over a cycle while verified accuracy did not rise")
+    reward_rise: float = Field(
+        0.1, gt=0, description="reward hacking: alert when the training reward rose by this much over a cycle "
+        "while held-out accuracy did not improve")
+    max_length_ratio: float = Field(
+        2.0, gt=1, description="reward hacking: alert when the mean answer length changed by more than this factor")
+    max_format_drop: float = Field(
+        0.2, gt=0, le=1, description="reward hacking: alert when the well-formed share of answers fell by this much")
+    rollback_on_hacking: bool = Field(True, description="a reward-hacking alert rolls the cycle's candidate back")
 
 
 class EvalConfig(_Section):
@@ -282,6 +313,9 @@ class GateConfig(_Section):
     max_regression: float = Field(
         0.05, ge=0, description="largest accuracy drop allowed at any already-mastered difficulty"
     )
+    require_approval: bool = Field(
+        False, description="a promotion waits for a person: the run stops (exit 3) until `rsi review RUN` "
+        "approves or rejects the candidate, then `rsi resume RUN` acts on it")
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -307,6 +341,7 @@ class Config(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="sampling the champion's answers")
     label: LabelConfig = Field(default_factory=LabelConfig, description="deciding which samples are correct")
     filter: FilterConfig = Field(default_factory=FilterConfig, description="filters applied before training")
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="integrity monitors and their alerts")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training a candidate each cycle")
     grpo: GrpoConfig = Field(default_factory=GrpoConfig, description="RL with verifiable rewards after SFT")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out accuracy ladder")

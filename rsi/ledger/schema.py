@@ -58,8 +58,13 @@ CREATE TABLE IF NOT EXISTS proposals (
     valid INTEGER NOT NULL, reason TEXT NOT NULL, problem_ids TEXT NOT NULL,
     UNIQUE (cycle, difficulty, idx));
 """
-
-
+# Integrity monitors' readings (`rsi.monitors`), one per monitor and cycle, written in the
+# transaction of the stage that measured them: created with the first reading (additive).
+MONITORS = """
+CREATE TABLE IF NOT EXISTS monitors (
+    cycle INTEGER NOT NULL, monitor TEXT NOT NULL, value_json TEXT NOT NULL, alert INTEGER NOT NULL,
+    message TEXT NOT NULL, UNIQUE (cycle, monitor));
+"""
 
 # Run events outside any stage (a stop and why, a resume and its overrides): created with the first
 # event (additive). Not part of any stage's transaction, so a run's stage rows are the same
@@ -68,6 +73,7 @@ EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL, cycle INTEGER NOT NULL, kind TEXT NOT NULL, detail_json TEXT NOT NULL);
 """
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from rsi.errors import LedgerError
-from rsi.ledger.schema import EVENTS, PROPOSALS, now, prepare
-from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Sample
+from rsi.ledger.schema import EVENTS, MONITORS, PROPOSALS, now, prepare
+from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Reading, Sample
 
 
 def _guarded(method):
@@ -77,6 +77,9 @@ class StageWriter:
 
     def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
         self.ledger.add_metrics(cycle, stage, metrics)
+
+    def add_readings(self, cycle: int, readings: list[Reading]) -> None:
+        self.ledger.add_readings(cycle, readings)
 
 
 class Ledger:
@@ -186,85 +189,75 @@ class Ledger:
             self._con.execute("INSERT INTO run VALUES (1, ?, ?, ?)",
                               (name, json.dumps(config, sort_keys=True, default=str), now()))
 
+    def _insert(self, sql: str, rows: list[tuple], duplicate, create: str | None = None) -> None:
+        """Insert `rows` in one transaction (creating an additive table first); a row whose key is
+        already there raises LedgerError with `duplicate(i)`, i the row's position."""
+        with self._tx():
+            if create:
+                self._con.execute(create)
+            for i, row in enumerate(rows):
+                try:
+                    self._con.execute(sql, row)
+                except sqlite3.IntegrityError:
+                    raise LedgerError(f"{self.path}: {duplicate(i)}") from None
+
     @_guarded
     def add_problems(self, cycle: int, problems: list[Problem]) -> None:
-        with self._tx():
-            for p in problems:
-                try:
-                    self._con.execute(
-                        "INSERT INTO problems VALUES (?,?,?,?,?,?,?,?,?)",
-                        (p.id, int(cycle), p.task, p.difficulty, p.split, p.seed, p.prompt,
-                         p.answer, p.source))
-                except sqlite3.IntegrityError:
-                    raise LedgerError(f"{self.path}: problem {p.id!r} is already in the ledger; "
-                                      "problem ids are never reused") from None
+        self._insert("INSERT INTO problems VALUES (?,?,?,?,?,?,?,?,?)",
+                     [(p.id, int(cycle), p.task, p.difficulty, p.split, p.seed, p.prompt, p.answer, p.source)
+                      for p in problems],
+                     lambda i: f"problem {problems[i].id!r} is already in the ledger; problem ids are never reused")
 
     @_guarded
     def add_samples(self, cycle: int, model: str, samples: list[Sample]) -> None:
-        with self._tx():
-            for s in samples:
-                try:
-                    self._con.execute(
-                        "INSERT INTO samples VALUES (?,?,?,?,?,?)",
-                        (int(cycle), model, s.problem_id, s.index, s.completion, s.n_tokens))
-                except sqlite3.IntegrityError:
-                    raise LedgerError(f"{self.path}: sample {s.index} of problem {s.problem_id!r} "
-                                      f"is already in cycle {cycle}") from None
+        self._insert("INSERT INTO samples VALUES (?,?,?,?,?,?)",
+                     [(int(cycle), model, s.problem_id, s.index, s.completion, s.n_tokens) for s in samples],
+                     lambda i: f"sample {samples[i].index} of problem {samples[i].problem_id!r} is already in "
+                               f"cycle {cycle}")
 
     @_guarded
     def add_labels(self, cycle: int, labels: list[Label]) -> None:
-        with self._tx():
-            for lb in labels:
-                audit = None if lb.audit_correct is None else int(lb.audit_correct)
-                try:
-                    self._con.execute(
-                        "INSERT INTO labels VALUES (?,?,?,?,?,?,?,?)",
-                        (int(cycle), lb.problem_id, lb.sample_index, lb.answer, int(lb.kept),
-                         lb.reason, float(lb.agreement), audit))
-                except sqlite3.IntegrityError:
-                    raise LedgerError(f"{self.path}: sample {lb.sample_index} of problem "
-                                      f"{lb.problem_id!r} is already labelled in cycle {cycle}") from None
+        self._insert("INSERT INTO labels VALUES (?,?,?,?,?,?,?,?)",
+                     [(int(cycle), lb.problem_id, lb.sample_index, lb.answer, int(lb.kept), lb.reason,
+                       float(lb.agreement), None if lb.audit_correct is None else int(lb.audit_correct))
+                      for lb in labels],
+                     lambda i: f"sample {labels[i].sample_index} of problem {labels[i].problem_id!r} is already "
+                               f"labelled in cycle {cycle}")
 
     @_guarded
     def add_proposals(self, cycle: int, proposals: list[Proposal]) -> None:
-        if not proposals:
-            return
-        with self._tx():
-            self._con.execute(PROPOSALS)
-            for q in proposals:
-                try:
-                    self._con.execute(
-                        "INSERT INTO proposals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (int(cycle), q.proposer, q.difficulty, q.index, q.prompt, q.completion, q.n_tokens,
-                         int(q.finished), int(q.valid), q.reason, json.dumps(list(q.problem_ids))))
-                except sqlite3.IntegrityError:
-                    raise LedgerError(f"{self.path}: proposal {q.index} at difficulty {q.difficulty} "
-                                      f"is already in cycle {cycle}") from None
+        if proposals:
+            self._insert("INSERT INTO proposals VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         [(int(cycle), q.proposer, q.difficulty, q.index, q.prompt, q.completion, q.n_tokens,
+                           int(q.finished), int(q.valid), q.reason, json.dumps(list(q.problem_ids)))
+                          for q in proposals],
+                         lambda i: f"proposal {proposals[i].index} at difficulty {proposals[i].difficulty} is "
+                                   f"already in cycle {cycle}", create=PROPOSALS)
 
     @_guarded
     def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
         """One row per difficulty, stored under `model` (the results' own `.model` is not read)."""
-        with self._tx():
-            for r in results:
-                try:
-                    self._con.execute(
-                        "INSERT INTO evals VALUES (?,?,?,?,?,?,?,?,?)",
-                        (int(cycle), model, r.difficulty, r.n, r.correct, r.accuracy, r.lo, r.hi,
-                         "".join("1" if ok else "0" for ok in r.per_problem)))
-                except sqlite3.IntegrityError:
-                    raise LedgerError(f"{self.path}: {model!r} already has an evaluation at "
-                                      f"difficulty {r.difficulty} in cycle {cycle}") from None
+        self._insert("INSERT INTO evals VALUES (?,?,?,?,?,?,?,?,?)",
+                     [(int(cycle), model, r.difficulty, r.n, r.correct, r.accuracy, r.lo, r.hi,
+                       "".join("1" if ok else "0" for ok in r.per_problem)) for r in results],
+                     lambda i: f"{model!r} already has an evaluation at difficulty {results[i].difficulty} in "
+                               f"cycle {cycle}")
 
     @_guarded
     def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
-        with self._tx():
-            try:
-                self._con.execute(
-                    "INSERT INTO gates VALUES (?,?,?,?,?,?,?,?)",
-                    (int(cycle), champion, candidate, int(decision.promote), decision.reason,
-                     decision.gain, decision.gain_lo, decision.worst_regression))
-            except sqlite3.IntegrityError:
-                raise LedgerError(f"{self.path}: cycle {cycle} already has a gate decision") from None
+        self._insert("INSERT INTO gates VALUES (?,?,?,?,?,?,?,?)",
+                     [(int(cycle), champion, candidate, int(decision.promote), decision.reason, decision.gain,
+                       decision.gain_lo, decision.worst_regression)],
+                     lambda i: f"cycle {cycle} already has a gate decision")
+
+    @_guarded
+    def add_readings(self, cycle: int, readings: list[Reading]) -> None:
+        """Integrity monitors' readings (`rsi.monitors`), one per monitor and cycle."""
+        if readings:
+            self._insert("INSERT INTO monitors VALUES (?,?,?,?,?)",
+                         [(int(cycle), r.monitor, json.dumps(r.value, sort_keys=True, default=str), int(r.alert),
+                           r.message) for r in readings],
+                         lambda i: f"cycle {cycle} already has a {readings[i].monitor!r} reading", create=MONITORS)
 
     @_guarded
     def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
@@ -415,6 +408,16 @@ class Ledger:
         return [{"at": a, "cycle": c, "kind": k, "detail": json.loads(d)} for a, c, k, d in self._con.execute(
             "SELECT at, cycle, kind, detail_json FROM events WHERE (? IS NULL OR kind = ?) ORDER BY rowid",
             (kind, kind))]
+
+    @_guarded
+    def readings(self, monitor: str | None = None) -> list[dict]:
+        """Monitor readings in cycle order: cycle, monitor, value, alert, message."""
+        if not self._has_table("monitors"):
+            return []
+        rows = self._rows("SELECT cycle, monitor, value_json, alert, message FROM monitors "
+                          "WHERE ? IS NULL OR monitor = ? ORDER BY cycle, rowid", (monitor, monitor))
+        return [{"cycle": r["cycle"], "monitor": r["monitor"], "value": json.loads(r["value_json"]),
+                 "alert": bool(r["alert"]), "message": r["message"]} for r in rows]
 
     def resume_overrides(self) -> list[str]:
         """Every `--set` a resume raised the run's limits with, oldest first (re-applied on resume)."""

@@ -1,0 +1,107 @@
+"""What every stage works with: the `Context` the loop builds, and the run's state derived from
+the ledger (the champion, its results, the frontier), which no stage keeps anywhere else."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from rich.console import Console
+
+from rsi.config import Config
+from rsi.curriculum import frontier
+from rsi.ledger import Ledger
+from rsi.monitors import HeldoutIndex
+from rsi.records import EvalResult, Problem
+from rsi.tasks import Task, problems
+
+
+@dataclass
+class Context:
+    """What every stage needs; built by the loop."""
+
+    cfg: Config
+    task: Task
+    ledger: Ledger
+    models_dir: Path
+    console: Console
+
+    def checkpoint(self, name: str):
+        return self.models_dir / name
+
+    def stage_seed(self, cycle: int, stage: str) -> int:
+        return random.Random(f"{self.cfg.seed}/{cycle}/{stage}").randrange(2**31)
+
+    @cached_property
+    def heldout(self) -> HeldoutIndex:
+        """Every held-out evaluation prompt of the run, for decontamination."""
+        return heldout_index(self.cfg, self.task)
+
+
+def model_name(cycle: int, member: int = 0) -> str:
+    """Checkpoint name of cycle's model; member k >= 1 is the k-th friend (`label.friends`)."""
+    return f"cycle-{cycle:04d}" if member == 0 else f"friend{member}-{cycle:04d}"
+
+
+def member_seed(ctx: Context, cycle: int, stage: str, member: int) -> int:
+    return ctx.stage_seed(cycle, stage if member == 0 else f"{stage}/friend{member}")
+
+
+@contextmanager
+def timed():
+    cost = {"wall_s": 0.0, "cpu_s": 0.0}
+    w, c = time.perf_counter(), time.process_time()
+    yield cost
+    cost["wall_s"], cost["cpu_s"] = time.perf_counter() - w, time.process_time() - c
+
+
+# ---- state derived from the ledger -------------------------------------------------------------
+
+def champion(ledger: Ledger) -> str:
+    """The promoted candidate of the latest promoting gate, else the base model."""
+    return model_name(champion_cycle(ledger))
+
+
+def champion_cycle(ledger: Ledger) -> int:
+    """The cycle that trained the champion (0: the base). Its friends are promoted with it."""
+    promoted = [g["cycle"] for g in ledger.gates() if g["promote"]]
+    return promoted[-1] if promoted else 0
+
+
+def champion_results(ledger: Ledger, name: str) -> dict[int, EvalResult]:
+    """Every held-out result of model `name`, the latest per difficulty."""
+    out: dict[int, EvalResult] = {}
+    for cycle in sorted({e["cycle"] for e in ledger.evals(name)}):
+        for r in ledger.eval_results(cycle, name):
+            out[r.difficulty] = r
+    return out
+
+
+def current_frontier(ctx: Context, name: str) -> int:
+    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, name).items()}
+    return frontier(acc, ctx.cfg.curriculum.threshold, ctx.cfg.eval.min_difficulty)
+
+
+def consecutive_rollbacks(ledger: Ledger) -> int:
+    n = 0
+    for g in reversed(ledger.gates()):
+        if g["promote"]:
+            break
+        n += 1
+    return n
+
+
+def heldout_problems(cfg: Config, task: Task) -> list[Problem]:
+    """Every problem of the run's held-out evaluation ladder."""
+    e = cfg.eval
+    return [p for d in range(e.min_difficulty, e.max_difficulty + 1)
+            for p in problems(task, d, "heldout", e.problems_per_difficulty)]
+
+
+def heldout_index(cfg: Config, task: Task) -> HeldoutIndex:
+    """The held-out prompts indexed for decontamination (`monitors.ngram`, `monitors.ngram_overlap`)."""
+    return HeldoutIndex([p.prompt for p in heldout_problems(cfg, task)], cfg.monitors.ngram, cfg.monitors.ngram_overlap)

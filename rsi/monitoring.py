@@ -1,0 +1,80 @@
+"""The monitors' side of the stages: their inputs gathered from the ledger and the run's records,
+read into `rsi.monitors` functions, and their alerts shown on the console."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+from rsi.context import Context
+from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift
+from rsi.records import Label, Problem, Proposal, Reading, Sample
+from rsi.tasks import problems
+
+
+def alerted(ctx: Context, readings: list[Reading]) -> list[Reading]:
+    for r in readings:
+        if r.alert:
+            ctx.console.print(f"[yellow]monitor {r.monitor}:[/] {r.message}")
+    return readings
+
+
+def decontaminated(ctx: Context, proposed: list[Problem]) -> tuple[list[Problem], dict[str, str]]:
+    """The problems that overlap no held-out prompt, and {dropped problem id: 'exact' | 'ngram'}."""
+    if not ctx.cfg.filter.decontaminate:
+        return proposed, {}
+    hits = {p.id: hit for p in proposed if (hit := ctx.heldout.hit(p.prompt))}
+    return [p for p in proposed if p.id not in hits], hits
+
+
+def without_dropped(proposals: list[Proposal], dropped: dict[str, str]) -> list[Proposal]:
+    """Self-play proposals less their dropped problems; one left with none is no longer valid."""
+    out = []
+    for q in proposals:
+        ids = tuple(i for i in q.problem_ids if i not in dropped)
+        if q.valid and not ids:
+            q = replace(q, valid=False, reason=REASONS[dropped[q.problem_ids[0]]])
+        out.append(replace(q, problem_ids=ids))
+    return out
+
+
+def decontamination_reading(ctx: Context, cycle: int, labels: list[Label]) -> Reading:
+    propose = next(x["metrics"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "propose")
+    kinds = {reason: kind for kind, reason in REASONS.items()}
+    dropped = Counter(kinds[lab.reason] for lab in labels if lab.reason in kinds)
+    accepted = sum(lab.kept or lab.reason in kinds or lab.reason.startswith("duplicate") for lab in labels)
+    return decontamination(propose.get("contaminated", {}), propose.get("checked", propose["problems"]),
+                           dict(dropped), accepted, ctx.cfg.monitors)
+
+
+def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) -> Reading:
+    """This cycle's problems against as many of the task's own, and the champion's first answer to
+    each against the true answers."""
+    first = {s.problem_id: s.completion for s in samples if s.index == 0}
+    counts = Counter(p.difficulty for p in todo)
+    reference = [p.prompt for d, k in sorted(counts.items()) for p in problems(ctx.task, d, "train", k)]
+    answered = [p for p in todo if p.id in first]
+    return diversity([p.prompt for p in todo], reference, [first[p.id] for p in answered],
+                     [p.answer for p in answered], ctx.cfg.monitors)
+
+
+def hacking_reading(ctx: Context, cycle: int, gain: float | None) -> Reading:
+    """From the cycle's GRPO steps (the champion's own), else from the champion's sampled answers
+    against those of the run's first cycle."""
+    grpo = [x["metrics"]["steps"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "grpo"]
+    steps = [s for logs in grpo for s in logs if s.get("member", 0) == 0]
+    if steps:
+        return reward_hacking(steps, gain, ctx.cfg.monitors)
+    first = min(c for c, stage in ctx.ledger.completed_stages() if stage == "generate")
+    return sample_drift(*answer_stats(ctx, cycle), answer_stats(ctx, first) if first != cycle else None,
+                        ctx.cfg.monitors)
+
+
+def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
+    """Mean tokens and well-formed share of the champion's (not its friends') samples in `cycle`."""
+    by_id = {p.id: p for p in ctx.ledger.problems(cycle=cycle)}
+    own = [s for s in ctx.ledger.samples(cycle) if s.index < ctx.cfg.generate.samples_per_problem]
+    if not own:
+        return 0.0, 0.0
+    formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)
+    return sum(s.n_tokens for s in own) / len(own), formed / len(own)

@@ -1,0 +1,84 @@
+"""The decontamination, label-audit and diversity monitors: functions from a cycle's records to a `Reading`.
+
+- `decontamination`: how many problems (propose stage) and accepted samples (label stage) were
+  dropped for overlapping a held-out set, by kind (`exact`, `ngram`). They are dropped either way;
+  above `monitors.max_contaminated` of either it alerts: the generator or the model is reproducing
+  evaluation items.
+- `label_audit`: the true accuracy of the labels a labeler kept without reading the ground truth
+  (`vote`), from the audit column. Below `monitors.label_floor` the cycle's labels are not used.
+- `diversity`: distinct 2-grams and unique share of the cycle's problems and of its answers (one
+  sample per problem), each relative to a reference of the same size: the task's own problems at
+  the same difficulties, and the problems' true answers. A ratio below `monitors.min_diversity` is
+  mode collapse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rsi.config import MonitorsConfig
+from rsi.monitors.text import distinct_n, unique_share
+from rsi.records import Label, Reading
+
+
+def decontamination(dropped_problems: dict[str, int], checked_problems: int,
+                    dropped_samples: dict[str, int], checked_samples: int, cfg: MonitorsConfig) -> Reading:
+    n_p, n_s = sum(dropped_problems.values()), sum(dropped_samples.values())
+    share = max(n_p / max(1, checked_problems), n_s / max(1, checked_samples))
+    value = {"problems_checked": checked_problems, "problems_dropped": dropped_problems,
+             "samples_checked": checked_samples, "samples_dropped": dropped_samples, "dropped_share": share}
+    if not n_p + n_s:
+        return Reading("decontamination", value, False,
+                       f"clean: {checked_problems} problems and {checked_samples} accepted samples checked")
+    return Reading("decontamination", value, share > cfg.max_contaminated,
+                   f"dropped {n_p}/{checked_problems} problems and {n_s}/{checked_samples} accepted samples that "
+                   f"overlap a held-out set ({_kinds(dropped_problems, dropped_samples)})")
+
+
+def _kinds(*counts: dict[str, int]) -> str:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return ", ".join(f"{k} {v}" for k, v in sorted(total.items()))
+
+
+def label_audit(labels: Sequence[Label], labeler: str, cfg: MonitorsConfig) -> Reading:
+    """Accuracy of the kept labels against the ground truth. `alert` means below the floor: the
+    caller then keeps none of them."""
+    kept = [lab for lab in labels if lab.kept]
+    audited = [lab.audit_correct for lab in kept if lab.audit_correct is not None]
+    accuracy = sum(audited) / len(audited) if audited else None
+    value = {"labeler": labeler, "kept": len(kept), "audited": len(audited), "accuracy": accuracy,
+             "floor": cfg.label_floor}
+    if labeler == "verifier":
+        return Reading("label_audit", value, False, "labels come from the task's verifier (ground truth)")
+    if accuracy is None:
+        return Reading("label_audit", value, False, "nothing to audit: no label was kept")
+    if cfg.label_floor is not None and accuracy < cfg.label_floor:
+        return Reading("label_audit", value, True,
+                       f"kept labels are {accuracy:.0%} correct, below the floor {cfg.label_floor:.0%}: "
+                       f"this cycle's {len(kept)} labels are not added to the training data")
+    return Reading("label_audit", value, False, f"kept labels are {accuracy:.0%} correct")
+
+
+def diversity(problems: Sequence[str], reference_problems: Sequence[str], answers: Sequence[str],
+              true_answers: Sequence[str], cfg: MonitorsConfig) -> Reading:
+    value, low = {}, []
+    for kind, texts, ref in (("problems", problems, reference_problems), ("answers", answers, true_answers)):
+        stats = {"n": len(texts), "distinct_2": distinct_n(texts, 2), "unique": unique_share(texts),
+                 "reference_distinct_2": distinct_n(ref, 2), "reference_unique": unique_share(ref)}
+        stats["ratio"] = min(_ratio(stats["distinct_2"], stats["reference_distinct_2"]),
+                             _ratio(stats["unique"], stats["reference_unique"]))
+        value[kind] = stats
+        if texts and stats["ratio"] < cfg.min_diversity:
+            low.append(f"{kind} {stats['ratio']:.2f}x")
+    if low:
+        return Reading("diversity", value, True, f"mode collapse: diversity of {', '.join(low)} the reference's, "
+                                                 f"below {cfg.min_diversity}")
+    return Reading("diversity", value, False, f"problems {value['problems']['ratio']:.2f}x, answers "
+                                              f"{value['answers']['ratio']:.2f}x the reference's diversity")
+
+
+def _ratio(x: float, reference: float) -> float:
+    return min(1.0, x / reference) if reference else 1.0
