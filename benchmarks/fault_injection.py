@@ -1,8 +1,9 @@
 """Fault injection at 50+ points: SIGKILL a real run inside its stages, resume, compare with an uninterrupted run.
 
 Runs CONFIG (default `quick`) once uninterrupted as the reference, then `--chains` runs of the same
-config, each killed with SIGKILL once per session inside every other stage (even-numbered stages in
-even chains, odd in odd ones) at a random point of the stage, and resumed until it ends
+config, each killed with SIGKILL once per session in every other stage (even-numbered stages in
+even chains, odd in odd ones) at a random time into the stage, and resumed until it ends; then two
+more chains killed inside the commit of every stage (even, odd), after all its rows are written
 (`rsi.faults.kill_chain`). Each chain's final ledger and champion are compared with the
 reference's (`rsi.fingerprint`: every table's rows bar times, the champion's weights). Prints
 every kill, the kills per stage, and per chain whether it ended equal; the last line is JSON.
@@ -40,22 +41,23 @@ def main() -> None:
     expected = fingerprint(reference)
     print(f"reference: {len(stages)} stages in {time.perf_counter() - t0:.0f} s")
     rng, kills, equal = random.Random(args.seed), [], []
-    for chain in range(args.chains):
+    plans = [("time", chain % 2) for chain in range(args.chains)] + [("commit", 0), ("commit", 1)]
+    for chain, (how, parity) in enumerate(plans):
         run = args.out / f"chain-{chain}"
-        got = kill_chain([args.config], run, stages, stages[chain % 2::2], rng)
+        got = kill_chain([args.config], run, stages, stages[parity::2], rng, how=how)
         diff = differences(fingerprint(run), expected)
         equal.append(not diff)
         kills += got
         for k in got:
-            print(f"chain {chain}: killed in cycle {k.cycle} {k.stage} {k.after_s:.2f} s after it could start "
-                  f"({k.stages_done} stages committed)")
+            where = "in its commit" if how == "commit" else f"{k.after_s:.2f} s after it could start"
+            print(f"chain {chain}: killed in cycle {k.cycle} {k.stage} {where} ({k.stages_done} stages committed)")
         print(f"chain {chain}: {len(got)} kills, final run {'EQUALS' if not diff else 'DIFFERS FROM'} the reference"
               + ("" if not diff else f": {diff}"), flush=True)
     per_stage = Counter(k.stage for k in kills)
     print("kills per stage: " + ", ".join(f"{s} {n}" for s, n in sorted(per_stage.items())))
-    print(f"{len(kills)} kills in {args.chains} chains; {sum(equal)}/{args.chains} chains ended equal to the "
+    print(f"{len(kills)} kills in {len(plans)} chains; {sum(equal)}/{len(plans)} chains ended equal to the "
           f"uninterrupted run ({time.perf_counter() - t0:.0f} s)")
-    print(json.dumps({"kills": len(kills), "chains": args.chains, "equal": sum(equal), "per_stage": per_stage}))
+    print(json.dumps({"kills": len(kills), "chains": len(plans), "equal": sum(equal), "per_stage": per_stage}))
 
 
 if __name__ == "__main__":

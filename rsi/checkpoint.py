@@ -7,6 +7,7 @@ safetensors and JSON (no pickle).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -31,7 +32,8 @@ def save_checkpoint(
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-    (tmp / MANIFEST).write_text(json.dumps({"files": files, "meta": meta or {}}, indent=1))
+    body = {"files": files, "meta": meta or {}}
+    (tmp / MANIFEST).write_text(json.dumps(body | {"sha256": _digest(body)}, indent=1))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path
@@ -47,8 +49,14 @@ def verify_checkpoint(path: Path) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint manifest {manifest_path} is unreadable ({e}).") from None
+    # the manifest's own hash covers its metadata; manifests written before it have only these two keys
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    if set(body) != {"files", "meta"} or not isinstance(files, dict) or (
+            "sha256" in manifest and manifest["sha256"] != _digest(body)):
+        raise CheckpointError(f"checkpoint manifest {manifest_path} is corrupted (its keys or its own sha256 do not "
+                              "match its contents). Restore it or retrain that cycle.")
     for name, digest in files.items():
         f = path / name
         if not f.is_file():
@@ -59,6 +67,10 @@ def verify_checkpoint(path: Path) -> dict:
                 "or was changed after saving. Restore it or retrain that cycle."
             )
     return manifest
+
+
+def _digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def load_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

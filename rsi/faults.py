@@ -2,11 +2,15 @@
 ends exactly as an uninterrupted run of the same config did (`rsi.fingerprint`).
 
 A chain is one run driven to its end through several sessions: `rsi run`, then `rsi resume` after
-every kill. Each session is killed once, inside its target stage: the harness polls the ledger
-until the stage before the target has committed (for `base`, until the run is created), then waits
-a random fraction of the target's duration in the reference run, then kills the whole process
-group with SIGKILL. A chain's targets are every other stage of the run, so each session has
-committed at least one stage before it is killed mid-way through the next.
+every kill. Each session is killed once, in its target stage, in one of two ways:
+- `time`: the harness polls the ledger until the stage before the target has committed (for
+  `base`, until the run is created), waits a random fraction of the target's duration in the
+  reference run, then kills the whole process group with SIGKILL (stages much shorter than the
+  polling interval are usually past by then: the kill lands in the next stage);
+- `commit`: the session is started with `RSI_KILL_AT=<cycle>/<stage>/commit` and SIGKILLs itself
+  inside the target's ledger transaction, after every row is written and before COMMIT.
+A chain's targets are every other stage of the run, so each session has committed at least one
+stage before it is killed in the next.
 
     from rsi.faults import reference_stages, kill_chain
     stages = reference_stages(reference_run)              # [(cycle, stage, wall_s), ...]
@@ -28,6 +32,13 @@ from pathlib import Path
 
 RSI = [sys.executable, "-m", "rsi.cli"]
 POLL_S = 0.05
+KILL_ENV = "RSI_KILL_AT"
+
+
+def crash_point(cycle: int, stage: str, where: str) -> None:
+    """SIGKILL this process here if `RSI_KILL_AT` names this point (`<cycle>/<stage>/<where>`)."""
+    if os.environ.get(KILL_ENV) == f"{cycle}/{stage}/{where}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -67,16 +78,27 @@ def _committed(run_dir: Path) -> list[tuple[int, str]] | None:
 
 
 def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, float]],
-               targets: list[tuple[int, str, float]], rng: random.Random, timeout_s: float = 600) -> list[Kill]:
-    """Run `rsi run *args --run-dir run_dir`, killing one session inside each target stage (in run
-    order) and resuming, then let the last session finish. Returns the kills, each named by the
-    stage that was in progress when it landed."""
+               targets: list[tuple[int, str, float]], rng: random.Random, how: str = "time",
+               timeout_s: float = 600) -> list[Kill]:
+    """Run `rsi run *args --run-dir run_dir`, killing one session in each target stage (in run
+    order; `how`: "time" or "commit", see the module) and resuming, then let the last session
+    finish. Returns the kills, each named by the stage that was in progress when it landed."""
     order = [(c, s) for c, s, _ in stages]
     kills: list[Kill] = []
     cmd = [*RSI, "run", *args, "--run-dir", str(run_dir)]
     for cycle, stage, wall_s in targets:
         i = order.index((cycle, stage))
         err = tempfile.TemporaryFile("w+")
+        if how == "commit":
+            env = os.environ | {KILL_ENV: f"{cycle}/{stage}/commit"}
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            proc.wait(timeout=timeout_s)
+            if proc.returncode != -signal.SIGKILL:
+                _check_exit(proc, err, run_dir)
+                raise RuntimeError(f"{run_dir}: the session ended without reaching {cycle}/{stage}/commit")
+            kills.append(Kill(cycle, stage, 0.0, len(_committed(run_dir) or [])))
+            cmd = [*RSI, "resume", str(run_dir)]
+            continue
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         began = _wait_for(run_dir, order[i - 1] if i else None, proc, timeout_s)
         if began is not None:
@@ -85,7 +107,7 @@ def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, floa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             done = _committed(run_dir) or []
-            at = next(((c, s) for c, s in order if (c, s) not in done), order[-1])
+            at = next(((c, s) for c, s in order if (c, s) not in done), (order[-1][0], "after the last stage"))
             kills.append(Kill(at[0], at[1], round(time.monotonic() - began, 3) if began else 0.0, len(done)))
         else:
             _check_exit(proc, err, run_dir)

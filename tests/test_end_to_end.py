@@ -128,11 +128,17 @@ def test_sigkill_inside_stages_then_resume_equals_the_uninterrupted_run(quick_ru
     targets = [stages[i] for i in (0, 3, 5, 12)]
     kills = kill_chain(["quick"], run, stages, targets, random.Random(0))
     order = [(c, s) for c, s, _ in stages]
-    landed = [order.index((k.cycle, k.stage)) for k in kills]
+    landed = [order.index((k.cycle, k.stage)) if (k.cycle, k.stage) in order else len(order) for k in kills]
     # each kill lands in its target stage, or after it when the stage ended first, but before the next target
     assert len(kills) == 4 and all(t <= at < nxt for at, t, nxt in zip(landed, (0, 3, 5, 12), (3, 5, 12, 14),
                                                                         strict=True)), kills
     assert kills[0].stage == "base" and all(k.stages_done == at for k, at in zip(kills, landed, strict=True))
+    assert_same_run(run, quick_run)
+    # the stages too short to hit by time, killed inside their commit (rows written, not committed)
+    run = tmp_path / "killed-in-commit"
+    short = [stages[i] for i in (2, 4, 7)]  # cycle 1 propose, label, gate
+    kills = kill_chain(["quick"], run, stages, short, random.Random(0), how="commit")
+    assert [(k.cycle, k.stage, k.stages_done) for k in kills] == [(1, "propose", 2), (1, "label", 4), (1, "gate", 7)]
     assert_same_run(run, quick_run)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rsi.errors import LedgerError
+from rsi.faults import crash_point
 from rsi.ledger.schema import EVENTS, MONITORS, PROPOSALS, now, prepare
 from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Reading, Sample
 
@@ -164,6 +165,7 @@ class Ledger:
                 (writer.cycle, stage, now(), float(v["wall_s"]), float(v["cpu_s"]),
                  int(v["generated_tokens"]), int(v["train_sequences"]), int(v["train_tokens"]),
                  json.dumps(writer.extra, sort_keys=True)))
+            crash_point(writer.cycle, stage, "commit")  # fault injection: every row written, nothing committed
             self._con.execute("COMMIT")
         except BaseException as e:
             self._writer = None
