@@ -4,7 +4,7 @@ One sha256 (and row count) per ledger table, over every row in a fixed order, le
 columns that record time (`finished_at`, `wall_s`, `cpu_s`, `extra_json`) and the `events` table
 (stops, resumes and reviews are how a run was driven, not what it produced); plus the champion's
 name and weights hash. The same config and seed on one machine give the same fingerprint, and a run
-killed anywhere and resumed has the fingerprint of the uninterrupted run (`tests/test_faults.py`,
+killed anywhere and resumed has the fingerprint of the uninterrupted run (`tests/test_end_to_end.py`,
 `benchmarks/fault_injection.py`). A lost or duplicated row changes its table's count and hash.
 
 Example:

@@ -70,4 +70,3 @@ def add_problems(run_dir: Path, path: Path) -> tuple[int, list[Problem]]:
                 for i, (prompt, answer, d) in enumerate(rows)]
         ledger.add_problems(cycle, made)
     return cycle, made
-

@@ -44,7 +44,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def release_memory() -> None:
     """Give the memory a finished stage freed back to the OS. glibc keeps freed blocks of the many
     differently sized tensors and records a stage allocates in its arenas, so without a trim the
-    resident size of a long run creeps up by about 0.7 MB a cycle (`benchmarks/soak.py`)."""
+    resident size of a long `quick` run crept up by about 0.85 MB a cycle (`benchmarks/soak.py`)."""
     gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

@@ -56,8 +56,9 @@ def verify_answers(completions: list[str], problems: list[Problem]) -> list[Verd
     return out
 
 
-def accuracy_reward(completions: list[str], problems: list[Problem], **_: object) -> list[float]:
-    return [v.reward for v in verify_answers(completions, problems)]
+def accuracy_reward(completions: list[str], problems: list[Problem], verdicts: list[Verdict] | None = None,
+                    **_: object) -> list[float]:
+    return [v.reward for v in verdicts or verify_answers(completions, problems)]
 
 
 def format_reward(completions: list[str], **_: object) -> list[float]:
@@ -115,8 +116,10 @@ def load_reward(name: str, weight: float) -> Reward:
     return Reward(name, weight, fn, builtin=False)
 
 
-def score(rewards: Sequence[Reward], completions: list[str], problems: list[Problem]) -> RewardScores:
-    """Score every completion (completions[i] answers problems[i]) with every reward."""
+def score(rewards: Sequence[Reward], completions: list[str], problems: list[Problem],
+          verdicts: list[Verdict] | None = None) -> RewardScores:
+    """Score every completion (completions[i] answers problems[i]) with every reward. `verdicts`,
+    when the caller already has them (`verify_answers`), spare `accuracy` verifying again."""
     columns = {
         "prompts": [p.prompt for p in problems], "answer": [p.answer for p in problems],
         "difficulty": [p.difficulty for p in problems], "problem_id": [p.id for p in problems],
@@ -125,7 +128,7 @@ def score(rewards: Sequence[Reward], completions: list[str], problems: list[Prob
     components, errors = {}, {}
     for r in rewards:
         if r.builtin:
-            values, n_err = r.fn(completions, problems=problems), 0
+            values, n_err = r.fn(completions, problems=problems, verdicts=verdicts), 0
         else:
             values, n_err = _call_user(r, completions, columns)
         components[r.name], errors[r.name] = values, n_err

@@ -100,13 +100,15 @@ def grpo_train(
                             temperature=cfg.temperature, seed=rng.randrange(2**31), recorder=recorder)
         flat: list[Completion] = [c for cs in outs for c in cs]
         flat_problems = [p for p in batch for _ in range(G)]
-        scores = score(rewards, [c.text for c in flat], flat_problems)
+        texts = [c.text for c in flat]
+        verdicts = verify_answers(texts, flat_problems)  # once: for `accuracy` and for the monitor's stats
+        scores = score(rewards, texts, flat_problems, verdicts)
         total = torch.tensor(scores.total)
         adv = group_advantages(total, G, cfg.variant)
         rows = list(range(len(flat)))
         if cfg.variant == "dapo":
             rows = keep_groups(total, G).nonzero().flatten().tolist()
-        log = _step_log(step, scores, total, G, flat) | _checked(flat_problems, [c.text for c in flat], scores.total)
+        log = _step_log(step, scores, total, G, flat) | _checked(flat_problems, texts, verdicts, scores.total)
         if rows:
             replayed = None
             traces = recorder.traces if recorder is not None else []
@@ -175,13 +177,10 @@ def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Complet
     return log
 
 
-def _checked(problems: list[Problem], completions: list[str], total: list[float]) -> dict:
+def _checked(problems: list[Problem], completions: list[str], verdicts: list, total: list[float]) -> dict:
     """The task's own verdicts on the step's answers, for the reward-hacking monitor (`rsi.monitors`)."""
-    verified, formed = [], []
-    for p, c, v in zip(problems, completions, verify_answers(completions, problems), strict=True):
-        verified.append(v.correct)
-        formed.append(get_task(p.task).well_formed(p, c))
-    return step_stats(total, verified, formed)
+    formed = [get_task(p.task).well_formed(p, c) for p, c in zip(problems, completions, strict=True)]
+    return step_stats(total, [v.correct for v in verdicts], formed)
 
 
 def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:

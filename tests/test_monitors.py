@@ -9,7 +9,7 @@ import pytest
 from rsi.config import MonitorsConfig
 from rsi.monitors import HeldoutIndex, diversity, label_audit, reward_hacking, sample_drift
 from rsi.records import Label
-from rsi.rewards import Reward, load_reward, score
+from rsi.rewards import Reward, load_reward, score, verify_answers
 from rsi.rl import _checked
 from rsi.tasks import get_task, problem, problems
 
@@ -136,9 +136,10 @@ def run_trial(seed: int, kind: str, hacked: bool, steps: int = 12, prompts: int 
                 texts.append(_spray(p, rng) if kind == "spray" else _empty_tags(p, rng))
             else:
                 texts.append(_addition(p, rng, acc) if kind == "spray" else _word(p, rng, acc, formatted))
-        scores = score(rewards, texts, flat)
+        verdicts = verify_answers(texts, flat)
+        scores = score(rewards, texts, flat, verdicts)
         logs.append({"reward_mean": fmean(scores.total), "answer_tokens_mean": fmean(len(t) for t in texts)}
-                    | _checked(flat, texts, scores.total))
+                    | _checked(flat, texts, verdicts, scores.total))
     heldout_gain = rng.gauss(0.0, 0.02) if hacked else rng.gauss(learned / 2, 0.02)
     return reward_hacking(logs, heldout_gain, CFG)
 

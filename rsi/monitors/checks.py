@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from rsi.config import MonitorsConfig
@@ -27,20 +28,13 @@ def decontamination(dropped_problems: dict[str, int], checked_problems: int,
     share = max(n_p / max(1, checked_problems), n_s / max(1, checked_samples))
     value = {"problems_checked": checked_problems, "problems_dropped": dropped_problems,
              "samples_checked": checked_samples, "samples_dropped": dropped_samples, "dropped_share": share}
-    if not n_p + n_s:
+    kinds = Counter(dropped_problems) + Counter(dropped_samples)
+    if not kinds:
         return Reading("decontamination", value, False,
                        f"clean: {checked_problems} problems and {checked_samples} accepted samples checked")
     return Reading("decontamination", value, share > cfg.max_contaminated,
                    f"dropped {n_p}/{checked_problems} problems and {n_s}/{checked_samples} accepted samples that "
-                   f"overlap a held-out set ({_kinds(dropped_problems, dropped_samples)})")
-
-
-def _kinds(*counts: dict[str, int]) -> str:
-    total: dict[str, int] = {}
-    for c in counts:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
-    return ", ".join(f"{k} {v}" for k, v in sorted(total.items()))
+                   f"overlap a held-out set ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
 
 
 def label_audit(labels: Sequence[Label], labeler: str, cfg: MonitorsConfig) -> Reading:
