@@ -4,7 +4,8 @@ Runs CONFIG (default `quick`) for `--cycles` cycles (default 200) in this proces
 with `loop.max_difficulty` raised so the run does not end at the frontier cap), while a thread
 samples this process's resident memory (VmRSS) and open file descriptors every `--every` seconds
 and the number of finished cycles from the ledger. Prints a line every 20 cycles and the growth
-from the end of cycle `--warmup` (allocator and import warm-up) to the end; the last line is JSON.
+from the end of cycle `--warmup` (allocator and import warm-up) to the end of the last cycle,
+both read while the run is live; the last line is JSON.
 
     .venv/bin/python benchmarks/soak.py [CONFIG] [--cycles 200] [--warmup 10] [--out runs/bench-soak]
 """
@@ -76,14 +77,16 @@ def main() -> None:
     stop.set()
     sampler.join()
     done = cycles_done(args.out)
-    at_cycle[done] = (rss_mb(), open_fds())
+    at_cycle.setdefault(done, (rss_mb(), open_fds()))  # the sampler's reading while the run was live, if it took one
+    after = (rss_mb(), open_fds())  # the run has closed its ledger
     warm = min((c for c in at_cycle if c >= args.warmup), default=min(at_cycle))
     rss_growth = at_cycle[done][0] - at_cycle[warm][0]
     fd_growth = at_cycle[done][1] - at_cycle[warm][1]
     print(f"{done} cycles in {time.perf_counter() - t0:.0f} s; from cycle {warm} to {done}: RSS "
           f"{at_cycle[warm][0]:.0f} -> {at_cycle[done][0]:.0f} MB ({rss_growth:+.1f} MB), open fds "
           f"{at_cycle[warm][1]} -> {at_cycle[done][1]} ({fd_growth:+d}); peak RSS "
-          f"{max(r for r, _ in at_cycle.values()):.0f} MB")
+          f"{max(r for r, _ in at_cycle.values()):.0f} MB; after the run returned: RSS {after[0]:.0f} MB, "
+          f"{after[1]} open fds")
     print(json.dumps({"cycles": done, "warm_cycle": warm, "rss_mb": [at_cycle[warm][0], at_cycle[done][0]],
                       "rss_growth_mb": rss_growth, "fds": [at_cycle[warm][1], at_cycle[done][1]],
                       "fd_growth": fd_growth}))

@@ -9,7 +9,7 @@ cycles', "seed") with the configured fractions; an empty pool's share goes to th
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rsi.config import MixConfig, ProposeConfig, SeedDataConfig
 from rsi.records import Example
@@ -37,7 +37,7 @@ def seed_stream(task: Task, cfg: SeedDataConfig, propose: ProposeConfig | None =
     return draw
 
 
-def mixture(pools: dict[str, list[Example]], seed_draw: Callable[[random.Random], Example],
+def mixture(pools: dict[str, Sequence[Example]], seed_draw: Callable[[random.Random], Example],
             mix: MixConfig | None) -> Callable[[random.Random, int], list[Example]]:
     """A `draw(rng, batch_size)` over the pools, for `rsi.train.train`. With no mix: seed data only."""
     weights = {"seed": 1.0} if mix is None else {

@@ -213,10 +213,8 @@ def stage_train(ctx: Context, cycle: int) -> None:
     losses, rl_logs, proposer_logs = [], [], []
     used = {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
     with timed() as cost:
-        everything = ctx.ledger.accepted_examples(upto_cycle=cycle)
-        before = {(e.prompt, e.answer) for e in ctx.ledger.accepted_examples(upto_cycle=cycle - 1)}
-        new = [e for e in everything if (e.prompt, e.answer) not in before]
-        replay = [e for e in everything if (e.prompt, e.answer) in before]
+        everything = ctx.ledger.accepted_rows(upto_cycle=cycle)  # read from the ledger as drawn
+        replay, new = everything.split(cycle)
         sft = bool(new) and (cfg.train.steps > 0 or cfg.loop.mode == "refresh")
         # self-play: the proposer learns from its scored proposals (inner loop only: they are its own samples)
         proposer = cfg.propose.by == "model" and cfg.propose.updates > 0 and cfg.loop.mode == "inner"

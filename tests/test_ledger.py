@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 
 import pytest
@@ -77,6 +78,37 @@ def test_accepted_examples_order_origin_and_upto(ledger):
         ("5+1=", "6", "self"), ("6+1=", "7", "human"), ("5+1=", "8", "self")]
     assert len(ledger.accepted_examples(upto_cycle=1)) == 2
     assert [c for c, _ in ledger.accepted()] == [1, 1, 2]
+    rows = ledger.accepted_rows()
+    assert list(rows) == got and rows[-1] == got[-1] and list(rows.cycles) == [1, 1, 2]
+    replay, new = rows.split(2)
+    assert list(replay) == got[:2] and list(new) == got[2:] and len(rows.split(3)[1]) == 0
+
+
+def test_accepted_rows_match_the_definition_on_random_labels(ledger):
+    """Over random kept labels with repeated prompts and answers, `accepted_rows` and its split
+    give what the definition does: one example per (prompt, answer), the first kept, in order of
+    (cycle, problem id, sample index); new = first kept in the cycle, replay = before it."""
+    rng = random.Random(0)
+    labels = []  # (cycle, problem, sample index, answer, kept)
+    for cycle in range(1, 6):
+        probs = [_problem(100 * cycle + i, prompt=f"{rng.randrange(15)}+1=") for i in range(12)]
+        with ledger.stage(cycle, "label"):
+            ledger.add_problems(cycle, probs)
+            batch = [Label(p.id, j, str(rng.randrange(3)), rng.random() < 0.6, "vote") for p in probs for j in range(3)]
+            rng.shuffle(batch)  # insertion order must not matter
+            ledger.add_labels(cycle, batch)
+        labels += [(cycle, p, lab) for lab in batch for p in probs if p.id == lab.problem_id]
+    expected, seen = [], set()
+    for cycle, p, lab in sorted(labels, key=lambda t: (t[0], t[1].id, t[2].sample_index)):
+        if lab.kept and (p.prompt, lab.answer) not in seen:
+            seen.add((p.prompt, lab.answer))
+            expected.append((cycle, Example(p.prompt, lab.answer, p.difficulty, "self")))
+    assert len(expected) > 20 and len(expected) < sum(lab.kept for *_, lab in labels)  # duplicates were dropped
+    assert ledger.accepted() == expected
+    for cycle in range(1, 6):
+        replay, new = ledger.accepted_rows(upto_cycle=cycle).split(cycle)
+        assert list(replay) == [ex for c, ex in expected if c < cycle]
+        assert list(new) == [ex for c, ex in expected if c == cycle]
 
 
 def test_stage_rollback_on_exception(ledger):

@@ -1,5 +1,9 @@
 """rsi.linear: oneDNN's float32 linear and its hand-written backward equal F.linear's."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,3 +41,15 @@ def test_gradient_only_where_asked_and_other_dtypes_fall_back():
     xd, wd = x.double(), w.detach().double()
     assert lin.linear(xd, wd).dtype == torch.float64
     torch.testing.assert_close(lin.linear(xd, wd), F.linear(xd, wd))
+
+
+def test_import_caps_onednn_kernel_caches_unless_the_user_set_them():
+    """`import rsi` bounds oneDNN's per-shape kernel caches (their default let a long run grow by
+    hundreds of MB: benchmarks/soak.py); a value the user already set is kept."""
+    code = "import os, rsi; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['LRU_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["64", "64"]
+    env["LRU_CACHE_CAPACITY"] = "7"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["64", "7"]

@@ -1,6 +1,7 @@
 """The `Ledger` class: a run's SQLite file, written stage by stage, read by every part of rsi."""
 from __future__ import annotations
 
+import array
 import functools
 import json
 import sqlite3
@@ -12,6 +13,7 @@ from typing import Any
 
 from rsi.errors import LedgerError
 from rsi.faults import crash_point
+from rsi.ledger.accepted import EXAMPLES, ONE, ROWS, ExampleRows, example
 from rsi.ledger.schema import EVENTS, MONITORS, PROPOSALS, now, prepare
 from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Reading, Sample
 
@@ -339,27 +341,25 @@ class Ledger:
 
     @_guarded
     def accepted(self, upto_cycle: int | None = None) -> list[tuple[int, Example]]:
-        """(cycle, example) for every kept label, deduplicated by (prompt, answer), first kept.
+        """(cycle first kept, example) for every kept answer up to `upto_cycle` (`rsi.ledger.accepted`)."""
+        rows = self._con.execute(EXAMPLES, (upto_cycle, upto_cycle))
+        return [(cycle, example(*rest)) for cycle, *rest in rows]
 
-        The label's cycle orders and filters; labels whose problem is not in the ledger are skipped.
-        Origin is "human" or "seed" when the problem's source says so, else "self".
-        """
-        rows = self._con.execute(
-            "SELECT l.cycle, p.prompt, l.answer, p.difficulty, p.source FROM labels l "
-            "JOIN problems p ON p.id = l.problem_id WHERE l.kept = 1 AND (? IS NULL OR l.cycle <= ?) "
-            "ORDER BY l.cycle, p.id, l.sample_index", (upto_cycle, upto_cycle))
-        seen: set[tuple[str, str]] = set()
-        out = []
-        for cycle, prompt, answer, difficulty, source in rows:
-            if (prompt, answer) in seen:
-                continue
-            seen.add((prompt, answer))
-            origin = source if source in ("human", "seed") else "self"
-            out.append((cycle, Example(prompt=prompt, answer=answer, difficulty=difficulty, origin=origin)))
-        return out
+    @_guarded
+    def accepted_rows(self, upto_cycle: int | None = None) -> ExampleRows:
+        """The same examples as `accepted`, each read from the ledger when it is indexed."""
+        cycles, rowids = array.array("q"), array.array("q")
+        for cycle, rowid in self._con.execute(ROWS, (upto_cycle, upto_cycle)):
+            cycles.append(cycle)
+            rowids.append(rowid)
+        return ExampleRows(self._accepted_at, cycles, rowids)
+
+    @_guarded
+    def _accepted_at(self, rowid: int) -> Example:
+        return example(*self._con.execute(ONE, (rowid,)).fetchone())
 
     def accepted_examples(self, upto_cycle: int | None = None) -> list[Example]:
-        """Kept labels joined to their problems, deduplicated, ordered by cycle then problem id."""
+        """The examples of `accepted`, without their cycles."""
         return [ex for _, ex in self.accepted(upto_cycle)]
 
     @_guarded
