@@ -4,8 +4,8 @@ Runs CONFIG (default `quick`) for `--cycles` cycles (default 200) in this proces
 with `loop.max_difficulty` raised so the run does not end at the frontier cap), while a thread
 samples this process's resident memory (VmRSS) and open file descriptors every `--every` seconds
 and the number of finished cycles from the ledger. Prints a line every 20 cycles and the growth
-from the end of cycle `--warmup` (allocator and import warm-up) to the end of the last cycle,
-both read while the run is live; the last line is JSON.
+from the end of cycle `--warmup` (allocator and import warm-up) to the last cycle seen
+finished while the run was live, then the figures after it returned; the last line is JSON.
 
     .venv/bin/python benchmarks/soak.py [CONFIG] [--cycles 200] [--warmup 10] [--out runs/bench-soak]
 """
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("config", nargs="?", default="quick")
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--every", type=float, default=1.0)
+    ap.add_argument("--every", type=float, default=0.25)
     ap.add_argument("--out", type=Path, default=Path("runs/bench-soak"))
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
@@ -77,19 +77,22 @@ def main() -> None:
     stop.set()
     sampler.join()
     done = cycles_done(args.out)
-    at_cycle.setdefault(done, (rss_mb(), open_fds()))  # the sampler's reading while the run was live, if it took one
-    after = (rss_mb(), open_fds())  # the run has closed its ledger
+    after = (rss_mb(), open_fds())  # the run has returned and closed its ledger
+    at_cycle = at_cycle or {done: after}
+    last = max(at_cycle)  # the last cycle the sampler saw finished while the run was live
     warm = min((c for c in at_cycle if c >= args.warmup), default=min(at_cycle))
-    rss_growth = at_cycle[done][0] - at_cycle[warm][0]
-    fd_growth = at_cycle[done][1] - at_cycle[warm][1]
-    print(f"{done} cycles in {time.perf_counter() - t0:.0f} s; from cycle {warm} to {done}: RSS "
-          f"{at_cycle[warm][0]:.0f} -> {at_cycle[done][0]:.0f} MB ({rss_growth:+.1f} MB), open fds "
-          f"{at_cycle[warm][1]} -> {at_cycle[done][1]} ({fd_growth:+d}); peak RSS "
-          f"{max(r for r, _ in at_cycle.values()):.0f} MB; after the run returned: RSS {after[0]:.0f} MB, "
+    rss_growth = at_cycle[last][0] - at_cycle[warm][0]
+    fd_growth = at_cycle[last][1] - at_cycle[warm][1]
+    live_fds = [f for c, (_, f) in at_cycle.items() if c >= warm]
+    print(f"{done} cycles in {time.perf_counter() - t0:.0f} s; from cycle {warm} to {last}: RSS "
+          f"{at_cycle[warm][0]:.0f} -> {at_cycle[last][0]:.0f} MB ({rss_growth:+.1f} MB), open fds "
+          f"{at_cycle[warm][1]} -> {at_cycle[last][1]} ({fd_growth:+d}, {min(live_fds)}-{max(live_fds)} between); "
+          f"peak RSS {max(r for r, _ in at_cycle.values()):.0f} MB; after the run returned: RSS {after[0]:.0f} MB, "
           f"{after[1]} open fds")
-    print(json.dumps({"cycles": done, "warm_cycle": warm, "rss_mb": [at_cycle[warm][0], at_cycle[done][0]],
-                      "rss_growth_mb": rss_growth, "fds": [at_cycle[warm][1], at_cycle[done][1]],
-                      "fd_growth": fd_growth}))
+    print(json.dumps({"cycles": done, "warm_cycle": warm, "last_cycle": last,
+                      "rss_mb": [at_cycle[warm][0], at_cycle[last][0]], "rss_growth_mb": rss_growth,
+                      "fds": [at_cycle[warm][1], at_cycle[last][1]], "fd_growth": fd_growth,
+                      "fds_range": [min(live_fds), max(live_fds)], "after_run": {"rss_mb": after[0], "fds": after[1]}}))
 
 
 if __name__ == "__main__":

@@ -88,34 +88,34 @@ def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, floa
     cmd = [*RSI, "run", *args, "--run-dir", str(run_dir)]
     for cycle, stage, wall_s in targets:
         i = order.index((cycle, stage))
-        err = tempfile.TemporaryFile("w+")
-        if how == "commit":
-            env = os.environ | {KILL_ENV: f"{cycle}/{stage}/commit"}
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-            proc.wait(timeout=timeout_s)
-            if proc.returncode != -signal.SIGKILL:
+        with tempfile.TemporaryFile("w+") as err:  # the session's stderr, quoted if it fails
+            if how == "commit":
+                env = os.environ | {KILL_ENV: f"{cycle}/{stage}/commit"}
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+                proc.wait(timeout=timeout_s)
+                if proc.returncode != -signal.SIGKILL:
+                    _check_exit(proc, err, run_dir)
+                    raise RuntimeError(f"{run_dir}: the session ended without reaching {cycle}/{stage}/commit")
+                kills.append(Kill(cycle, stage, 0.0, len(_committed(run_dir) or [])))
+                cmd = [*RSI, "resume", str(run_dir)]
+                continue
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            began = _wait_for(run_dir, order[i - 1] if i else None, proc, timeout_s)
+            if began is not None:
+                time.sleep(max(0.0, began + rng.uniform(0.05, 0.95) * wall_s - time.monotonic()))
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                done = _committed(run_dir) or []
+                at = next(((c, s) for c, s in order if (c, s) not in done), (order[-1][0], "after the last stage"))
+                kills.append(Kill(at[0], at[1], round(time.monotonic() - began, 3) if began else 0.0, len(done)))
+            else:
                 _check_exit(proc, err, run_dir)
-                raise RuntimeError(f"{run_dir}: the session ended without reaching {cycle}/{stage}/commit")
-            kills.append(Kill(cycle, stage, 0.0, len(_committed(run_dir) or [])))
             cmd = [*RSI, "resume", str(run_dir)]
-            continue
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        began = _wait_for(run_dir, order[i - 1] if i else None, proc, timeout_s)
-        if began is not None:
-            time.sleep(max(0.0, began + rng.uniform(0.05, 0.95) * wall_s - time.monotonic()))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            done = _committed(run_dir) or []
-            at = next(((c, s) for c, s in order if (c, s) not in done), (order[-1][0], "after the last stage"))
-            kills.append(Kill(at[0], at[1], round(time.monotonic() - began, 3) if began else 0.0, len(done)))
-        else:
-            _check_exit(proc, err, run_dir)
-        cmd = [*RSI, "resume", str(run_dir)]
-    err = tempfile.TemporaryFile("w+")
-    final = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-    final.wait(timeout=timeout_s)
-    _check_exit(final, err, run_dir)
+    with tempfile.TemporaryFile("w+") as err:
+        final = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        final.wait(timeout=timeout_s)
+        _check_exit(final, err, run_dir)
     return kills
 
 

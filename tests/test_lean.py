@@ -2,29 +2,16 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from families import TINY, TOK, family_models
 
 from rsi.backend import with_lora
-from rsi.config import LoraConfig, ModelConfig
+from rsi.config import LoraConfig
 from rsi.generate import generate
 from rsi.lean import LeanDecoder
 from rsi.model import build_tiny_model
-from rsi.tokenizer import build_char_tokenizer
-
-TOK = build_char_tokenizer("0123456789s:=")
-SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id,
-             eos_token_id=TOK.eos_token_id)
 
 
-def models():
-    torch.manual_seed(0)
-    yield "qwen2 (GQA, qkv bias, RoPE)", Qwen2ForCausalLM(Qwen2Config(**SIZES)).eval()
-    yield "llama", LlamaForCausalLM(LlamaConfig(**SIZES, rope_theta=500.0)).eval()
-    yield "tiny (SmolLM3, NoPE)", build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0).eval()
-
-
-@pytest.mark.parametrize("name, model", list(models()))
+@pytest.mark.parametrize("name, model", [(n, m.eval()) for n, m in family_models(0)])
 def test_lean_logits_match_hf_with_and_without_left_padding(name, model):
     ids = torch.randint(3, len(TOK), (3, 9))
     attn = torch.ones_like(ids)
@@ -41,7 +28,7 @@ def test_lean_logits_match_hf_with_and_without_left_padding(name, model):
 
 
 def test_generate_uses_the_lean_path_and_gives_the_hf_tokens(monkeypatch):
-    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 1)
+    model = build_tiny_model(TINY, TOK, 1)
     prompts = ["s:31=", "s:4159=", "s:2=", "s:31="]
     lean = generate(model, TOK, prompts, 8, n=2)
     monkeypatch.setattr(LeanDecoder, "supports", staticmethod(lambda m: False))
@@ -50,7 +37,7 @@ def test_generate_uses_the_lean_path_and_gives_the_hf_tokens(monkeypatch):
 
 
 def test_models_it_does_not_cover_fall_back():
-    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    model = build_tiny_model(TINY, TOK, 0)
     assert LeanDecoder.supports(model)
     assert not LeanDecoder.supports(with_lora(model, LoraConfig(r=2)))  # peft-wrapped: the HF forward
 
@@ -58,7 +45,7 @@ def test_models_it_does_not_cover_fall_back():
 def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
     from rsi.backend import sampling_view
 
-    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    model = build_tiny_model(TINY, TOK, 0)
     wrapped = with_lora(model, LoraConfig(r=2))
     for n, p in wrapped.named_parameters():
         if "lora_B" in n:

@@ -2,28 +2,16 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from families import SIZES, TINY, TOK, family_models
+from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from rsi import packed
-from rsi.config import ModelConfig
 from rsi.lean import fused_layers
 from rsi.model import build_tiny_model
 from rsi.packed import packed_logprobs
-from rsi.tokenizer import build_char_tokenizer
 
-TOK = build_char_tokenizer("0123456789s:=")
-SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id,
-             eos_token_id=TOK.eos_token_id)
 PROMPTS = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
 ATTN = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
-
-
-def models():
-    torch.manual_seed(3)
-    yield "qwen2 (GQA, qkv bias, RoPE)", Qwen2ForCausalLM(Qwen2Config(**SIZES))
-    yield "llama", LlamaForCausalLM(LlamaConfig(**SIZES, rope_theta=500.0))
-    yield "tiny (SmolLM3, NoPE)", build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
 
 
 def row_alone(model, prompt: torch.Tensor, completion: list[int]) -> torch.Tensor:
@@ -33,7 +21,7 @@ def row_alone(model, prompt: torch.Tensor, completion: list[int]) -> torch.Tenso
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
 
 
-@pytest.mark.parametrize("name, model", list(models()))
+@pytest.mark.parametrize("name, model", family_models(3))
 @pytest.mark.parametrize("rows, lens", [([0, 0, 1, 1, 1], [4, 1, 3, 4, 2]),  # uneven groups and lengths
                                         ([0, 0, 0, 1, 1, 1], [3, 3, 3, 3, 3, 3])])  # GRPO's equal groups, no padding
 def test_packed_logprobs_match_each_row_alone_in_values_and_gradients(name, model, rows, lens, monkeypatch):
@@ -59,7 +47,7 @@ def test_packed_logprobs_match_each_row_alone_in_values_and_gradients(name, mode
 
 
 def test_single_token_completions_need_no_completion_forward():
-    model = build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
+    model = build_tiny_model(TINY, TOK, 0)
     completions = [[5], [TOK.eos_token_id]]
     logp, mask = packed_logprobs(model, fused_layers(model), PROMPTS, ATTN, torch.tensor([0, 1]), completions)
     with torch.no_grad():

@@ -3,7 +3,7 @@ the model's own forward, in log-probabilities, gradients and the GRPO step it ta
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from families import MAKERS, TOK
 
 from rsi import replay
 from rsi.config import GrpoConfig, ModelConfig
@@ -15,18 +15,6 @@ from rsi.rl import grpo_train
 from rsi.tasks import get_task, problem
 from rsi.tokenizer import build_char_tokenizer, encode_prompt
 
-TOK = build_char_tokenizer("0123456789s:=")
-SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id,
-             eos_token_id=TOK.eos_token_id)
-
-
-def models():
-    torch.manual_seed(3)
-    yield "qwen2 (GQA, qkv bias, RoPE)", lambda: Qwen2ForCausalLM(Qwen2Config(**SIZES))
-    yield "llama", lambda: LlamaForCausalLM(LlamaConfig(**SIZES, rope_theta=500.0))
-    yield "tiny (SmolLM3, NoPE)", lambda: build_tiny_model(ModelConfig(hidden_size=64, layers=2, heads=2), TOK, 0)
-
 
 def row_alone(model, prompt: list[int], completion: list[int]) -> torch.Tensor:
     ids = torch.tensor([prompt + completion])
@@ -34,7 +22,7 @@ def row_alone(model, prompt: list[int], completion: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
 
 
-@pytest.mark.parametrize("name, make", list(models()))
+@pytest.mark.parametrize("name, make", list(MAKERS.items()))
 @pytest.mark.parametrize("compact", [False, True])  # filler rows kept (views) or dropped first
 def test_replayed_logprobs_and_gradients_equal_the_models_own(name, make, compact, monkeypatch):
     monkeypatch.setattr(replay, "COMPACT_BELOW", 1.01 if compact else 0.0)
