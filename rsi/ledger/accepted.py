@@ -3,7 +3,7 @@
 A long run accumulates it without bound (165,000 examples after 200 `quick` cycles), and the
 train stage draws a few thousand of them a cycle. `ExampleRows` therefore holds only the label
 row ids, in order (8 bytes an example), and reads an example from the ledger when it is drawn:
-building every example as an object took 1.4 s and ~115 MB a cycle at that size.
+building every example as an object took 1.4 s and ~118 MB a cycle at that size.
 
 Order: by the cycle that first kept it, then problem id, then sample index. Origin is "human"
 or "seed" when the problem's source says so, else "self". Labels whose problem is not in the
