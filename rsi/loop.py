@@ -42,9 +42,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def release_memory() -> None:
-    """Give the memory a finished stage freed back to the OS. glibc keeps freed blocks of the many
-    differently sized tensors and records a stage allocates in its arenas, so without a trim the
-    resident size of a long `quick` run crept up by about 0.85 MB a cycle (`benchmarks/soak.py`)."""
+    """Give the memory a finished stage freed back to the OS (glibc otherwise keeps freed heap pages
+    of the stage's many differently sized tensors and records). In `benchmarks/soak.py` a long
+    `quick` run grew about 0.85 MB a cycle before this trim and 0.35 MB with it; the rest of that
+    growth was oneDNN's kernel caches, capped in `rsi/__init__.py`."""
     gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

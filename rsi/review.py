@@ -19,6 +19,7 @@ import getpass
 import random
 from pathlib import Path
 
+from rsi.context import champion_results
 from rsi.errors import RsiError
 from rsi.ledger import Ledger
 from rsi.records import GateDecision, Reading
@@ -70,9 +71,7 @@ def summary(run_dir: Path) -> dict:
             raise ReviewError(f"no candidate of {run_dir} awaits review: a run with gate.require_approval stops "
                               "for review when its gate would promote; `rsi status` shows where the run is.")
         cycle, candidate, champion = waiting["cycle"], waiting["candidate"], waiting["champion"]
-        champ = {}
-        for c in sorted({e["cycle"] for e in ledger.evals(champion)}):
-            champ |= {r.difficulty: r.accuracy for r in ledger.eval_results(c, champion)}
+        champ = {d: r.accuracy for d, r in champion_results(ledger, champion).items()}
         cand = {r.difficulty: r.accuracy for r in ledger.eval_results(cycle, candidate)}
         problems = {p.id: p for p in ledger.problems(cycle=cycle)}
         kept = [lab for lab in ledger.labels(cycle) if lab.kept]

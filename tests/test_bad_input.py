@@ -172,6 +172,7 @@ def _read_everything(path: Path) -> None:
             ledger.labels(cycle)
         ledger.gates()
         ledger.accepted_examples()
+        list(ledger.accepted_rows())  # the train stage's reads, one row at a time
 
 
 @SETTINGS
