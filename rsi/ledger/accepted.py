@@ -1,6 +1,6 @@
 """The run's verified data: every kept answer, deduplicated by (prompt, answer), the first kept.
 
-A long run accumulates it without bound (165,000 examples after 200 `quick` cycles), and the
+A long run accumulates it without bound (160,000 examples after 200 `quick` cycles), and the
 train stage draws a few thousand of them a cycle. `ExampleRows` therefore holds only the label
 row ids, in order (8 bytes an example), and reads an example from the ledger when it is drawn:
 building every example as an object took 1.4 s and ~118 MB a cycle at that size.
