@@ -121,12 +121,16 @@ def review(
     reject: Annotated[bool, typer.Option("--reject", help="reject it: the run keeps its champion")] = False,
     why: Annotated[str, typer.Option("--why", help="the reason, recorded with the verdict")] = "",
     by: Annotated[str | None, typer.Option("--by", help="who decides (default: the login name)")] = None,
+    cycle: Annotated[int | None, typer.Option("--cycle", help="a vetoed cycle other than the latest")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Show the candidate a run awaits approval for (gate.require_approval), or record a verdict.
+    """Show the candidate a run awaits approval for (gate.require_approval), or a promotion a
+    monitor vetoed, and record a verdict.
 
     Without --approve/--reject it shows the candidate's accuracy against the champion's, the
-    cycle's monitor readings and a sample of the new training data. `rsi resume RUN` then acts.
+    cycle's monitor readings and a sample of the new training data. For a waiting candidate
+    `rsi resume RUN` then acts; approving a vetoed one overrules the monitor and makes it the
+    champion at once.
 
     Example: rsi review runs/quick-20261122-101500 --approve --by alice --why "gains hold at d4-d5"
     """
@@ -136,11 +140,16 @@ def review(
         if approve and reject:
             raise ReviewError("pass one of --approve and --reject, not both")
         if approve or reject:
-            done = record(run_dir, approve, why, by)
-            console.print(f"recorded: {done['verdict']} {done['candidate']} by {done['by']} ({done['why']}); "
-                          f"continue with `rsi resume {run_dir}`")
+            done = record(run_dir, approve, why, by, cycle)
+            if done["overrule"]:
+                what = ("overruled the veto: it is the champion now" if approve else
+                        "the rollback stands")
+            else:
+                what = f"continue with `rsi resume {run_dir}`"
+            console.print(f"recorded: {done['verdict']} {done['candidate']} (cycle {done['cycle']}) by {done['by']} "
+                          f"({done['why']}); {what}")
             return
-        st = summary(run_dir)
+        st = summary(run_dir, cycle)
     except RsiError as e:
         _fail(e)
     if as_json:

@@ -14,10 +14,11 @@ from rich.console import Console
 
 from rsi.config import Config
 from rsi.curriculum import frontier
+from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
 from rsi.records import EvalResult, Problem
-from rsi.tasks import Task, problems
+from rsi.tasks import Task, heldout_set
 
 
 @dataclass
@@ -61,6 +62,31 @@ def timed():
 
 # ---- state derived from the ledger -------------------------------------------------------------
 
+def gates(ledger: Ledger) -> list[dict]:
+    """The gate decisions in cycle order, where a promotion a monitor vetoed (`rsi.gate.veto`) and a
+    person then overruled in `rsi review` counts as promoted, its reason saying by whom and why.
+    The gates table itself is never rewritten: the overrule is a `review` event."""
+    rows = ledger.gates()
+    reviews = ledger.events("review") if any(is_veto(g["reason"]) for g in rows) else []
+    out = []
+    for g in rows:
+        review = overrule_of(g, reviews)
+        if review is not None:
+            g = g | {"promote": True,
+                     "reason": f"{g['reason']} — overruled in review by {review['by']}: {review['why']}"}
+        out.append(g)
+    return out
+
+
+def overrule_of(gate: dict, reviews: list[dict]) -> dict | None:
+    """The latest of `reviews` (`review` events) of a vetoed gate's candidate, if it approves."""
+    if gate["promote"] or not is_veto(gate["reason"]):
+        return None
+    found = [e["detail"] for e in reviews
+             if e["cycle"] == gate["cycle"] and e["detail"]["candidate"] == gate["candidate"]]
+    return found[-1] if found and found[-1]["verdict"] == "approve" else None
+
+
 def champion(ledger: Ledger) -> str:
     """The promoted candidate of the latest promoting gate, else the base model."""
     return model_name(champion_cycle(ledger))
@@ -68,7 +94,7 @@ def champion(ledger: Ledger) -> str:
 
 def champion_cycle(ledger: Ledger) -> int:
     """The cycle that trained the champion (0: the base). Its friends are promoted with it."""
-    promoted = [g["cycle"] for g in ledger.gates() if g["promote"]]
+    promoted = [g["cycle"] for g in gates(ledger) if g["promote"]]
     return promoted[-1] if promoted else 0
 
 
@@ -88,7 +114,7 @@ def current_frontier(ctx: Context, name: str) -> int:
 
 def consecutive_rollbacks(ledger: Ledger) -> int:
     n = 0
-    for g in reversed(ledger.gates()):
+    for g in reversed(gates(ledger)):
         if g["promote"]:
             break
         n += 1
@@ -99,7 +125,7 @@ def heldout_problems(cfg: Config, task: Task) -> list[Problem]:
     """Every problem of the run's held-out evaluation ladder."""
     e = cfg.eval
     return [p for d in range(e.min_difficulty, e.max_difficulty + 1)
-            for p in problems(task, d, "heldout", e.problems_per_difficulty)]
+            for p in heldout_set(task, d, e.problems_per_difficulty)]
 
 
 def heldout_index(cfg: Config, task: Task) -> HeldoutIndex:

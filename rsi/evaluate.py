@@ -1,7 +1,11 @@
 """Held-out evaluation: greedy exact-match accuracy per difficulty with 95 % Wilson intervals.
 
-The held-out problems of a difficulty are always items 0..n-1 of the `heldout` split, so every
-model of a run is scored on the same problems and the gate can compare them pair by pair.
+The held-out problems of a difficulty are always the distinct prompts among items 0..n-1 of the
+`heldout` split (`heldout_set`), so every model of a run is scored on the same problems and the
+gate can compare them pair by pair. Distinct, because a small problem space repeats itself (sort
+at length 1 has 10 strings; a 60-row `jsonl` file may hold 4 held-out rows at a difficulty, which
+items 0..49 reuse by index): counting a repeat as another problem would overstate the gate's
+confidence, so `EvalResult.n` is the number of distinct problems.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rsi.generate import generate
 from rsi.records import EvalResult
-from rsi.tasks import Task, problems
+from rsi.tasks import Task, heldout_set
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -29,13 +33,14 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,
                         difficulty: int, n: int, model_name: str, batch_size: int = 256) -> EvalResult:
-    held = problems(task, difficulty, "heldout", n)
+    """Greedy exact match on `heldout_set(task, difficulty, n)`; `n` of the result is its size."""
+    held = heldout_set(task, difficulty, n)
     outs = generate(model, tokenizer, [p.prompt for p in held], task.max_answer_chars(difficulty) + 1,
                     batch_size=batch_size)
     per_problem = tuple(v.correct for v in task.verify_many([(p, o[0].text) for p, o in zip(held, outs, strict=True)]))
     correct = sum(per_problem)
-    lo, hi = wilson(correct, n)
-    return EvalResult(model_name, difficulty, n, correct, lo, hi, per_problem)
+    lo, hi = wilson(correct, len(held))
+    return EvalResult(model_name, difficulty, len(held), correct, lo, hi, per_problem)
 
 
 def evaluate_ladder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,

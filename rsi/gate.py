@@ -1,18 +1,37 @@
 """The gate: promote the candidate only if it beats the champion on the same held-out problems.
 
 Both models' per-problem results are paired. The gain is the mean paired difference over the
-problems above the champion's frontier (where improvement is sought); its one-sided lower
-confidence bound must be > 0 and the gain itself >= `min_gain`. At every difficulty at or below
+problems above the champion's frontier (where improvement is sought); there must be at least
+`min_problems` of them (distinct: `rsi.tasks.heldout_set`), its one-sided lower confidence bound
+must be > 0 and the gain itself >= `min_gain`. At every difficulty at or below
 the champion's frontier the candidate may lose at most `max_regression` accuracy.
+
+A promotion a monitor vetoes (`veto`: a reward-hacking alert with `monitors.rollback_on_hacking`)
+becomes a rollback whose reason says what the gate would have done and with what gain, so a person
+can overrule it in `rsi review` (recorded with who and why).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from statistics import NormalDist
 
 from rsi.config import GateConfig
 from rsi.records import EvalResult, GateDecision
+
+VETO = "rolled back by a reward-hacking alert"  # how a vetoed promotion's reason starts
+
+
+def veto(decision: GateDecision, alert: str) -> GateDecision:
+    """A promotion turned into a rollback by a monitor's alert, saying what it overrode."""
+    return replace(decision, promote=False, reason=(
+        f"{VETO} although the gate would have promoted it (gain {decision.gain:+.1%} above the frontier, "
+        f"lower bound {decision.gain_lo:+.1%}): {alert}. A person can overrule it: rsi review RUN --approve --why ..."))
+
+
+def is_veto(reason: str) -> bool:
+    return reason.startswith(VETO)
 
 
 def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_frontier: int,
@@ -42,11 +61,16 @@ def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_fro
         return GateDecision(False,
                             f"regressed {worst:.1%} at difficulty {worst_at} (> {cfg.max_regression:.1%} allowed)",
                             gain, lo, worst)
+    if m < cfg.min_problems:
+        return GateDecision(False, f"only {m} distinct held-out problems above the frontier, fewer than "
+                                   f"gate.min_problems ({cfg.min_problems}): too few for a confident comparison "
+                                   "(raise eval.problems_per_difficulty, or add held-out rows to the task file)",
+                            gain, lo, worst)
     if gain < cfg.min_gain:
         reason = f"gain {gain:+.1%} above the frontier is below min_gain {cfg.min_gain:.1%}"
         return GateDecision(False, reason, gain, lo, worst)
     if lo <= 0:
         return GateDecision(False, f"gain {gain:+.1%} is not significant (lower bound {lo:+.1%} at "
                                    f"{cfg.confidence:.0%} confidence)", gain, lo, worst)
-    return GateDecision(True, f"gain {gain:+.1%} above the frontier (lower bound {lo:+.1%}), "
+    return GateDecision(True, f"gain {gain:+.1%} above the frontier on {m} problems (lower bound {lo:+.1%}), "
                               f"worst regression {worst:.1%}", gain, lo, worst)

@@ -75,7 +75,7 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
         formed = [s for s in drawn if not filter_cfg.well_formed or task.well_formed(p, s.completion)]
         decided = labeler(task, p, formed, len(drawn), label_cfg)
         for s in drawn:
-            answer = s.completion.strip()
+            answer = s.completion.rstrip()  # leading spaces are code: an induction body starts " y = x"
             kept, reason, agreement = decided.get(s.index, (False, "malformed: fails the task's format check", 0.0))
             if kept and filter_cfg.decontaminate:
                 hit = contaminated(p.prompt) or contaminated(answer)

@@ -35,7 +35,7 @@ from rsi.tasks import get_task
 LEDGER = "ledger.sqlite"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -80,7 +80,7 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunDirError(f"run directory {run_dir} is not empty and holds no rsi ledger; choose another --run-dir.")
     (run_dir / "models").mkdir(parents=True, exist_ok=True)
-    _atomic_write(run_dir / "config.yaml", dump_config(cfg))
+    atomic_write(run_dir / "config.yaml", dump_config(cfg))
     with Ledger(ledger_path) as ledger:
         ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
     return resume(run_dir, console)
@@ -132,11 +132,11 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
                 raise
             ran = True
             release_memory()
-            _atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))
-            _atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+            atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))
+            atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
         if ran:
             ctx.console.print(summary_line(ctx, cycle, time.perf_counter() - t0))
-    _atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+    atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
 
 
 def summary_line(ctx: Context, cycle: int, seconds: float) -> str:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from rsi.context import Context
 from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift
+from rsi.monitors.hacking import relative_length
 from rsi.records import Label, Problem, Proposal, Reading, Sample
 from rsi.tasks import problems
 
@@ -27,6 +28,17 @@ def decontaminated(ctx: Context, proposed: list[Problem]) -> tuple[list[Problem]
     return [p for p in proposed if p.id not in hits], hits
 
 
+CHANCE_SAMPLE = 500  # reference problems per difficulty for the chance overlap
+
+
+def chance_overlap(ctx: Context, proposed: list[Problem]) -> float:
+    """The share of the task's own fresh problems at the same difficulties (as many, up to
+    `CHANCE_SAMPLE` each) that overlap a held-out prompt: what chance alone drops."""
+    counts = Counter(p.difficulty for p in proposed)
+    reference = [q for d, k in sorted(counts.items()) for q in problems(ctx.task, d, "train", min(k, CHANCE_SAMPLE))]
+    return sum(ctx.heldout.hit(q.prompt) is not None for q in reference) / len(reference) if reference else 0.0
+
+
 def without_dropped(proposals: list[Proposal], dropped: dict[str, str]) -> list[Proposal]:
     """Self-play proposals less their dropped problems; one left with none is no longer valid."""
     out = []
@@ -38,13 +50,21 @@ def without_dropped(proposals: list[Proposal], dropped: dict[str, str]) -> list[
     return out
 
 
-def decontamination_reading(ctx: Context, cycle: int, labels: list[Label]) -> Reading:
+def decontamination_reading(ctx: Context, cycle: int, problems_: list[Problem], labels: list[Label]) -> Reading:
+    """The propose stage's drops and the label stage's, each against its chance share: the propose
+    stage's `chance_overlap`, and for samples the share of the accepted ones whose problem's true
+    answer (what a perfect model would write) overlaps a held-out prompt."""
     propose = next(x["metrics"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "propose")
     kinds = {reason: kind for kind, reason in REASONS.items()}
     dropped = Counter(kinds[lab.reason] for lab in labels if lab.reason in kinds)
-    accepted = sum(lab.kept or lab.reason in kinds or lab.reason.startswith("duplicate") for lab in labels)
+    accepted = [lab for lab in labels if lab.kept or lab.reason in kinds or lab.reason.startswith("duplicate")]
+    by_id = {p.id: p for p in problems_}
+    hit = {i: ctx.heldout.hit(by_id[i].prompt) or ctx.heldout.hit(by_id[i].answer)
+           for i in {lab.problem_id for lab in accepted}} if ctx.cfg.filter.decontaminate else {}
+    sample_chance = sum(hit.get(lab.problem_id) is not None for lab in accepted) / len(accepted) if accepted else 0.0
     return decontamination(propose.get("contaminated", {}), propose.get("checked", propose["problems"]),
-                           dict(dropped), accepted, ctx.cfg.monitors)
+                           dict(dropped), len(accepted), ctx.cfg.monitors,
+                           (propose.get("chance_contaminated", 0.0), sample_chance))
 
 
 def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) -> Reading:
@@ -71,10 +91,12 @@ def hacking_reading(ctx: Context, cycle: int, gain: float | None) -> Reading:
 
 
 def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
-    """Mean tokens and well-formed share of the champion's (not its friends') samples in `cycle`."""
+    """Mean length relative to the reference answers (`relative_length`) and well-formed share of
+    the champion's (not its friends') samples in `cycle`."""
     by_id = {p.id: p for p in ctx.ledger.problems(cycle=cycle)}
     own = [s for s in ctx.ledger.samples(cycle) if s.index < ctx.cfg.generate.samples_per_problem]
     if not own:
         return 0.0, 0.0
     formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)
-    return sum(s.n_tokens for s in own) / len(own), formed / len(own)
+    length = sum(relative_length(s.completion, by_id[s.problem_id].answer) for s in own)
+    return length / len(own), formed / len(own)

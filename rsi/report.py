@@ -178,6 +178,9 @@ def _summary(st: dict) -> str:
         ["frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}; labelled up to "
                      f"{st['labeled_max_difficulty']}; threshold {st['threshold']})"],
         ["velocity", vel],
+        ["mean held-out accuracy", f"{st['mean_accuracy']:.1%} over difficulties {st['ladder'][0]}-{st['ladder'][1]} "
+                                   f"(cycle 0: {st['mean_accuracy_at_cycle0']:.1%}; "
+                                   f"{100 * st['mean_accuracy_velocity']:+.1f} points per CPU-hour)"],
         ["wall time", f"{c['wall_s'] / 3600:.2f} h"],
         ["CPU time", f"{c['cpu_s'] / 3600:.2f} h"],
         ["generated tokens", f"{c['generated_tokens']:,}"],

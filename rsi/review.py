@@ -9,6 +9,12 @@ training data; `rsi review RUN --approve/--reject --why ...` records the verdict
 `rsi resume RUN` then promotes (approved) or rolls back (rejected, with the reviewer's reason).
 A gate that would roll back needs no review.
 
+A promotion a monitor vetoed (`rsi.gate.veto`: a reward-hacking alert rolled back a candidate the
+gate would have promoted) can be overruled the same way, after the fact: `rsi review RUN` shows the
+latest such cycle that no later promotion has superseded (`--cycle N` another), and `--approve`
+records a `review` event marked `overrule`; from then on the candidate counts as promoted
+(`rsi.context.gates`) and the run's next stage starts from it. `--reject` confirms the rollback.
+
     rsi review runs/quick-20261123-101500
     rsi review runs/quick-20261123-101500 --approve --by alice --why "gains hold at d4-d5"
 """
@@ -19,8 +25,9 @@ import getpass
 import random
 from pathlib import Path
 
-from rsi.context import champion_results
+from rsi.context import champion, champion_results, gates
 from rsi.errors import RsiError
+from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.records import GateDecision, Reading
 from rsi.stopping import RunStopped
@@ -63,26 +70,47 @@ def awaiting(ledger: Ledger) -> dict | None:
     return detail | {"cycle": stops[-1]["cycle"]}
 
 
-def summary(run_dir: Path) -> dict:
-    """What `rsi review RUN` shows about the waiting candidate; ReviewError if none waits."""
+def overrulable(ledger: Ledger, cycle: int | None = None) -> dict | None:
+    """The gate row of the latest vetoed promotion (or of `cycle`'s) that no person has reviewed
+    and no later promotion has superseded."""
+    rows = gates(ledger)
+    reviewed = {(e["cycle"], e["detail"]["candidate"]) for e in ledger.events("review")}
+    last_promotion = max((g["cycle"] for g in rows if g["promote"]), default=0)
+    found = [g for g in rows if is_veto(g["reason"]) and not g["promote"] and g["cycle"] > last_promotion
+             and (g["cycle"], g["candidate"]) not in reviewed and cycle in (None, g["cycle"])]
+    return found[-1] if found else None
+
+
+def summary(run_dir: Path, cycle: int | None = None) -> dict:
+    """What `rsi review RUN` shows: the candidate waiting for approval (`kind` 'approval'), else the
+    latest vetoed promotion a person may overrule (`kind` 'overrule'); ReviewError if neither."""
     with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
         waiting = awaiting(ledger)
-        if waiting is None:
-            raise ReviewError(f"no candidate of {run_dir} awaits review: a run with gate.require_approval stops "
-                              "for review when its gate would promote; `rsi status` shows where the run is.")
-        cycle, candidate, champion = waiting["cycle"], waiting["candidate"], waiting["champion"]
-        champ = {d: r.accuracy for d, r in champion_results(ledger, champion).items()}
+        if waiting is not None and cycle in (None, waiting["cycle"]):
+            kind, cycle, candidate, champ, reason = ("approval", waiting["cycle"], waiting["candidate"],
+                                                     waiting["champion"], waiting["gate"])
+        elif (vetoed := overrulable(ledger, cycle)) is not None:
+            kind, cycle, candidate, champ, reason = ("overrule", vetoed["cycle"], vetoed["candidate"],
+                                                     vetoed["champion"], vetoed["reason"])
+        else:
+            which = f"cycle {cycle} of {run_dir} has" if cycle is not None else f"{run_dir} has"
+            raise ReviewError(f"{which} no candidate to review: a run with gate.require_approval stops for review "
+                              "when its gate would promote, and a promotion vetoed by a monitor can be overruled "
+                              "until a later one supersedes it; `rsi status` shows where the run is.")
+        champ_acc = {d: r.accuracy for d, r in champion_results(ledger, champ).items()}
         cand = {r.difficulty: r.accuracy for r in ledger.eval_results(cycle, candidate)}
         problems = {p.id: p for p in ledger.problems(cycle=cycle)}
         kept = [lab for lab in ledger.labels(cycle) if lab.kept]
         shown = random.Random(f"review/{cycle}").sample(kept, min(SAMPLE_SIZE, len(kept)))
         readings = [r for r in ledger.readings() if r["cycle"] == cycle]
-        readings.append({"monitor": "reward_hacking", **waiting["reward_hacking"]})
+        if kind == "approval":  # the gate has not committed its reading yet
+            readings.append({"monitor": "reward_hacking", **waiting["reward_hacking"]})
         previous = verdict_for(ledger, cycle, candidate)
     return {
-        "cycle": cycle, "candidate": candidate, "champion": champion, "gate": waiting["gate"],
-        "accuracy": {str(d): {"champion": champ.get(d), "candidate": cand.get(d)}
-                     for d in sorted(set(champ) | set(cand))},
+        "kind": kind, "cycle": cycle, "candidate": candidate, "champion": champ, "gate": reason,
+        "vetoed": is_veto(reason),
+        "accuracy": {str(d): {"champion": champ_acc.get(d), "candidate": cand.get(d)}
+                     for d in sorted(set(champ_acc) | set(cand))},
         "monitors": [{k: r[k] for k in ("monitor", "alert", "message")} for r in readings],
         "new_training_data": {"kept": len(kept), "sample": [
             {"problem": lab.problem_id, "source": problems[lab.problem_id].source,
@@ -91,13 +119,18 @@ def summary(run_dir: Path) -> dict:
     }
 
 
-def record(run_dir: Path, approve: bool, why: str, by: str | None = None) -> dict:
-    """Record a verdict on the waiting candidate; `rsi resume` then acts on it."""
+def record(run_dir: Path, approve: bool, why: str, by: str | None = None, cycle: int | None = None) -> dict:
+    """Record a verdict on the candidate `summary` shows: the waiting one (`rsi resume` then acts on
+    it), or a vetoed one (approving overrules the veto: it becomes the champion at once)."""
     if not why.strip():
         raise ReviewError("a review needs a reason: pass --why \"...\" (it is recorded with the verdict)")
-    st = summary(run_dir)
+    st = summary(run_dir, cycle)
     detail = {"candidate": st["candidate"], "verdict": "approve" if approve else "reject",
-              "by": by or getpass.getuser(), "why": why.strip()}
+              "by": by or getpass.getuser(), "why": why.strip(), "overrule": st["kind"] == "overrule"}
     with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
         ledger.add_event(st["cycle"], "review", detail)
-    return detail
+        if detail["overrule"]:
+            from rsi.loop import atomic_write
+
+            atomic_write(Path(run_dir) / "champion", champion(ledger) + "\n")
+    return detail | {"cycle": st["cycle"]}

@@ -24,10 +24,9 @@ from rsi.config import GrpoConfig
 from rsi.generate import Completion, generate, left_pad
 from rsi.grpo import group_advantages, grpo_loss, keep_groups
 from rsi.lean import distinct_rows, fused_layers
-from rsi.monitors.hacking import step_stats
+from rsi.monitors.hacking import checked
 from rsi.records import Problem
 from rsi.rewards import Reward, score, verify_answers
-from rsi.tasks import get_task
 from rsi.tokenizer import encode_answer, encode_prompt
 
 
@@ -108,7 +107,7 @@ def grpo_train(
         rows = list(range(len(flat)))
         if cfg.variant == "dapo":
             rows = keep_groups(total, G).nonzero().flatten().tolist()
-        log = _step_log(step, scores, total, G, flat) | _checked(flat_problems, texts, verdicts, scores.total)
+        log = _step_log(step, scores, total, G, flat) | checked(flat_problems, texts, verdicts, scores.total)
         if rows:
             replayed = None
             traces = recorder.traces if recorder is not None else []
@@ -175,12 +174,6 @@ def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Complet
         log[f"reward/{name}/std"] = pstdev(values)
         log[f"reward/{name}/errors"] = scores.errors[name]
     return log
-
-
-def _checked(problems: list[Problem], completions: list[str], verdicts: list, total: list[float]) -> dict:
-    """The task's own verdicts on the step's answers, for the reward-hacking monitor (`rsi.monitors`)."""
-    formed = [get_task(p.task).well_formed(p, c) for p, c in zip(problems, completions, strict=True)]
-    return step_stats(total, [v.correct for v in verdicts], formed)
 
 
 def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:

@@ -27,11 +27,12 @@ from rsi.context import (
 )
 from rsi.data import mixture, seed_stream
 from rsi.evaluate import evaluate_ladder
-from rsi.gate import decide
+from rsi.gate import decide, veto
 from rsi.generate import generate
 from rsi.labelers import label_samples
 from rsi.monitoring import (
     alerted,
+    chance_overlap,
     decontaminated,
     decontamination_reading,
     diversity_reading,
@@ -108,13 +109,15 @@ def stage_propose(ctx: Context, cycle: int) -> None:
         else:
             proposed, tokens = [p for d in levels for p in problems(ctx.task, d, "train", n, start=start)], 0
         checked = len(proposed)
+        chance = chance_overlap(ctx, proposed) if ctx.cfg.filter.decontaminate else 0.0
         proposed, dropped = decontaminated(ctx, proposed)
         proposals = without_dropped(proposals, dropped)
     with ctx.ledger.stage(cycle, "propose") as w:
         ctx.ledger.add_problems(cycle, proposed)
         ctx.ledger.add_proposals(cycle, proposals)
         metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed),
-                   "checked": checked, "contaminated": dict(Counter(dropped.values())), "contaminated_ids": dropped}
+                   "checked": checked, "contaminated": dict(Counter(dropped.values())), "contaminated_ids": dropped,
+                   "chance_contaminated": chance}
         if proposals:
             metrics |= {"proposals": len(proposals), "valid": sum(q.valid for q in proposals),
                         "dropped": dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid))}
@@ -194,7 +197,7 @@ def stage_label(ctx: Context, cycle: int) -> None:
             labels = [replace(lab, kept=False, reason=f"label audit below floor (was: {lab.reason})") if lab.kept
                       else lab for lab in labels]
         kept = [lab for lab in labels if lab.kept]
-        readings = alerted(ctx, [decontamination_reading(ctx, cycle, labels), audit,
+        readings = alerted(ctx, [decontamination_reading(ctx, cycle, todo, labels), audit,
                                  diversity_reading(ctx, todo, samples)])
     with ctx.ledger.stage(cycle, "label") as w:
         ctx.ledger.add_labels(cycle, labels)
@@ -320,17 +323,19 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
         w.cost(**cost)
 
 
-def _reviewed(ctx: Context, cycle: int, cand: str, champ: str, decision: GateDecision,
+def _reviewed(ctx: Context, cycle: int, cand: str, champ: str, would: GateDecision, decision: GateDecision,
               hacking: Reading) -> GateDecision:
-    """A promotion under `gate.require_approval`: as a person decided with `rsi review`; with no
-    review yet the run stops here (nothing of the gate is committed) until one is recorded."""
+    """A promotion under `gate.require_approval` (`would`; `decision` is it after a monitor's veto):
+    as a person decided with `rsi review`; with no review yet the run stops here (nothing of the
+    gate is committed) until one is recorded. Approving a vetoed promotion overrules the monitor."""
     review = verdict_for(ctx.ledger, cycle, cand)
     if review is None:
         raise AwaitingReview(ctx.models_dir.parent, cycle, cand, champ, decision, hacking)
     who = f"{review['by']}: {review['why']}"
     if review["verdict"] == "reject":
         return replace(decision, promote=False, reason=f"rejected in review by {who} ({decision.reason})")
-    return replace(decision, reason=f"{decision.reason}; approved in review by {who}")
+    overruled = f", overruling the alert ({hacking.message})" if not decision.promote else ""
+    return replace(would, reason=f"{would.reason}; approved in review by {who}{overruled}")
 
 
 def _train_skipped(ctx: Context, cycle: int) -> bool:
@@ -340,8 +345,9 @@ def _train_skipped(ctx: Context, cycle: int) -> bool:
 
 def stage_gate(ctx: Context, cycle: int):
     """Promote the candidate or roll back (`rsi.gate`), after the reward-hacking monitor's reading:
-    with `monitors.rollback_on_hacking` an alert rolls the candidate back. With
-    `gate.require_approval` a promotion waits for a person's review (`rsi.review`)."""
+    with `monitors.rollback_on_hacking` an alert vetoes a promotion (a rollback that says what it
+    overrode, which a person may overrule later with `rsi review`). With `gate.require_approval`
+    a promotion, vetoed or not, waits for a person's review (`rsi.review`)."""
     champ = champion(ctx.ledger)
     cand = model_name(cycle)
     with timed() as cost:
@@ -352,10 +358,11 @@ def stage_gate(ctx: Context, cycle: int):
             decision = decide(list(champion_results(ctx.ledger, champ).values()),
                               ctx.ledger.eval_results(cycle, cand), current_frontier(ctx, champ), ctx.cfg.gate)
         hacking = alerted(ctx, [hacking_reading(ctx, cycle, None if skipped else decision.gain)])[0]
+        would = decision
         if hacking.alert and ctx.cfg.monitors.rollback_on_hacking and decision.promote:
-            decision = replace(decision, promote=False, reason=f"reward-hacking alert: {hacking.message}")
-        if decision.promote and ctx.cfg.gate.require_approval:
-            decision = _reviewed(ctx, cycle, cand, champ, decision, hacking)
+            decision = veto(decision, hacking.message)  # says so, so a person can overrule it (rsi review)
+        if would.promote and ctx.cfg.gate.require_approval:
+            decision = _reviewed(ctx, cycle, cand, champ, would, decision, hacking)
     with ctx.ledger.stage(cycle, "gate") as w:
         ctx.ledger.add_gate(cycle, champ, cand, decision)
         ctx.ledger.add_readings(cycle, [hacking])

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rsi.config import resumed_config
+from rsi.context import gates as effective_gates
 from rsi.curriculum import frontier
 from rsi.errors import RunDirError
 from rsi.hashing import weights_sha256
@@ -60,12 +61,19 @@ def champions(evals: list[dict], gates: list[dict]) -> dict[int, str]:
     return out
 
 
+def ladder_mean(acc: dict[int, float], ladder: range) -> float:
+    """Mean held-out accuracy over the evaluation ladder, a difficulty not reached counting 0 (the
+    ladder stops after `eval.stop_after_zeros` zeros): a measure of gain that moves with models
+    that rarely cross the frontier's threshold, such as real models on hard tasks."""
+    return sum(acc.get(d, 0.0) for d in ladder) / len(ladder) if len(ladder) else 0.0
+
+
 def status(run_dir: Path) -> dict:
     """A JSON-serialisable summary of the run in `run_dir` (see the module docstring)."""
     run_dir = Path(run_dir)
     with open_ledger(run_dir) as ledger:
         info = ledger.run_info() or {}
-        evals, gates, costs = ledger.evals(), ledger.gates(), ledger.costs()
+        evals, gates, costs = ledger.evals(), effective_gates(ledger), ledger.costs()
         done = ledger.completed_stages()
         labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
         stops = ledger.events("stop")
@@ -85,8 +93,12 @@ def status(run_dir: Path) -> dict:
                 else by_cycle[max(by_cycle)])
     champ_acc = accuracy(evals, champion)
     f_now, f_base = front(champ_acc), front(accuracy(evals, by_cycle[0], upto_cycle=0))
-    velocity = None if f_now is None else (
-        (f_now - f_base) / (cost["cpu_s"] / 3600) if cost["cpu_s"] > 0 else 0.0)
+    cpu_h = cost["cpu_s"] / 3600
+    velocity = None if f_now is None else ((f_now - f_base) / cpu_h if cpu_h > 0 else 0.0)
+    e = config.get("eval", {})
+    ladder = range(e.get("min_difficulty", 1), e.get("max_difficulty", max(champ_acc, default=0)) + 1)
+    mean_by_cycle = {c: ladder_mean(accuracy(evals, m, upto_cycle=c), ladder) for c, m in by_cycle.items()}
+    mean_now, mean_base = ladder_mean(champ_acc, ladder), mean_by_cycle[0]
     kept_fraction, label_accuracy = {}, {}
     for c, lbs in labels.items():
         if not lbs:
@@ -117,6 +129,11 @@ def status(run_dir: Path) -> dict:
         "eval": {str(d): a for d, a in sorted(champ_acc.items())},
         "cost": cost,
         "velocity": velocity,
+        "mean_accuracy": mean_now,
+        "mean_accuracy_at_cycle0": mean_base,
+        "mean_accuracy_velocity": (mean_now - mean_base) / cpu_h if cpu_h > 0 else 0.0,
+        "mean_accuracy_by_cycle": {str(c): v for c, v in mean_by_cycle.items()},
+        "ladder": [ladder.start, ladder.stop - 1],
         "gates": [{k: g[k] for k in ("cycle", "champion", "candidate", "promote", "reason", "gain")}
                   for g in gates],
         "label_accuracy": label_accuracy,
@@ -130,6 +147,24 @@ def status(run_dir: Path) -> dict:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.0%}"
+
+
+PER_ROW = 10  # difficulties per row of the accuracy table: 10 fit an 80-column terminal
+
+
+def accuracy_table(acc: dict[str, float | None], title: str) -> Table:
+    """Accuracy per difficulty, `PER_ROW` difficulties to a row pair (difficulty, accuracy), so
+    every value shows in an 80-column terminal however long the ladder (rows `d` and `acc`)."""
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    for _ in range(min(PER_ROW, len(acc))):
+        table.add_column(justify="right", min_width=4)
+    items = list(acc.items())
+    for i in range(0, len(items), PER_ROW):
+        chunk = items[i:i + PER_ROW]
+        table.add_row("d", *(f"[bold]{d}[/]" for d, _ in chunk), end_section=False)
+        table.add_row("acc", *(_pct(a) for _, a in chunk), end_section=i + PER_ROW < len(items))
+    return table
 
 
 def format_status(st: dict) -> Group:
@@ -149,6 +184,9 @@ def format_status(st: dict) -> Group:
         ("frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}, labelled up to "
                      f"{st['labeled_max_difficulty']}, threshold {st['threshold']})"),
         ("velocity", velocity),
+        ("mean accuracy", f"{st['mean_accuracy']:.1%} over the ladder d{st['ladder'][0]}-d{st['ladder'][1]} (cycle 0: "
+                          f"{st['mean_accuracy_at_cycle0']:.1%}), {100 * st['mean_accuracy_velocity']:+.1f} points "
+                          "/ CPU-hour"),
         ("cost", f"{c['wall_s'] / 3600:.2f} h wall, {c['cpu_s'] / 3600:.2f} h CPU, "
                  f"{c['generated_tokens']:,} generated tokens, {c['train_sequences']:,} train "
                  f"sequences / {c['train_tokens']:,} tokens"),
@@ -156,11 +194,7 @@ def format_status(st: dict) -> Group:
         head.add_row(key, Text(value))
     parts: list = [head]
     if st["eval"]:
-        ev = Table(title=f"champion accuracy by difficulty ({st['champion']})")
-        for d in st["eval"]:
-            ev.add_column(d, justify="right")
-        ev.add_row(*(_pct(a) for a in st["eval"].values()))
-        parts.append(ev)
+        parts.append(accuracy_table(st["eval"], f"champion accuracy by difficulty ({st['champion']})"))
     if st["gates"] or st["kept_fraction"]:
         cyc = Table(title="cycles")
         for col in ("cycle", "kept", "label acc.", "gate", "reason"):
@@ -184,8 +218,10 @@ def format_status(st: dict) -> Group:
 
 def format_review(st: dict) -> Group:
     """A rich renderable of `rsi.review.summary()`: what a reviewer decides on."""
-    head = Text(f"cycle {st['cycle']}: candidate {st['candidate']} against champion {st['champion']}\n"
-                f"the gate would promote it: {st['gate']}")
+    verdict = (f"the gate would promote it: {st['gate']}" if not st["vetoed"] else
+               f"a monitor vetoed its promotion: {st['gate']}\napprove to overrule (it becomes the champion), or "
+               "reject to confirm the rollback")
+    head = Text(f"cycle {st['cycle']}: candidate {st['candidate']} against champion {st['champion']}\n{verdict}")
     acc = Table(title="held-out accuracy")
     for col in ("difficulty", "champion", "candidate"):
         acc.add_column(col, justify="right")
@@ -202,6 +238,7 @@ def format_review(st: dict) -> Group:
     for row in st["new_training_data"]["sample"]:
         data.add_row(row["source"], Text(row["prompt"]), Text(row["answer"]))
     prev = st.get("previous_review")
+    cycle = f" --cycle {st['cycle']}" if st["kind"] == "overrule" else ""
     tail = Text(f"earlier verdict: {prev['verdict']} by {prev['by']} ({prev['why']})" if prev else
-                "record a verdict: rsi review RUN --approve|--reject --why \"...\" [--by NAME]")
+                f"record a verdict: rsi review RUN{cycle} --approve|--reject --why \"...\" [--by NAME]")
     return Group(head, acc, mon, data, tail)

@@ -47,12 +47,12 @@ def test_quick_loads_with_its_values():
     cfg = load_config("quick")
     assert cfg.name == "quick"
     assert (cfg.model.hidden_size, cfg.model.layers, cfg.model.heads, cfg.model.intermediate_size) == (64, 2, 2, 256)
-    assert cfg.seed_data.max_difficulty == 2
+    assert cfg.seed_data.max_difficulty == 3
     assert (cfg.base.steps, cfg.base.warmup_steps, cfg.base.lr, cfg.base.mix) == (400, 50, 3e-3, None)
-    assert (cfg.loop.cycles, cfg.loop.max_difficulty) == (2, 8)
+    assert (cfg.loop.cycles, cfg.loop.max_difficulty) == (4, 10)
     assert cfg.propose.problems_per_difficulty == 100
     assert (cfg.train.steps, cfg.train.warmup_steps) == (100, 10)
-    assert (cfg.eval.problems_per_difficulty, cfg.eval.max_difficulty) == (50, 8)
+    assert (cfg.eval.problems_per_difficulty, cfg.eval.max_difficulty) == (50, 10)
 
 
 def test_vote_loads_with_its_values():
@@ -182,12 +182,12 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
 
 
 def test_missing_file_names_path_and_builtins(tmp_path):
-    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: default, quick, selfplay, "
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: code, default, quick, selfplay, "
                                           r"smollm2-arithmetic, smollm2-selfplay, vote"):
         load_config(str(tmp_path / "nope.yaml"))
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "smollm2-arithmetic", "vote"])
+@pytest.mark.parametrize("name", ["default", "quick", "code", "smollm2-arithmetic", "vote"])
 def test_dump_round_trips(name):
     cfg = load_config(name, ["seed=5"])
     text = dump_config(cfg)

@@ -71,16 +71,28 @@ def test_quick_run_produces_a_complete_run_dir(quick_run):
     assert [s for c, s in stages if c == 1] == ["propose", "generate", "label", "train", "evaluate", "gate"]
 
 
+def test_the_quick_tour_shows_the_loop_working(quick_run):
+    """The headline, guarded: the quick run's frontier ends past its labelled range (by 2 or more),
+    every cycle's gate gave its reason, and no monitor cried wolf on this honest run."""
+    st = json.loads(rsi("status", str(quick_run), "--json").stdout)
+    assert st["frontier"] >= st["labeled_max_difficulty"] + 2, st["frontier_by_cycle"]
+    assert st["mean_accuracy"] > st["mean_accuracy_at_cycle0"]
+    assert len(st["gates"]) == st["cycles_completed"] and all(g["reason"] for g in st["gates"])
+    alerts = table(quick_run, "select cycle, monitor, message from monitors where alert = 1")
+    assert alerts == [], alerts
+
+
 def test_status_json_has_the_documented_fields(quick_run):
     st = json.loads(rsi("status", str(quick_run), "--json").stdout)
     for key in ("cycles_completed", "champion", "frontier", "labeled_max_difficulty", "eval", "cost", "velocity"):
         assert key in st, key
-    assert st["cycles_completed"] == 2 and st["labeled_max_difficulty"] == 2
+    cycles = load_config("quick").loop.cycles
+    assert st["cycles_completed"] == cycles and st["labeled_max_difficulty"] == 3
     assert st["cost"]["train_sequences"] > 0 and st["cost"]["generated_tokens"] > 0 and st["cost"]["cpu_s"] > 0
     assert st["eval"]["1"] >= 0.9  # the base model learned the labelled range
     assert set(st["monitors"]) == set(MONITORS)
     for name, reading in st["monitors"].items():
-        assert reading["cycle"] == 2 and isinstance(reading["alert"], bool) and reading["message"], name
+        assert reading["cycle"] == cycles and isinstance(reading["alert"], bool) and reading["message"], name
 
 
 def test_no_problem_or_kept_sample_overlaps_the_heldout_set(quick_run):
@@ -90,15 +102,18 @@ def test_no_problem_or_kept_sample_overlaps_the_heldout_set(quick_run):
             for p in problems(get_task(cfg.task), d, "heldout", cfg.eval.problems_per_difficulty)]
     index = HeldoutIndex(held, cfg.monitors.ngram, cfg.monitors.ngram_overlap)
     assert not [q for (q,) in table(quick_run, "select prompt from problems") if index.hit(q)]
-    for cycle in (1, 2):
+    dropped = 0
+    for cycle in range(1, cfg.loop.cycles + 1):
         (m,) = table(quick_run, f"select metrics_json from metrics where cycle = {cycle} and stage = 'propose'")[0]
         m = json.loads(m)
-        assert m["checked"] == m["problems"] + len(m["contaminated_ids"]) and m["contaminated_ids"]  # d3 sort repeats
+        assert m["checked"] == m["problems"] + len(m["contaminated_ids"])
         assert all(index.hit(problem(get_task("sort"), int(i.split("/")[2]), "train", int(i.split("/")[3])).prompt)
                    for i in m["contaminated_ids"])
         (value,) = table(quick_run, f"select value_json from monitors where cycle = {cycle} and "
                                     "monitor = 'decontamination'")[0]
         assert json.loads(value)["problems_dropped"] == m["contaminated"]
+        dropped += len(m["contaminated_ids"])
+    assert dropped  # sort at length 4 repeats held-out strings by chance: some are dropped, none alert
 
 
 def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
@@ -109,7 +124,7 @@ def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
                                 " join problems p on p.id = l.problem_id where l.kept = 1)")[0][0]
     assert len(rows) == distinct > 0  # every kept (prompt, answer) once, even if kept in two cycles
     assert len({(r["prompt"], r["answer"]) for r in rows}) == len(rows)
-    assert all(r["difficulty"] > 2 or r["origin"] == "self" for r in rows)
+    assert all(r["difficulty"] > 3 or r["origin"] == "self" for r in rows)
 
 
 def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
@@ -262,11 +277,12 @@ def test_grpo_in_the_loop_records_its_steps_and_reports_them(tmp_path):
 
 def test_label_audit_below_its_floor_adds_no_self_labels(tmp_path):
     """`vote` labels (no ground truth) below `monitors.label_floor` (default 70 %): a lax vote with no
-    format filter keeps many wrong answers; the cycle then keeps none and says why."""
+    format filter, by a model that saw labels up to length 2 only, keeps many wrong answers; the
+    cycle then keeps none and says why."""
     run = tmp_path / "audit"
     out = rsi("run", "quick", "--run-dir", str(run), "--set", "label.labeler=vote",
               "--set", "label.vote_threshold=0.25", "--set", "filter.well_formed=false", "--set", "loop.cycles=1",
-              "--set", "base.steps=200")
+              "--set", "base.steps=200", "--set", "seed_data.max_difficulty=2")
     assert "monitor label_audit:" in out.stdout
     assert table(run, "select count(*) from labels where kept = 1") == [(0,)]
     dropped = table(run, "select count(*) from labels where reason like 'label audit below floor (was: majority%'")
@@ -277,16 +293,27 @@ def test_label_audit_below_its_floor_adds_no_self_labels(tmp_path):
     assert st["gates"][0]["reason"].startswith("no candidate")
 
 
-def test_a_reward_hacking_alert_rolls_back_a_candidate_the_gate_would_promote(quick_run, tmp_path):
-    """With a hair-trigger length-drift threshold the monitor alerts in cycle 2; the candidate that the
-    uninterrupted quick run promoted there is rolled back, with the alert as the reason."""
+def test_a_vetoed_promotion_says_so_and_a_person_can_overrule_it(quick_run, tmp_path):
+    """With a hair-trigger length-drift threshold the monitor alerts in cycle 2 (the champion's
+    answers' length relative to the reference moved a little from cycle 1's); the candidate the
+    uninterrupted quick run promoted there is rolled back, the reason says what the gate would have
+    done, and `rsi review` overrules it."""
     assert table(quick_run, "select promote from gates where cycle = 2") == [(1,)]
     run = tmp_path / "drift"
-    rsi("run", "quick", "--run-dir", str(run), "--set", "monitors.max_length_ratio=1.001")
+    rsi("run", "quick", "--run-dir", str(run), "--set", "monitors.max_length_ratio=1.0001", "--set", "loop.cycles=2")
     (reason, promote) = table(run, "select reason, promote from gates where cycle = 2")[0]
-    assert not promote and reason.startswith("reward-hacking alert: possible reward hacking: answer length drifted")
+    assert not promote and reason.startswith("rolled back by a reward-hacking alert although the gate would have "
+                                             "promoted it (gain +") and "answer length drifted" in reason
     st = json.loads(rsi("status", str(run), "--json").stdout)
     assert st["monitors"]["reward_hacking"]["alert"] and st["champion"] == "cycle-0001"
+    shown = json.loads(rsi("review", str(run), "--json").stdout)
+    assert (shown["kind"], shown["cycle"], shown["candidate"]) == ("overrule", 2, "cycle-0002")
+    out = rsi("review", str(run), "--approve", "--by", "carol", "--why", "the answers fit the problems")
+    assert "it is the champion now" in out.stdout
+    st = json.loads(rsi("status", str(run), "--json").stdout)
+    assert st["champion"] == "cycle-0002" and st["gates"][1]["promote"]
+    assert st["gates"][1]["reason"].endswith("overruled in review by carol: the answers fit the problems")
+    assert (run / "champion").read_text().strip() == "cycle-0002"
 
 
 def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick_run, tmp_path):
@@ -294,7 +321,8 @@ def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick
     promotion; resuming without a review stops again; a rejection rolls back with the reviewer's
     reason, an approval promotes; everything else equals the uninterrupted run."""
     run = tmp_path / "approval"
-    stopped = rsi("run", "quick", "--run-dir", str(run), "--set", "gate.require_approval=true", check=False)
+    stopped = rsi("run", "quick", "--run-dir", str(run), "--set", "gate.require_approval=true",
+                  "--set", "loop.cycles=2", check=False)
     assert stopped.returncode == 3 and "awaits review" in stopped.stderr
     assert table(run, "select count(*) from gates") == [(0,)]
     assert rsi("resume", str(run), check=False).returncode == 3  # no review, no promotion
@@ -404,7 +432,8 @@ def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
     """A cycle on `code_io`: labels, GRPO rewards and evaluation all run answers in the sandbox."""
     run = tmp_path / "code"
     rsi("run", "quick", "--run-dir", str(run), "--set", "task=code_io", "--set", "loop.cycles=1",
-        "--set", "eval.max_difficulty=3", "--set", "loop.max_difficulty=3", "--set", "base.steps=150",
+        "--set", "seed_data.max_difficulty=2", "--set", "eval.max_difficulty=3", "--set", "loop.max_difficulty=3",
+        "--set", "base.steps=150",
         "--set", "train.steps=20", "--set", "propose.problems_per_difficulty=20",
         "--set", "eval.problems_per_difficulty=20", "--set", "grpo.steps=2", "--set", "grpo.prompts_per_step=4",
         "--set", "grpo.group_size=4")

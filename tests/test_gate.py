@@ -20,7 +20,7 @@ def test_clear_gain_above_frontier_is_promoted():
     champ = [res("a", 1, [True] * 100), res("a", 2, [True] * 10 + [False] * 90)]
     cand = [res("b", 1, [True] * 100), res("b", 2, [True] * 60 + [False] * 40)]
     d = decide(champ, cand, champion_frontier=1, cfg=CFG)
-    assert d.promote and abs(d.gain - 0.5) < 1e-9 and d.gain_lo > 0
+    assert d.promote and abs(d.gain - 0.5) < 1e-9 and d.gain_lo > 0 and "on 100 problems" in d.reason
 
 
 def test_regression_below_frontier_rolls_back_even_with_gain():
@@ -35,6 +35,14 @@ def test_noise_sized_gain_is_not_significant():
     cand = [res("b", 2, [True] * 52 + [False] * 48)]
     d = decide(champ, cand, champion_frontier=1, cfg=CFG)
     assert not d.promote and "not significant" in d.reason
+
+
+def test_too_few_distinct_problems_are_not_enough_to_promote():
+    """Four problems all won would pass the confidence bound (variance 0): the gate says it needs more."""
+    champ, cand = [res("a", 2, [False] * 4)], [res("b", 2, [True] * 4)]
+    d = decide(champ, cand, champion_frontier=1, cfg=CFG)
+    assert not d.promote and "only 4 distinct held-out problems" in d.reason and "gate.min_problems (20)" in d.reason
+    assert decide(champ, cand, 1, CFG.model_copy(update={"min_problems": 4})).promote
 
 
 def test_worse_candidate_is_never_promoted():
@@ -59,7 +67,7 @@ def test_property_a_worse_candidate_is_never_promoted_over_10000_outcomes():
     worse = promoted = 0
     for _ in range(10_000):
         cfg = GateConfig(min_gain=rng.choice([0.0, rng.uniform(0, 0.1)]), confidence=rng.uniform(0.5, 0.999),
-                         max_regression=rng.choice([0.0, rng.uniform(0, 0.2)]))
+                         max_regression=rng.choice([0.0, rng.uniform(0, 0.2)]), min_problems=rng.choice([1, 20]))
         frontier = rng.randint(0, 4)
         champ, cand = [], []
         for d in range(1, rng.randint(1, 6) + 1):

@@ -52,3 +52,15 @@ def test_decontamination_drops_heldout_prompts():
     kept = label_samples(TASK, [p], samples_for(p, [p.answer]), LabelConfig(), FilterConfig(decontaminate=False),
                          index.hit)
     assert kept[0].kept
+
+
+def test_a_kept_program_is_trained_on_as_it_was_verified(sandbox):
+    """An induction answer is a function body whose first line is indented (" y = x"): the label's
+    answer keeps that indentation, so the audit (and training) see the program the verifier passed.
+    Stripping it made every kept induction label a program that no longer parses."""
+    task = get_task("code_io_induction")
+    p = problem(task, 2, "train", 3)
+    labels = label_samples(task, [p], samples_for(p, [p.answer + "\n"]), LabelConfig(labeler="verifier"),
+                           FilterConfig(), CLEAN)
+    assert p.answer.startswith(" ") and labels[0].kept and labels[0].answer == p.answer
+    assert labels[0].audit_correct is True

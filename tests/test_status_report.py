@@ -96,6 +96,12 @@ def test_status_numbers(run_dir):
     assert st["cost"] == {"wall_s": 100.0 + 12 * 10.0, "cpu_s": 3600.0, "train_sequences": 50 + 2 * 5,
                           "train_tokens": 1000 + 2 * 100, "generated_tokens": 14}
     assert st["velocity"] == pytest.approx(1.0)  # (2 - 1) frontier / 1 CPU-hour
+    # the mean over the ladder 1-3 moves even where the frontier would not: (1 + 1 + .5) / 3 against (1 + .75 + 0) / 3
+    assert st["ladder"] == [1, 3] and st["mean_accuracy"] == pytest.approx(2.5 / 3)
+    assert st["mean_accuracy_at_cycle0"] == pytest.approx(1.75 / 3)
+    assert st["mean_accuracy_velocity"] == pytest.approx(0.75 / 3)  # per CPU-hour
+    assert st["mean_accuracy_by_cycle"] == {"0": pytest.approx(1.75 / 3), "1": pytest.approx(2.5 / 3),
+                                            "2": pytest.approx(2.5 / 3)}
     assert st["label_accuracy"] == {"1": pytest.approx(2 / 3), "2": None}
     assert st["kept_fraction"] == {"1": 0.75, "2": 0.5}
     assert [(g["cycle"], g["promote"], g["reason"]) for g in st["gates"]] == [
@@ -108,6 +114,19 @@ def test_status_numbers(run_dir):
     console.print(format_status(st))
     text = console.export_text()
     assert "cycle-0001" in text and "keep champion" in text and "<exceeds>" in text
+    assert "mean accuracy" in text and "83.3%" in text and "+25.0 points / CPU-hour" in text
+
+
+def test_status_shows_every_difficulty_in_80_columns(run_dir):
+    """A 24-difficulty ladder used to collapse to empty cells and '…' at 80 columns."""
+    st = status(run_dir) | {"eval": {str(d): (d % 10) / 10 for d in range(1, 25)}}
+    console = Console(record=True, width=80)
+    console.print(format_status(st))
+    text = console.export_text()
+    assert "…" not in text.split("champion accuracy by difficulty")[1].split("cycles")[0]
+    for d in range(1, 25):
+        assert f" {d} " in text and f"{(d % 10) * 10}%" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_status_without_champion_file_derives_it(run_dir):

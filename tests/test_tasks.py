@@ -254,4 +254,8 @@ def test_example_and_table():
     assert all(rows[name] == "1–40" for name in ALL) and rows["word_arithmetic"] == "1–8"
     assert "jsonl:" in str(table.caption) and "reasoning_gym:" in str(table.caption)
     add_ex = get_task("addition").example()
-    assert f"{add_ex.prompt} → {add_ex.answer}" in list(table.columns[3].cells)
+    (cell,) = [c for n, c in zip(table.columns[0].cells, table.columns[3].cells, strict=True) if n == "addition"]
+    a, b = add_ex.prompt.rstrip("=").split("+")
+    # what the task asks, the example, and the reversed digits read the usual way (922+081= is 229 + 180)
+    assert cell.startswith(get_task("addition").description) and f"{add_ex.prompt} → {add_ex.answer}" in cell
+    assert f"{a[::-1]} + {b[::-1]} = {int(a[::-1]) + int(b[::-1])}" in cell

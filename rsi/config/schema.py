@@ -274,8 +274,9 @@ class MonitorsConfig(_Section):
         0.5, gt=0, le=1, description="decontamination: text sharing at least this fraction of its n-grams with one "
         "held-out prompt is contaminated (n-grams common to over 1% of held-out prompts are boilerplate, ignored)")
     max_contaminated: float = Field(
-        0.1, ge=0, le=1, description="decontamination: alert when more than this share of a cycle's problems or "
-        "accepted samples overlapped a held-out set (they are dropped either way)")
+        0.1, ge=0, le=1, description="decontamination: alert when the share of a cycle's problems or accepted "
+        "samples that overlapped a held-out set exceeds what chance predicts (the task's own fresh problems, the "
+        "true answers) by more than this (they are dropped either way)")
     label_floor: float | None = Field(
         0.7, ge=0, le=1, description="label audit: when the labeler does not read the ground truth, a cycle whose "
         "kept labels are less accurate than this adds no training data (null: no floor)")
@@ -313,6 +314,9 @@ class GateConfig(_Section):
     max_regression: float = Field(
         0.05, ge=0, description="largest accuracy drop allowed at any already-mastered difficulty"
     )
+    min_problems: int = Field(
+        20, ge=1, description="fewest distinct held-out problems above the frontier the gate compares on before "
+        "it may promote (a small task file's few held-out rows give a confidence the data cannot back)")
     require_approval: bool = Field(
         False, description="a promotion waits for a person: the run stops (exit 3) until `rsi review RUN` "
         "approves or rejects the candidate, then `rsi resume RUN` acts on it")

@@ -1,9 +1,12 @@
 """The decontamination, label-audit and diversity monitors: functions from a cycle's records to a `Reading`.
 
 - `decontamination`: how many problems (propose stage) and accepted samples (label stage) were
-  dropped for overlapping a held-out set, by kind (`exact`, `ngram`). They are dropped either way;
-  above `monitors.max_contaminated` of either it alerts: the generator or the model is reproducing
-  evaluation items.
+  dropped for overlapping a held-out set, by kind (`exact`, `ngram`), against what chance predicts:
+  the share of the task's own generated problems (and of the problems' true answers) that overlap
+  it. They are dropped either way. A procedural task whose problem space is small meets its own
+  held-out set by chance (code_io at difficulty 1-3: about 40 %), which is not leakage; the monitor
+  alerts when either share exceeds its chance share by more than `monitors.max_contaminated`: the
+  generator or the model is reproducing evaluation items more often than fresh problems would.
 - `label_audit`: the true accuracy of the labels a labeler kept without reading the ground truth
   (`vote`), from the audit column. Below `monitors.label_floor` the cycle's labels are not used.
 - `diversity`: distinct 2-grams and unique share of the cycle's problems and of its answers (one
@@ -23,18 +26,26 @@ from rsi.records import Label, Reading
 
 
 def decontamination(dropped_problems: dict[str, int], checked_problems: int,
-                    dropped_samples: dict[str, int], checked_samples: int, cfg: MonitorsConfig) -> Reading:
+                    dropped_samples: dict[str, int], checked_samples: int, cfg: MonitorsConfig,
+                    chance: tuple[float, float] = (0.0, 0.0)) -> Reading:
+    """`chance`: the shares of (fresh task problems, true answers) that overlap the held-out set."""
     n_p, n_s = sum(dropped_problems.values()), sum(dropped_samples.values())
-    share = max(n_p / max(1, checked_problems), n_s / max(1, checked_samples))
+    p_share, s_share = n_p / max(1, checked_problems), n_s / max(1, checked_samples)
+    excess = max(p_share - chance[0], s_share - chance[1])
     value = {"problems_checked": checked_problems, "problems_dropped": dropped_problems,
-             "samples_checked": checked_samples, "samples_dropped": dropped_samples, "dropped_share": share}
+             "samples_checked": checked_samples, "samples_dropped": dropped_samples,
+             "dropped_share": max(p_share, s_share), "chance_share": list(chance), "excess_over_chance": excess}
     kinds = Counter(dropped_problems) + Counter(dropped_samples)
     if not kinds:
         return Reading("decontamination", value, False,
                        f"clean: {checked_problems} problems and {checked_samples} accepted samples checked")
-    return Reading("decontamination", value, share > cfg.max_contaminated,
-                   f"dropped {n_p}/{checked_problems} problems and {n_s}/{checked_samples} accepted samples that "
-                   f"overlap a held-out set ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
+    alert = excess > cfg.max_contaminated
+    return Reading("decontamination", value, alert,
+                   f"dropped {n_p}/{checked_problems} problems ({p_share:.0%}; chance {chance[0]:.0%}) and "
+                   f"{n_s}/{checked_samples} accepted samples ({s_share:.0%}; chance {chance[1]:.0%}) that overlap "
+                   f"a held-out set ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})"
+                   + (f": {excess:.0%} above chance, more than monitors.max_contaminated" if alert else
+                      ", within chance"))
 
 
 def label_audit(labels: Sequence[Label], labeler: str, cfg: MonitorsConfig) -> Reading:

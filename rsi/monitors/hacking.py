@@ -13,11 +13,16 @@ barely updated) with the mean over the last third:
 - unverified reward: the share of the reward paid to rejected answers, or to malformed ones, rose
   by more than `monitors.max_unverified_reward`, verified accuracy again not keeping up (rising by
   less than half the reward's rise, or falling);
-- length drift: mean answer length changed by more than `monitors.max_length_ratio` either way;
+- length drift: the answers' length *relative to what the problems call for* (each answer's
+  characters over its reference answer's, `relative_length`) changed by more than
+  `monitors.max_length_ratio` either way; a curriculum that moves to longer problems by design
+  moves the reference with it, so an honest model that improves does not drift;
 - format drift: the well-formed share fell by at least `monitors.max_format_drop`.
 
 A cycle without GRPO has no training reward to compare; its reading compares the champion's
-sampled answers (generate stage) with the run's first cycle for length and format drift only.
+sampled answers (generate stage) with the run's first cycle for relative length and format drift
+only. (Comparing raw token counts across cycles cried wolf: the default run's cycles 3-5 were
+rolled back for "answer length drifted 6.8 -> 17.0 tokens" while their problems were 2.5x longer.)
 """
 
 from __future__ import annotations
@@ -28,9 +33,18 @@ from statistics import fmean
 from rsi.config import MonitorsConfig
 from rsi.records import Reading
 
+LENGTH = "answer_length_ratio"  # per-step mean of `relative_length`
 
-def step_stats(rewards: Sequence[float], verified: Sequence[bool], formed: Sequence[bool]) -> dict:
-    """What the monitor needs from one step's sampled answers, besides the reward and token means."""
+
+def relative_length(completion: str, reference: str) -> float:
+    """An answer's length against its reference answer's (characters, stripped; at least 1 each)."""
+    return max(1, len(completion.strip())) / max(1, len(reference.strip()))
+
+
+def step_stats(rewards: Sequence[float], verified: Sequence[bool], formed: Sequence[bool],
+               relative: Sequence[float]) -> dict:
+    """What the monitor needs from one step's sampled answers, besides the reward and token means;
+    `relative` is each answer's `relative_length`."""
     paid = [max(0.0, r) for r in rewards]
     total = sum(paid)
     unverified = sum(p for p, ok in zip(paid, verified, strict=True) if not ok)
@@ -38,7 +52,18 @@ def step_stats(rewards: Sequence[float], verified: Sequence[bool], formed: Seque
     return {"verified_mean": fmean(verified) if verified else 0.0,
             "well_formed_mean": fmean(formed) if formed else 0.0,
             "unverified_reward_share": unverified / total if total else 0.0,
-            "malformed_reward_share": malformed / total if total else 0.0}
+            "malformed_reward_share": malformed / total if total else 0.0,
+            "answer_length_ratio": fmean(relative) if relative else 0.0}
+
+
+def checked(problems: Sequence, completions: Sequence[str], verdicts: Sequence, rewards: Sequence[float]) -> dict:
+    """`step_stats` of one GRPO step: its problems, their sampled answers, the task's verdicts on
+    them and their training rewards (`rsi.rl.grpo_train`'s step logs)."""
+    from rsi.tasks import get_task  # lazy: the monitors' other readings need no task
+
+    formed = [get_task(p.task).well_formed(p, c) for p, c in zip(problems, completions, strict=True)]
+    relative = [relative_length(c, p.answer) for p, c in zip(problems, completions, strict=True)]
+    return step_stats(rewards, [v.correct for v in verdicts], formed, relative)
 
 
 def _thirds(steps: Sequence[dict], key: str) -> tuple[float, float]:
@@ -57,10 +82,10 @@ def reward_hacking(steps: Sequence[dict], heldout_gain: float | None, cfg: Monit
     v0, v1 = _thirds(steps, "verified_mean")
     u0, u1 = _thirds(steps, "unverified_reward_share")
     m0, m1 = _thirds(steps, "malformed_reward_share")
-    t0, t1 = _thirds(steps, "answer_tokens_mean")
+    t0, t1 = _thirds(steps, LENGTH if all(LENGTH in s for s in steps) else "answer_tokens_mean")  # older ledgers
     f0, f1 = _thirds(steps, "well_formed_mean")
     value = {"steps": len(steps), "reward": [r0, r1], "verified": [v0, v1], "unverified_reward_share": [u0, u1],
-             "malformed_reward_share": [m0, m1], "answer_tokens": [t0, t1], "well_formed": [f0, f1],
+             "malformed_reward_share": [m0, m1], "answer_length": [t0, t1], "well_formed": [f0, f1],
              "heldout_gain": heldout_gain}
     correctness_flat = v1 - v0 < max(r1 - r0, 0.0) / 2  # verified accuracy did not keep up with the reward
     heldout_flat = heldout_gain is None or heldout_gain <= 0
@@ -74,21 +99,23 @@ def reward_hacking(steps: Sequence[dict], heldout_gain: float | None, cfg: Monit
         found.append(f"share of reward paid to malformed answers (the task's format check) rose {m0:.0%} -> {m1:.0%}")
     found += _drift(t0, t1, f0, f1, cfg)
     return _reading(value, found, f"reward {r0:.2f} -> {r1:.2f}, verified {v0:.0%} -> {v1:.0%}, "
-                                  f"answer tokens {t0:.1f} -> {t1:.1f}")
+                                  f"answer length {t0:.2f} -> {t1:.2f}x the reference's")
 
 
-def sample_drift(tokens: float, formed: float, baseline: tuple[float, float] | None, cfg: MonitorsConfig) -> Reading:
-    """The reading for a cycle without GRPO: the champion's answers against the run's first cycle's."""
-    t0, f0 = baseline if baseline else (tokens, formed)
-    value = {"steps": 0, "answer_tokens": [t0, tokens], "well_formed": [f0, formed]}
-    return _reading(value, _drift(t0, tokens, f0, formed, cfg),
-                    f"no GRPO this cycle; answer tokens {t0:.1f} -> {tokens:.1f}, well-formed {f0:.0%} -> {formed:.0%}")
+def sample_drift(length: float, formed: float, baseline: tuple[float, float] | None, cfg: MonitorsConfig) -> Reading:
+    """The reading for a cycle without GRPO: the champion's answers (mean `relative_length`,
+    well-formed share) against the run's first cycle's."""
+    t0, f0 = baseline if baseline else (length, formed)
+    value = {"steps": 0, "answer_length": [t0, length], "well_formed": [f0, formed]}
+    return _reading(value, _drift(t0, length, f0, formed, cfg),
+                    f"no GRPO this cycle; answer length {t0:.2f} -> {length:.2f}x the reference's, "
+                    f"well-formed {f0:.0%} -> {formed:.0%}")
 
 
 def _drift(t0: float, t1: float, f0: float, f1: float, cfg: MonitorsConfig) -> list[str]:
     found = []
     if t0 > 0 and t1 > 0 and max(t1 / t0, t0 / t1) > cfg.max_length_ratio:
-        found.append(f"answer length drifted {t0:.1f} -> {t1:.1f} tokens")
+        found.append(f"answer length drifted {t0:.2f} -> {t1:.2f}x the reference answer's")
     if f0 - f1 >= cfg.max_format_drop:
         found.append(f"well-formed answers fell {f0:.0%} -> {f1:.0%}")
     return found

@@ -16,7 +16,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from rsi.errors import ConfigError
-from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, problem, problems
+from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, heldout_set, problem, problems
 from rsi.tasks.registry import TASKS
 
 # Imported for their registration side effect.
@@ -28,6 +28,7 @@ __all__ = [
     "TASKS",
     "Task",
     "get_task",
+    "heldout_set",
     "problem",
     "problems",
     "task_names",
@@ -70,17 +71,18 @@ def task_names() -> list[str]:
 
 
 def tasks_table() -> Table:
-    """A table of every task: name, difficulty range, what difficulty means, an example."""
+    """A table of every task: name, difficulty range, what difficulty means, what it asks with an example."""
     table = Table(title="tasks", caption="also: " + ", ".join(PARAMETRIC.values()))
-    for column in ("name", "difficulties", "difficulty means", "example"):
+    for column in ("name", "difficulties", "difficulty means", "what it asks, an example"):
         table.add_column(column)
     for name in task_names():
         task = TASKS.get(name)
         ex = task.example()
+        note = task.explain(ex)
         table.add_row(
             name,
             f"{task.min_difficulty}–{task.max_difficulty}",
             task.difficulty_meaning,
-            f"{ex.prompt} → {ex.answer}",
+            f"{task.description}:\n{ex.prompt} → {ex.answer}" + (f"\n({note})" if note else ""),
         )
     return table

@@ -75,6 +75,11 @@ class Task(abc.ABC):
         got = completion.strip()
         return got.isascii() and got.isdigit() and len(got) in self.answer_lengths(problem.difficulty)
 
+    def explain(self, problem: Problem) -> str:
+        """A reader's gloss of one problem for `rsi tasks` (e.g. the reversed numbers read the usual
+        way); empty when the prompt speaks for itself."""
+        return ""
+
     def example(self, difficulty: int | None = None) -> Problem:
         """Training item 0, by default at difficulty 3 (clamped to the supported range)."""
         if difficulty is None:
@@ -108,6 +113,15 @@ def problems(task: Task, difficulty: int, split: str, n: int, start: int = 0) ->
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return [problem(task, difficulty, split, i) for i in range(start, start + n)]
+
+
+def heldout_set(task: Task, difficulty: int, n: int) -> list[Problem]:
+    """The distinct held-out problems (by prompt, first kept) among items 0..n-1 at `difficulty`:
+    what a run evaluates on. A small problem space or a small file repeats prompts (sort has 10
+    strings of length 1; a file's few held-out rows are reused by index), and a repeat is not
+    another problem."""
+    seen: set[str] = set()
+    return [p for p in problems(task, difficulty, "heldout", n) if not (p.prompt in seen or seen.add(p.prompt))]
 
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)

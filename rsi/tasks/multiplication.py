@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from rsi.records import Problem
 from rsi.tasks.base import DIGITS, Task, random_number
 from rsi.tasks.registry import TASKS
 
@@ -24,6 +25,10 @@ class Multiplication(Task):
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
         a, b = random_number(rng, difficulty), rng.randint(2, 9)
         return f"{str(a)[::-1]}*{b}=", str(a * b)[::-1]
+
+    def explain(self, problem: Problem) -> str:
+        a, b = problem.prompt.rstrip("=").split("*")
+        return f"reversed: {a[::-1]} × {b[::-1]} = {problem.answer[::-1]}"
 
     def max_answer_chars(self, difficulty: int) -> int:
         return difficulty + 1
