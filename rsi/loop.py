@@ -19,15 +19,17 @@ import gc
 import json
 import os
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 
 from rsi.config import Config, dump_config, resumed_config
-from rsi.context import Context, champion, champion_results, current_frontier
+from rsi.context import Context, champion, champion_results, current_frontier, heldout_problems
 from rsi.errors import RunDirError
 from rsi.ledger import Ledger
+from rsi.monitors.noise import noisy_settings
 from rsi.stages import STAGES, stages_of
 from rsi.stopping import RunStopped, Stopper
 from rsi.tasks import get_task
@@ -69,6 +71,7 @@ def new_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
 def start(cfg: Config, run_dir: Path | None = None, console: Console | None = None) -> Path:
     """Start a new run in `run_dir` (default `runs/<config>-<timestamp>`) and run it to the end."""
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
+    console = console or Console()
     ledger_path = run_dir / LEDGER
     if ledger_path.exists():
         with Ledger(ledger_path, create=False) as ledger:
@@ -83,6 +86,8 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
     atomic_write(run_dir / "config.yaml", dump_config(cfg))
     with Ledger(ledger_path) as ledger:
         ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
+    for warning in noisy_settings(cfg):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return resume(run_dir, console)
 
 
@@ -136,7 +141,35 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
             atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
         if ran:
             ctx.console.print(summary_line(ctx, cycle, time.perf_counter() - t0))
+            if cycle == 0 and (notes := cycle0_notes(ctx)):
+                ctx.ledger.add_event(0, "warning", {"notes": notes})
+                for note in notes:
+                    ctx.console.print(f"[yellow]note:[/] {note}", highlight=False)
     atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+
+
+def cycle0_notes(ctx: Context) -> list[str]:
+    """What the base model's results say about the run's setup, though nothing is wrong enough to
+    stop it: a labelled difficulty the base did not learn in `base.steps`, and ladder difficulties
+    with too few distinct held-out problems for the gate (`gate.min_problems`)."""
+    cfg, notes = ctx.cfg, []
+    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, champion(ctx.ledger)).items()}
+    labelled = range(cfg.seed_data.min_difficulty, cfg.seed_data.max_difficulty + 1) if cfg.base.steps else range(0)
+    weak = [d for d in labelled if acc.get(d, 0.0) < cfg.curriculum.threshold]
+    if weak:
+        notes.append(f"the base model did not learn all of its labelled range {labelled.start}-{labelled.stop - 1} in "
+                     f"base.steps={cfg.base.steps}: " + ", ".join(f"{acc.get(d, 0.0):.0%} at {d}" for d in weak)
+                     + f" (curriculum.threshold {cfg.curriculum.threshold:.0%}), so the frontier starts inside the "
+                     "labels; more base.steps or a larger model would give the loop more to start from.")
+    counts = Counter(p.difficulty for p in heldout_problems(cfg, ctx.task))
+    few = [d for d, n in sorted(counts.items()) if n < cfg.gate.min_problems and d not in labelled]
+    if few:
+        notes.append("too few distinct held-out problems for the gate at " + ", ".join(f"difficulty {d} ({counts[d]})"
+                     for d in few) + f": gate.min_problems is {cfg.gate.min_problems} (of "
+                     f"eval.problems_per_difficulty={cfg.eval.problems_per_difficulty} items, repeats count once). "
+                     "Raise eval.problems_per_difficulty; where a small problem space or task file has no more, "
+                     "gains there cannot be confirmed.")
+    return notes
 
 
 def summary_line(ctx: Context, cycle: int, seconds: float) -> str:

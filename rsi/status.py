@@ -76,7 +76,7 @@ def status(run_dir: Path) -> dict:
         evals, gates, costs = ledger.evals(), effective_gates(ledger), ledger.costs()
         done = ledger.completed_stages()
         labels = {c: ledger.labels(c) for c in sorted({c for c, _ in done})}
-        stops = ledger.events("stop")
+        stops, warnings = ledger.events("stop"), ledger.events("warning")
         raised, cost = ledger.resume_overrides(), ledger.totals()
         readings = ledger.readings()
     config = info.get("config", {})
@@ -142,6 +142,7 @@ def status(run_dir: Path) -> dict:
         "frontier_by_cycle": {str(c): front(accuracy(evals, m, upto_cycle=c)) for c, m in by_cycle.items()},
         "cpu_s_by_cycle": {str(c): v for c, v in cpu_upto.items()},
         "monitors": {r["monitor"]: {k: r[k] for k in ("cycle", "alert", "message", "value")} for r in readings},
+        "notes": [n for e in warnings for n in e["detail"]["notes"]],
     }
 
 
@@ -213,6 +214,8 @@ def format_status(st: dict) -> Group:
         for name, r in st["monitors"].items():
             mon.add_row(name, str(r["cycle"]), "[red]ALERT[/]" if r["alert"] else "[green]ok[/]", Text(r["message"]))
         parts.append(mon)
+    for note in st.get("notes", []):
+        parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
 
 

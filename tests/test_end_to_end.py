@@ -127,6 +127,23 @@ def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
     assert all(r["difficulty"] > 3 or r["origin"] == "self" for r in rows)
 
 
+def test_settings_that_cannot_work_well_are_reported_before_and_after_cycle_0(tmp_path):
+    """Not errors, but said plainly: a monitor threshold inside an unchanged model's noise (at the
+    start), a labelled range the base did not learn and difficulties with too few distinct
+    held-out problems for the gate (in the cycle 0 summary, and recorded)."""
+    run = tmp_path / "notes"
+    out = rsi("run", "quick", "--run-dir", str(run), "--set", "loop.cycles=0", "--set", "base.steps=20",
+              "--set", "gate.min_problems=60", "--set", "monitors.max_length_ratio=1.01").stdout
+    text = " ".join(out.split())
+    assert "warning: config key 'monitors.max_length_ratio' is 1.01" in text and "alert on noise" in text
+    assert "note: the base model did not learn all of its labelled range 1-3 in base.steps=20" in text
+    assert "too few distinct held-out problems for the gate at difficulty 4 (49), difficulty 5 (50)" in text
+    assert "gate.min_problems is 60 (of eval.problems_per_difficulty=50 items, repeats count once)" in text
+    (detail,) = table(run, "select detail_json from events where kind = 'warning'")[0]
+    assert len(json.loads(detail)["notes"]) == 2
+    assert json.loads(rsi("status", str(run), "--json").stdout)["notes"] == json.loads(detail)["notes"]
+
+
 def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
     before = (quick_run / "ledger.sqlite").stat().st_mtime_ns, table(quick_run, "select count(*) from samples")
     out = rsi("run", "quick", "--run-dir", str(quick_run), "--set", "seed=7", check=False)

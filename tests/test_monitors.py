@@ -110,3 +110,19 @@ def test_each_signal_names_itself_in_the_message():
     assert "well-formed answers fell" in reward_hacking(unformed, 0.1, CFG).message
     assert not reward_hacking([base], None, CFG).alert  # one step: nothing to compare
     assert sample_drift(30.0, 0.9, (10.0, 0.9), CFG).alert and not sample_drift(11.0, 0.9, (10.0, 0.9), CFG).alert
+
+
+def test_thresholds_inside_an_unchanged_models_noise_are_warned_about_and_the_defaults_are_not():
+    from rsi.config import config_names, load_config
+    from rsi.monitors.noise import noisy_settings
+
+    for name in config_names():
+        assert noisy_settings(load_config(name)) == [], name
+    triggers = {"max_length_ratio": 1.05, "max_format_drop": 0.01, "reward_rise": 0.01,
+                "max_unverified_reward": 0.0, "max_contaminated": 0.0, "min_diversity": 0.99}
+    for key, value in triggers.items():
+        (warning,) = noisy_settings(load_config("quick", [f"monitors.{key}={value}"]))
+        assert warning.startswith(f"config key 'monitors.{key}' is {value:g}") and "alert on noise" in warning
+    (floor,) = noisy_settings(load_config("vote", ["monitors.label_floor=1.0"]))
+    assert "monitors.label_floor" in floor
+    assert noisy_settings(load_config("quick", ["monitors.label_floor=1.0"])) == []  # verifier labels: no audit

@@ -184,7 +184,7 @@ class LoopConfig(_Section):
         description="inner: continue training the champion; "
         "refresh: train a fresh base on seed data + every verified sample so far",
     )
-    max_difficulty: int = Field(24, description="never propose problems harder than this")
+    max_difficulty: int = Field(40, description="never propose problems harder than this")
 
 
 class BudgetConfig(_Section):
@@ -299,7 +299,7 @@ class MonitorsConfig(_Section):
 class EvalConfig(_Section):
     problems_per_difficulty: int = Field(200, gt=0, description="held-out problems per difficulty")
     min_difficulty: int = Field(1, description="first difficulty of the evaluation ladder")
-    max_difficulty: int = Field(24, description="last difficulty of the evaluation ladder")
+    max_difficulty: int = Field(40, description="last difficulty of the evaluation ladder")
     stop_after_zeros: int = Field(
         2, ge=1, description="stop the ladder after this many consecutive difficulties at 0 %"
     )
