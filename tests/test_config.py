@@ -64,6 +64,14 @@ def test_vote_loads_with_its_values():
     assert cfg.train == Config().train and cfg.model == Config().model
 
 
+def test_addition_labels_a_range_and_aims_at_twice_it():
+    """The addition config's labels stop at L >= 4 digits and its loop may go past 2L."""
+    cfg = load_config("addition")
+    L = cfg.seed_data.max_difficulty
+    assert cfg.task == "addition" and L >= 4 and cfg.loop.max_difficulty >= 2 * L <= cfg.eval.max_difficulty
+    assert cfg.label.labeler == "verifier" and cfg.model == Config().model
+
+
 def test_file_holds_only_differences_and_is_named_after_its_stem(tmp_path):
     cfg = load_config(str(write(tmp_path, "seed: 7\nbase:\n  steps: 10\n")))
     assert cfg.name == "exp" and cfg.seed == 7
@@ -148,8 +156,8 @@ def test_mix_not_summing_to_one_names_train_mix():
 
 def test_seed_data_above_loop_max_fails():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["seed_data.max_difficulty=25"])
-    assert "'loop.max_difficulty'" in str(e.value) and "'seed_data.max_difficulty' (25)" in str(e.value)
+        load_config(None, ["seed_data.max_difficulty=40"])
+    assert "'loop.max_difficulty'" in str(e.value) and "'seed_data.max_difficulty' (40)" in str(e.value)
 
 
 def test_difficulty_ranges():
@@ -182,12 +190,12 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
 
 
 def test_missing_file_names_path_and_builtins(tmp_path):
-    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: code, default, quick, selfplay, "
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*built-in configs: addition, code, default, quick, selfplay, "
                                           r"smollm2-arithmetic, smollm2-selfplay, vote"):
         load_config(str(tmp_path / "nope.yaml"))
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "code", "smollm2-arithmetic", "vote"])
+@pytest.mark.parametrize("name", ["default", "quick", "code", "addition", "smollm2-arithmetic", "vote"])
 def test_dump_round_trips(name):
     cfg = load_config(name, ["seed=5"])
     text = dump_config(cfg)

@@ -47,6 +47,22 @@ def test_addition_is_true_reversed_sum(n):
         assert answer == _rev(a + b)
 
 
+def test_addition_trains_on_mixed_operand_lengths_and_holds_out_the_hardest():
+    """Held-out items at difficulty n add two n-digit numbers; training items (seed data and
+    proposals) pair an n-digit operand with one of 1..n digits, in either order (as Lee et al.)."""
+    task = get_task("addition")
+    lengths = set()
+    for p in problems(task, 5, "train", 300):
+        a_rev, b_rev = p.prompt.removesuffix("=").split("+")
+        assert max(len(a_rev), len(b_rev)) == 5 and p.answer == _rev(int(a_rev[::-1]) + int(b_rev[::-1]))
+        assert task.verify(p, p.answer).correct and task.well_formed(p, p.answer)
+        lengths.add((len(a_rev), len(b_rev)))
+    assert {(5, 1), (1, 5), (5, 5), (3, 5)} <= lengths
+    for p in problems(task, 5, "heldout", 50):
+        assert [len(x) for x in p.prompt.removesuffix("=").split("+")] == [5, 5]
+    assert problems(task, 5, "train", 20) == problems(task, 5, "train", 20)  # reproducible from the id
+
+
 class _ScriptedRng:
     """Stands in for random.Random: randrange/randint return scripted values in order."""
 

@@ -1,8 +1,13 @@
-"""Addition of two n-digit numbers, written REVERSED (least-significant digit first).
+"""Addition of two numbers of up to n digits, written REVERSED (least-significant digit first).
 
-Difficulty n = digits in each operand (both exactly n digits; leading digit nonzero unless n == 1).
-Reversed order lets the model emit the carry in the order it is computed, the usual format for
-length generalisation. a=123, b=456 (sum 579):
+Difficulty n = digits of the longer operand (leading digit nonzero unless n == 1). Held-out items
+pair two n-digit operands, the hardest problems at n; training items (seed data and proposals)
+pair an n-digit operand with one of 1..n digits, in either order, as Lee et al. (2025) train.
+Mixed lengths make the model find each operand's digits from the `+` and the `=` rather than from
+fixed offsets: on lengths 1-5 it learned the labelled range in half the steps, and it added 6-digit
+numbers (20-50 %) where a model trained on equal lengths scored 0-1 %. Reversed order lets the
+model emit the carry in the order it is computed, the usual format for length generalisation.
+a=123, b=456 (sum 579):
 
     prompt "321+654="   answer "975"
 """
@@ -24,7 +29,18 @@ class Addition(Task):
     alphabet = DIGITS + "+="
 
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
-        a, b = random_number(rng, difficulty), random_number(rng, difficulty)
+        """Two `difficulty`-digit operands (the held-out form)."""
+        return self._pose(random_number(rng, difficulty), random_number(rng, difficulty))
+
+    def make(self, split: str, difficulty: int, seed: int) -> tuple[str, str]:
+        rng = random.Random(f"{self.name}/{difficulty}/{seed}")
+        if split == "heldout":
+            return self.generate(rng, difficulty)
+        a, b = random_number(rng, difficulty), random_number(rng, rng.randint(1, difficulty))
+        return self._pose(*((a, b) if rng.random() < 0.5 else (b, a)))
+
+    @staticmethod
+    def _pose(a: int, b: int) -> tuple[str, str]:
         return f"{str(a)[::-1]}+{str(b)[::-1]}=", str(a + b)[::-1]
 
     def explain(self, problem: Problem) -> str:
