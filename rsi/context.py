@@ -7,7 +7,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from rich.console import Console
@@ -18,7 +18,9 @@ from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
 from rsi.records import EvalResult, Problem
-from rsi.tasks import Task, heldout_set
+from rsi.tasks import Task, control_set, heldout_set
+
+CONTROL_SETS = 8  # control sets the decontamination monitor's chance is the mean over
 
 
 @dataclass
@@ -41,6 +43,11 @@ class Context:
     def heldout(self) -> HeldoutIndex:
         """Every held-out evaluation prompt of the run, for decontamination."""
         return heldout_index(self.cfg, self.task)
+
+    @cached_property
+    def controls(self) -> list[HeldoutIndex]:
+        """The held-out ladder's `CONTROL_SETS` control sets (`rsi.tasks.control_set`), indexed like `heldout`."""
+        return [heldout_index(self.cfg, self.task, partial(control_set, k=k)) for k in range(CONTROL_SETS)]
 
 
 def model_name(cycle: int, member: int = 0) -> str:
@@ -121,13 +128,13 @@ def consecutive_rollbacks(ledger: Ledger) -> int:
     return n
 
 
-def heldout_problems(cfg: Config, task: Task) -> list[Problem]:
-    """Every problem of the run's held-out evaluation ladder."""
+def heldout_problems(cfg: Config, task: Task, draw=heldout_set) -> list[Problem]:
+    """Every problem of the run's held-out evaluation ladder (`draw=control_set`: of its control set)."""
     e = cfg.eval
-    return [p for d in range(e.min_difficulty, e.max_difficulty + 1)
-            for p in heldout_set(task, d, e.problems_per_difficulty)]
+    return [p for d in range(e.min_difficulty, e.max_difficulty + 1) for p in draw(task, d, e.problems_per_difficulty)]
 
 
-def heldout_index(cfg: Config, task: Task) -> HeldoutIndex:
+def heldout_index(cfg: Config, task: Task, draw=heldout_set) -> HeldoutIndex:
     """The held-out prompts indexed for decontamination (`monitors.ngram`, `monitors.ngram_overlap`)."""
-    return HeldoutIndex([p.prompt for p in heldout_problems(cfg, task)], cfg.monitors.ngram, cfg.monitors.ngram_overlap)
+    return HeldoutIndex([p.prompt for p in heldout_problems(cfg, task, draw)], cfg.monitors.ngram,
+                        cfg.monitors.ngram_overlap)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from statistics import fmean, pstdev
 
 from rsi.context import Context
 from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift
@@ -28,15 +29,26 @@ def decontaminated(ctx: Context, proposed: list[Problem]) -> tuple[list[Problem]
     return [p for p in proposed if p.id not in hits], hits
 
 
-CHANCE_SAMPLE = 500  # reference problems per difficulty for the chance overlap
+CHANCE_SAMPLE = 500  # fresh task problems per difficulty for a pooled task's chance overlap
 
 
-def chance_overlap(ctx: Context, proposed: list[Problem]) -> float:
-    """The share of the task's own fresh problems at the same difficulties (as many, up to
-    `CHANCE_SAMPLE` each) that overlap a held-out prompt: what chance alone drops."""
+def chance_overlap(ctx: Context, proposed: list[Problem]) -> tuple[float, float]:
+    """What chance alone drops, as (mean, standard deviation): the shares of the same problems that
+    overlap each of the held-out ladder's control sets, drawn like it from held-out items no run
+    evaluates. Problems that crowd a small space's common items meet a control set as often as the
+    held-out set, give or take how common the items each set happened to draw are (code_io 1-3, the
+    commonest 60 programs: 51 % +- 8.5 % over 12 control sets, the held-out set 60 %); problems
+    reproduced from the evaluation meet only the held-out set. A pooled task (a file's rows) has no
+    unseen held-out items: there chance is the share of its fresh training problems at the same
+    difficulties (up to `CHANCE_SAMPLE` each) that overlap the held-out set."""
+    if not proposed:
+        return 0.0, 0.0
+    if not ctx.task.pooled:
+        shares = [sum(c.hit(p.prompt) is not None for p in proposed) / len(proposed) for c in ctx.controls]
+        return fmean(shares), pstdev(shares)
     counts = Counter(p.difficulty for p in proposed)
     reference = [q for d, k in sorted(counts.items()) for q in problems(ctx.task, d, "train", min(k, CHANCE_SAMPLE))]
-    return sum(ctx.heldout.hit(q.prompt) is not None for q in reference) / len(reference) if reference else 0.0
+    return sum(ctx.heldout.hit(q.prompt) is not None for q in reference) / len(reference), 0.0
 
 
 def without_dropped(proposals: list[Proposal], dropped: dict[str, str]) -> list[Proposal]:
@@ -64,7 +76,7 @@ def decontamination_reading(ctx: Context, cycle: int, problems_: list[Problem], 
     sample_chance = sum(hit.get(lab.problem_id) is not None for lab in accepted) / len(accepted) if accepted else 0.0
     return decontamination(propose.get("contaminated", {}), propose.get("checked", propose["problems"]),
                            dict(dropped), len(accepted), ctx.cfg.monitors,
-                           (propose.get("chance_contaminated", 0.0), sample_chance))
+                           (propose.get("chance_contaminated", 0.0), sample_chance), propose.get("chance_spread", 0.0))
 
 
 def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) -> Reading:

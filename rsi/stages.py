@@ -109,7 +109,7 @@ def stage_propose(ctx: Context, cycle: int) -> None:
         else:
             proposed, tokens = [p for d in levels for p in problems(ctx.task, d, "train", n, start=start)], 0
         checked = len(proposed)
-        chance = chance_overlap(ctx, proposed) if ctx.cfg.filter.decontaminate else 0.0
+        chance, spread = chance_overlap(ctx, proposed) if ctx.cfg.filter.decontaminate else (0.0, 0.0)
         proposed, dropped = decontaminated(ctx, proposed)
         proposals = without_dropped(proposals, dropped)
     with ctx.ledger.stage(cycle, "propose") as w:
@@ -117,7 +117,7 @@ def stage_propose(ctx: Context, cycle: int) -> None:
         ctx.ledger.add_proposals(cycle, proposals)
         metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed),
                    "checked": checked, "contaminated": dict(Counter(dropped.values())), "contaminated_ids": dropped,
-                   "chance_contaminated": chance}
+                   "chance_contaminated": chance, "chance_spread": spread}
         if proposals:
             metrics |= {"proposals": len(proposals), "valid": sum(q.valid for q in proposals),
                         "dropped": dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid))}

@@ -2,14 +2,19 @@
 including seeded trials of planted hacks scored by real reward functions and the task's verifier."""
 
 import random
+from collections import Counter
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 
 from rsi.config import MonitorsConfig
-from rsi.monitors import HeldoutIndex, diversity, label_audit, reward_hacking, sample_drift
+from rsi.context import heldout_index
+from rsi.monitoring import chance_overlap
+from rsi.monitors import HeldoutIndex, decontamination, diversity, label_audit, reward_hacking, sample_drift
 from rsi.monitors.planted import run_trial
 from rsi.records import Label
-from rsi.tasks import get_task, problems
+from rsi.tasks import control_set, get_task, problems
 
 CFG = MonitorsConfig()
 
@@ -44,6 +49,56 @@ def test_boilerplate_shared_by_every_prompt_is_not_contamination():
     index = HeldoutIndex(held, 8, 0.5)
     assert index.hit("Bob buys 12 pears for his sister." + instruction) is None
     assert index.hit(held[5]) == "exact"
+
+
+def _ladder(task, top: int):
+    """A context with the held-out index and control indexes of a ladder 1..top (50 items each)."""
+    cfg = SimpleNamespace(eval=SimpleNamespace(min_difficulty=1, max_difficulty=top, problems_per_difficulty=50),
+                          monitors=CFG)
+    return SimpleNamespace(task=task, heldout=heldout_index(cfg, task),
+                           controls=[heldout_index(cfg, task, partial(control_set, k=k)) for k in range(8)])
+
+
+def _overlap(ctx, proposed):
+    """The decontamination reading of a propose stage that checked `proposed`."""
+    hits = Counter(h for p in proposed if (h := ctx.heldout.hit(p.prompt)))
+    chance, spread = chance_overlap(ctx, proposed)
+    return decontamination(dict(hits), len(proposed), {}, 0, CFG, (chance, 0.0), spread)
+
+
+def test_the_control_set_tells_a_crowded_small_space_from_leaked_evaluation_items():
+    """code_io at difficulties 1-3 meets its own held-out set by chance, and problems that crowd its
+    commonest items meet it more often still; only copies of evaluation items exceed the control."""
+    task = get_task("code_io")
+    ctx = _ladder(task, 3)
+    fresh = [p for d in (1, 2, 3) for p in problems(task, d, "train", 300)]
+    common = {q for q, _ in Counter(p.prompt for p in fresh).most_common(60)}
+    crowded = [p for p in fresh if p.prompt in common]  # a proposer that favours common programs
+    for proposed in (fresh, crowded):
+        r = _overlap(ctx, proposed)
+        assert r.value["problems_dropped"] and not r.alert, r.message
+    held = [p for d in (1, 2, 3) for p in problems(task, d, "heldout", 50)]
+    leaked = fresh[:600] + held * 2
+    r = _overlap(ctx, leaked)
+    assert r.alert and r.value["excess_over_chance"] > 0.2 and "above chance" in r.message
+
+
+def test_a_pooled_task_measures_chance_on_its_training_rows(tmp_path):
+    """A file's held-out rows wrap around: no unseen held-out items, so chance is its training rows' overlap."""
+    import json
+
+    from rsi.tasks.jsonl import JsonlTask
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps({"question": f"What is {i} plus {i} today?", "answer": str(2 * i)}) + "\n"
+                            for i in range(200)))
+    task = JsonlTask(path)
+    try:
+        ctx = _ladder(task, 1)
+        assert task.pooled and chance_overlap(ctx, problems(task, 1, "train", 50)) == (0.0, 0.0)
+        r = _overlap(ctx, problems(task, 1, "heldout", 50))
+        assert r.alert and r.value["excess_over_chance"] == 1.0
+    finally:
+        task.checker.close()
 
 
 # ---- label audit ------------------------------------------------------------------------------
@@ -108,6 +163,9 @@ def test_each_signal_names_itself_in_the_message():
     assert "answer length drifted" in reward_hacking(longer, 0.1, CFG).message
     unformed = [base] * 3 + [base | {"well_formed_mean": 0.5}] * 3
     assert "well-formed answers fell" in reward_hacking(unformed, 0.1, CFG).message
+    # drift that does not pay is decline, not hacking: the reward fell with it
+    worse = [base] * 3 + [base | {"well_formed_mean": 0.5, "answer_tokens_mean": 25.0, "reward_mean": 0.1}] * 3
+    assert not reward_hacking(worse, -0.02, CFG).alert
     assert not reward_hacking([base], None, CFG).alert  # one step: nothing to compare
     assert sample_drift(30.0, 0.9, (10.0, 0.9), CFG).alert and not sample_drift(11.0, 0.9, (10.0, 0.9), CFG).alert
 

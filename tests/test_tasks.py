@@ -13,7 +13,9 @@ from rsi.tasks import (
     SPLIT_OFFSETS,
     SPLIT_SIZE,
     TASKS,
+    control_set,
     get_task,
+    heldout_set,
     problem,
     problems,
     task_names,
@@ -191,6 +193,16 @@ def test_train_and_heldout_seeds_disjoint():
     train = {p.seed for p in problems(task, 2, "train", 50)}
     heldout = {p.seed for p in problems(task, 2, "heldout", 50)}
     assert not train & heldout
+
+
+def test_the_control_set_is_drawn_like_the_heldout_set_from_items_never_evaluated():
+    task = get_task("addition")
+    held, control = heldout_set(task, 6, 50), control_set(task, 6, 50)
+    assert len(control) == 50 and not {p.seed for p in held} & {p.seed for p in control}
+    assert {p.split for p in control} == {"heldout"} and not {p.prompt for p in held} & {p.prompt for p in control}
+    # the held-out form: two 6-digit operands (training items may pair 6 digits with fewer)
+    assert all(len(a) == len(b) == 6 for a, b in (p.prompt[:-1].split("+") for p in control))
+    assert control == control_set(task, 6, 50)
 
 
 @pytest.mark.parametrize("bad", [0, 41, -1])

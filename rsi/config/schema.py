@@ -275,8 +275,9 @@ class MonitorsConfig(_Section):
         "held-out prompt is contaminated (n-grams common to over 1% of held-out prompts are boilerplate, ignored)")
     max_contaminated: float = Field(
         0.1, ge=0, le=1, description="decontamination: alert when the share of a cycle's problems or accepted "
-        "samples that overlapped a held-out set exceeds what chance predicts (the task's own fresh problems, the "
-        "true answers) by more than this (they are dropped either way)")
+        "samples that overlapped a held-out set exceeds what chance predicts (the same problems against a "
+        "control set drawn like the held-out set from items never evaluated; the true answers) by more than this "
+        "(they are dropped either way)")
     label_floor: float | None = Field(
         0.7, ge=0, le=1, description="label audit: when the labeler does not read the ground truth, a cycle whose "
         "kept labels are less accurate than this adds no training data (null: no floor)")

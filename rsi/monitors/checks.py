@@ -2,11 +2,14 @@
 
 - `decontamination`: how many problems (propose stage) and accepted samples (label stage) were
   dropped for overlapping a held-out set, by kind (`exact`, `ngram`), against what chance predicts:
-  the share of the task's own generated problems (and of the problems' true answers) that overlap
-  it. They are dropped either way. A procedural task whose problem space is small meets its own
-  held-out set by chance (code_io at difficulty 1-3: about 40 %), which is not leakage; the monitor
-  alerts when either share exceeds its chance share by more than `monitors.max_contaminated`: the
-  generator or the model is reproducing evaluation items more often than fresh problems would.
+  for problems, the mean share of the same problems that overlap control sets drawn like the
+  held-out set from items no run evaluates (`rsi.monitoring.chance_overlap`); for samples, the
+  share whose problem's true answer overlaps it. They are dropped either way. A procedural task whose problem
+  space is small meets its own held-out set by chance (code_io at difficulty 1-3: about 40 %), and
+  a proposer that favours common items meets it more often still; neither is leakage. The monitor
+  alerts when either share exceeds its chance share by more than `monitors.max_contaminated` (and
+  than three standard deviations of the problems' share over the control sets): the
+  generator or the model is reproducing evaluation items more often than unseen ones.
 - `label_audit`: the true accuracy of the labels a labeler kept without reading the ground truth
   (`vote`), from the audit column. Below `monitors.label_floor` the cycle's labels are not used.
 - `diversity`: distinct 2-grams and unique share of the cycle's problems and of its answers (one
@@ -27,24 +30,28 @@ from rsi.records import Label, Reading
 
 def decontamination(dropped_problems: dict[str, int], checked_problems: int,
                     dropped_samples: dict[str, int], checked_samples: int, cfg: MonitorsConfig,
-                    chance: tuple[float, float] = (0.0, 0.0)) -> Reading:
-    """`chance`: the shares of (fresh task problems, true answers) that overlap the held-out set."""
+                    chance: tuple[float, float] = (0.0, 0.0), spread: float = 0.0) -> Reading:
+    """`chance`: the shares of (problems, true answers) that chance predicts overlap the held-out
+    set; `spread`: the problems' share's standard deviation over control sets. Excess within three
+    spreads is how much the held-out set's own draw varies, not leakage."""
     n_p, n_s = sum(dropped_problems.values()), sum(dropped_samples.values())
     p_share, s_share = n_p / max(1, checked_problems), n_s / max(1, checked_samples)
     excess = max(p_share - chance[0], s_share - chance[1])
     value = {"problems_checked": checked_problems, "problems_dropped": dropped_problems,
              "samples_checked": checked_samples, "samples_dropped": dropped_samples,
-             "dropped_share": max(p_share, s_share), "chance_share": list(chance), "excess_over_chance": excess}
+             "dropped_share": max(p_share, s_share), "chance_share": list(chance), "chance_spread": spread,
+             "excess_over_chance": excess}
     kinds = Counter(dropped_problems) + Counter(dropped_samples)
     if not kinds:
         return Reading("decontamination", value, False,
                        f"clean: {checked_problems} problems and {checked_samples} accepted samples checked")
-    alert = excess > cfg.max_contaminated
+    alert = excess > max(cfg.max_contaminated, 3 * spread)
     return Reading("decontamination", value, alert,
                    f"dropped {n_p}/{checked_problems} problems ({p_share:.0%}; chance {chance[0]:.0%}) and "
                    f"{n_s}/{checked_samples} accepted samples ({s_share:.0%}; chance {chance[1]:.0%}) that overlap "
                    f"a held-out set ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})"
-                   + (f": {excess:.0%} above chance, more than monitors.max_contaminated" if alert else
+                   + (f": {excess:.0%} above chance, more than monitors.max_contaminated"
+                      + (f" and 3 x the control sets' spread ({spread:.1%})" if spread else "") if alert else
                       ", within chance"))
 
 

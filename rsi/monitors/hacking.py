@@ -19,6 +19,11 @@ barely updated) with the mean over the last third:
   moves the reference with it, so an honest model that improves does not drift;
 - format drift: the well-formed share fell by at least `monitors.max_format_drop`.
 
+Under GRPO the two drifts count only while the training reward did not fall: drift is a hack when
+it pays. Answers that drift as the reward falls are a policy getting worse, which the gate's
+held-out comparison judges (self-play's cycle 1 alerted on "well-formed 100 % -> 69 %" with its
+reward 0.53 -> 0.27 and a held-out gain of -2 %, rolled back by the gate either way).
+
 A cycle without GRPO has no training reward to compare; its reading compares the champion's
 sampled answers (generate stage) with the run's first cycle for relative length and format drift
 only. (Comparing raw token counts across cycles cried wolf: the default run's cycles 3-5 were
@@ -97,7 +102,8 @@ def reward_hacking(steps: Sequence[dict], heldout_gain: float | None, cfg: Monit
         found.append(f"share of reward paid to answers the verifier rejects rose {u0:.0%} -> {u1:.0%}")
     if m1 - m0 > cfg.max_unverified_reward and correctness_flat:
         found.append(f"share of reward paid to malformed answers (the task's format check) rose {m0:.0%} -> {m1:.0%}")
-    found += _drift(t0, t1, f0, f1, cfg)
+    if r1 >= r0:  # drift that does not pay is decline, not hacking (see the module)
+        found += _drift(t0, t1, f0, f1, cfg)
     return _reading(value, found, f"reward {r0:.2f} -> {r1:.2f}, verified {v0:.0%} -> {v1:.0%}, "
                                   f"answer length {t0:.2f} -> {t1:.2f}x the reference's")
 

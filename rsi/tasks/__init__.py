@@ -16,7 +16,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from rsi.errors import ConfigError
-from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, heldout_set, problem, problems
+from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, control_set, heldout_set, problem, problems
 from rsi.tasks.registry import TASKS
 
 # Imported for their registration side effect.
@@ -27,6 +27,7 @@ __all__ = [
     "SPLIT_SIZE",
     "TASKS",
     "Task",
+    "control_set",
     "get_task",
     "heldout_set",
     "problem",

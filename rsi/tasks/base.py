@@ -36,6 +36,7 @@ class Task(abc.ABC):
     min_difficulty: int = 1
     max_difficulty: int  # hardest difficulty the generator supports
     alphabet: str  # every character a prompt or answer may contain
+    pooled: bool = False  # items are rows of a fixed pool (a file): held-out item i wraps around its rows
 
     @abc.abstractmethod
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
@@ -113,6 +114,18 @@ def problems(task: Task, difficulty: int, split: str, n: int, start: int = 0) ->
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return [problem(task, difficulty, split, i) for i in range(start, start + n)]
+
+
+CONTROL_START = SPLIT_SIZE // 2  # held-out items from here on are never evaluated: the control sets
+CONTROL_STRIDE = 10_000_000  # control set k starts at CONTROL_START + k * CONTROL_STRIDE
+
+
+def control_set(task: Task, difficulty: int, n: int, k: int = 0) -> list[Problem]:
+    """`heldout_set`'s twin number `k`, drawn the same way from held-out items no run evaluates (and
+    so no model sees): what a problem meets by chance in a held-out set of this size."""
+    seen: set[str] = set()
+    return [p for p in problems(task, difficulty, "heldout", n, start=CONTROL_START + k * CONTROL_STRIDE)
+            if not (p.prompt in seen or seen.add(p.prompt))]
 
 
 def heldout_set(task: Task, difficulty: int, n: int) -> list[Problem]:
