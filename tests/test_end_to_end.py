@@ -61,6 +61,17 @@ def quick_run(tmp_path_factory):
     return run
 
 
+SHORT = ["quick", "--set", "loop.cycles=2"]  # the fault tests' run: 14 stages, every kind twice
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The uninterrupted run the fault tests' interrupted ones must equal."""
+    run = tmp_path_factory.mktemp("e2e") / "short"
+    rsi("run", *SHORT, "--run-dir", str(run))
+    return run
+
+
 def test_quick_run_produces_a_complete_run_dir(quick_run):
     for name in ("config.yaml", "ledger.sqlite", "champion", "state.json", "report.html"):
         assert (quick_run / name).is_file(), name
@@ -151,27 +162,28 @@ def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
     assert table(quick_run, "select count(*) from samples") == before[1]
 
 
-def test_sigkill_inside_stages_then_resume_equals_the_uninterrupted_run(quick_run, tmp_path):
+def test_sigkill_inside_stages_then_resume_equals_the_uninterrupted_run(short_run, tmp_path):
     """Fault injection (the CI subset; benchmarks/fault_injection.py runs 50+ points): one run killed
     with SIGKILL inside base, generate, train and evaluate, resumed after each, ends with the
     uninterrupted run's ledger rows (none lost or duplicated) and champion weights."""
     run = tmp_path / "killed"
-    stages = reference_stages(quick_run)
+    stages = reference_stages(short_run)
+    assert len(stages) == 14
     targets = [stages[i] for i in (0, 3, 5, 12)]
-    kills = kill_chain(["quick"], run, stages, targets, random.Random(0))
+    kills = kill_chain(SHORT, run, stages, targets, random.Random(0))
     order = [(c, s) for c, s, _ in stages]
     landed = [order.index((k.cycle, k.stage)) if (k.cycle, k.stage) in order else len(order) for k in kills]
     # each kill lands in its target stage, or after it when the stage ended first, but before the next target
     assert len(kills) == 4 and all(t <= at < nxt for at, t, nxt in zip(landed, (0, 3, 5, 12), (3, 5, 12, 14),
                                                                         strict=True)), kills
     assert kills[0].stage == "base" and all(k.stages_done == at for k, at in zip(kills, landed, strict=True))
-    assert_same_run(run, quick_run)
+    assert_same_run(run, short_run)
     # the stages too short to hit by time, killed inside their commit (rows written, not committed)
     run = tmp_path / "killed-in-commit"
     short = [stages[i] for i in (2, 4, 7)]  # cycle 1 propose, label, gate
-    kills = kill_chain(["quick"], run, stages, short, random.Random(0), how="commit")
+    kills = kill_chain(SHORT, run, stages, short, random.Random(0), how="commit")
     assert [(k.cycle, k.stage, k.stages_done) for k in kills] == [(1, "propose", 2), (1, "label", 4), (1, "gate", 7)]
-    assert_same_run(run, quick_run)
+    assert_same_run(run, short_run)
 
 
 def assert_same_run(run: Path, reference: Path) -> None:
@@ -182,9 +194,9 @@ def assert_same_run(run: Path, reference: Path) -> None:
     assert sha[0] == sha[1] and len(sha[0]) == 64
 
 
-def test_sigterm_stops_at_a_stage_boundary_and_resume_finishes_the_same_run(quick_run, tmp_path):
+def test_sigterm_stops_at_a_stage_boundary_and_resume_finishes_the_same_run(short_run, tmp_path):
     run = tmp_path / "terminated"
-    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*RSI, "run", *SHORT, "--run-dir", str(run)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not (
@@ -198,16 +210,16 @@ def test_sigterm_stops_at_a_stage_boundary_and_resume_finishes_the_same_run(quic
     stop = json.loads(detail)
     assert kind == "stop" and stop["reason"] == "SIGTERM received"
     done = table(run, "select count(*) from stages")[0][0]
-    assert stop["stages_done"] == done < len(table(quick_run, "select 1 from stages"))
+    assert stop["stages_done"] == done < len(table(short_run, "select 1 from stages"))
     assert json.loads(rsi("status", str(run), "--json").stdout)["stopped"]["before"] == stop["before"]
     rsi("resume", str(run))
     assert json.loads(rsi("status", str(run), "--json").stdout)["stopped"] is None
-    assert_same_run(run, quick_run)
+    assert_same_run(run, short_run)
 
 
-def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(quick_run, tmp_path):
+def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(short_run, tmp_path):
     run = tmp_path / "budget"
-    out = rsi("run", "quick", "--run-dir", str(run), "--set", "budget.generated_tokens=2000", check=False)
+    out = rsi("run", *SHORT, "--run-dir", str(run), "--set", "budget.generated_tokens=2000", check=False)
     assert out.returncode == 3 and "budget.generated_tokens is spent" in out.stderr, out.stderr
     assert (run / "report.html").is_file()
     done = table(run, "select count(*) from stages")[0][0]
@@ -222,7 +234,7 @@ def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(qui
     kinds = [k for (k,) in table(run, "select kind from events order by rowid")]
     assert kinds == ["stop", "stop", "resume", "stop"]
     assert json.loads(rsi("status", str(run), "--json").stdout)["budget"]["generated_tokens"] is None
-    assert_same_run(run, quick_run)
+    assert_same_run(run, short_run)
 
 
 def test_corrupted_checkpoint_stops_resume_with_a_clear_error(tmp_path):
