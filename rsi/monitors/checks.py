@@ -4,12 +4,13 @@
   dropped for overlapping a held-out set, by kind (`exact`, `ngram`), against what chance predicts:
   for problems, the mean share of the same problems that overlap control sets drawn like the
   held-out set from items no run evaluates (`rsi.monitoring.chance_overlap`); for samples, the
-  share whose problem's true answer overlaps it. They are dropped either way. A procedural task whose problem
-  space is small meets its own held-out set by chance (code_io at difficulty 1-3: about 40 %), and
-  a proposer that favours common items meets it more often still; neither is leakage. The monitor
-  alerts when either share exceeds its chance share by more than `monitors.max_contaminated` (and
-  than three standard deviations of the problems' share over the control sets): the
-  generator or the model is reproducing evaluation items more often than unseen ones.
+  share whose problem's true answer overlaps it. They are dropped either way. A procedural task
+  whose problem space is small meets its own held-out set by chance (code_io at difficulty 1-3:
+  about 40 %), and a proposer that favours common items meets it more often still; neither is
+  leakage. The monitor alerts when either share exceeds its chance share by more than
+  `monitors.max_contaminated` and than three standard deviations of the problems' share over the
+  control sets: the generator or the model is reproducing evaluation items more often than unseen
+  ones.
 - `label_audit`: the true accuracy of the labels a labeler kept without reading the ground truth
   (`vote`), from the audit column. Below `monitors.label_floor` the cycle's labels are not used.
 - `diversity`: distinct 2-grams and unique share of the cycle's problems and of its answers (one

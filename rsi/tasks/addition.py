@@ -4,9 +4,10 @@ Difficulty n = digits of the longer operand (leading digit nonzero unless n == 1
 pair two n-digit operands, the hardest problems at n; training items (seed data and proposals)
 pair an n-digit operand with one of 1..n digits, in either order, as Lee et al. (2025) train.
 Mixed lengths make the model find each operand's digits from the `+` and the `=` rather than from
-fixed offsets: on lengths 1-5 it learned the labelled range in half the steps, and it added 6-digit
-numbers (20-50 %) where a model trained on equal lengths scored 0-1 %. Reversed order lets the
-model emit the carry in the order it is computed, the usual format for length generalisation.
+fixed offsets: on lengths 1-5 it learned the labelled range in about 2,500 steps and added 6-digit
+numbers 16-54 % of the time, where models trained on lengths 1-4 (equal or mixed) scored 0 % at 5.
+Reversed order lets the model emit the carry in the order it is computed, the usual format for
+length generalisation.
 a=123, b=456 (sum 579):
 
     prompt "321+654="   answer "975"
