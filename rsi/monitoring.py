@@ -8,10 +8,11 @@ from dataclasses import replace
 from statistics import fmean, pstdev
 
 from rsi.context import Context
-from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift
+from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift, verifier
 from rsi.monitors.hacking import relative_length
 from rsi.records import Label, Problem, Proposal, Reading, Sample
 from rsi.tasks import problems
+from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
 
 
 def alerted(ctx: Context, readings: list[Reading]) -> list[Reading]:
@@ -112,3 +113,22 @@ def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
     formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)
     length = sum(relative_length(s.completion, by_id[s.problem_id].answer) for s in own)
     return length / len(own), formed / len(own)
+
+
+def verifier_reading(ctx: Context, cycle: int) -> Reading:
+    """Samples the verifier raised on in this cycle's propose (self-play checks), label, GRPO
+    (the accuracy reward) and evaluate stages, from their metrics."""
+    errors, first = {}, ""
+    for x in ctx.ledger.metrics():
+        if x["cycle"] != cycle:
+            continue
+        m, stage = x["metrics"], x["stage"]
+        if stage == "propose":
+            n = m.get("dropped", {}).get(VERIFIER_ERROR, 0)
+        elif stage in ("grpo", "proposer"):
+            n = sum(s.get("reward/accuracy/errors", 0) for s in m.get("steps", []))
+        else:
+            n = m.get("verifier_errors", 0)
+        errors[stage] = errors.get(stage, 0) + n
+        first = first or m.get("first_verifier_error", "")
+    return verifier({s: n for s, n in errors.items() if n}, first)

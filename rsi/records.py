@@ -32,6 +32,7 @@ class Verdict:
     reward: float
     correct: bool
     reason: str = ""
+    error: bool = False  # the verifier raised: scored 0, the reason says what it raised (rsi.tasks.guard)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class GateDecision:
 class Reading:
     """One integrity monitor's reading for a cycle (`rsi.monitors`): its figures and whether they alert."""
 
-    monitor: str  # "decontamination" | "label_audit" | "diversity" | "reward_hacking"
+    monitor: str  # one of rsi.monitors.MONITORS
     value: dict  # the monitor's figures (JSON-serialisable)
     alert: bool
     message: str  # one line a person can act on

@@ -31,6 +31,7 @@ from rsi.errors import RsiError
 from rsi.records import Problem, Verdict
 from rsi.tasks import get_task
 from rsi.tasks.base import answer_text as extract_answer
+from rsi.tasks.guard import verify_guarded
 
 RewardFn = Callable[..., list[float | None]]
 
@@ -44,13 +45,14 @@ class RewardError(RsiError):
 
 def verify_answers(completions: list[str], problems: list[Problem]) -> list[Verdict]:
     """The task's verdict on each completion's answer (`answer_text`), one batch per task so code
-    tasks verify in parallel."""
+    tasks verify in parallel; a verifier that raises scores that sample 0 (`verify_guarded`,
+    the verdict's `error` set)."""
     out: list[Verdict] = [None] * len(problems)  # type: ignore[list-item]
     by_task: dict[str, list[int]] = {}
     for i, p in enumerate(problems):
         by_task.setdefault(p.task, []).append(i)
     for name, idx in by_task.items():
-        verdicts = get_task(name).verify_many([(problems[i], extract_answer(completions[i])) for i in idx])
+        verdicts = verify_guarded(get_task(name), [(problems[i], extract_answer(completions[i])) for i in idx])
         for i, v in zip(idx, verdicts, strict=True):
             out[i] = v
     return out
@@ -126,9 +128,12 @@ def score(rewards: Sequence[Reward], completions: list[str], problems: list[Prob
         "task": [p.task for p in problems],
     }
     components, errors = {}, {}
+    if verdicts is None and any(r.builtin and r.name == "accuracy" for r in rewards):
+        verdicts = verify_answers(completions, problems)
     for r in rewards:
-        if r.builtin:
-            values, n_err = r.fn(completions, problems=problems, verdicts=verdicts), 0
+        if r.builtin:  # accuracy's errors: the samples its verifier raised on (scored 0)
+            values = r.fn(completions, problems=problems, verdicts=verdicts)
+            n_err = sum(v.error for v in verdicts) if r.name == "accuracy" and verdicts else 0
         else:
             values, n_err = _call_user(r, completions, columns)
         components[r.name], errors[r.name] = values, n_err

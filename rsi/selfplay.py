@@ -14,10 +14,15 @@ by default "#propose {difficulty}\\n") with a program and an input on its last l
 1. parses (`parse`): a `def f(x):` function, then `f(<integer>)` (a completion cut off by its
    token budget is judged on what it holds);
 2. uses only characters the solver can read (`alphabet`: the tiny model's character set);
-3. is new: its (program, input) is neither an earlier problem of the run nor a held-out
+3. is a pure integer function of x (`rsi.tasks.programs.impurity`, an allow-list of syntax): one
+   `def f(x):` using assignments, `if`/`for`/`while`, integer arithmetic, comparisons, boolean
+   logic, tuples, its own variables and the builtins range, abs, min, max, divmod, pow, int and
+   bool. No imports, attributes, strings, floats, subscripts, comprehensions, lambdas or other
+   names: nothing that can read a clock, a file, /proc, randomness or a hash seed;
+4. is new: its (program, input) is neither an earlier problem of the run nor a held-out
    evaluation problem (`contaminated`);
-4. runs in the sandbox twice, each time within the limits, returning the same integer both times
-   (|y| < 10**12) - so hash randomisation, clocks or reading /dev/urandom are caught.
+5. runs in the sandbox twice, each time within the limits, returning the same integer both times
+   (|y| < 10**12).
 
 Each kept proposal becomes one problem per mode the task can pose from it (`pose`: deduction
 asks for f(x), abduction for an input giving y), with `source` = the proposing checkpoint. The
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 
 from rsi.records import Label, Problem, Proposal
 from rsi.tasks.base import answer_text
-from rsi.tasks.programs import random_input, random_program
+from rsi.tasks.programs import impurity, random_input, random_program
 
 DEFAULT_PROMPT = "#propose {difficulty}\n"
 MAX_VALUE = 10**12  # bound on a proposal's input and output, so answers stay short
@@ -96,8 +101,9 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
     input) pairs of earlier and of held-out problems; pairs kept here are added to `seen`, so a
     batch has no duplicates either. Every reason starts with its category (`kept`, `malformed`,
     `contaminated`, ...) and a colon."""
-    from rsi.sandbox.grading import HARNESS, function_job
+    from rsi.sandbox.grading import HARNESS, clean, function_job
     from rsi.sandbox.pool import Job
+    from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
 
     out: list[Checked | None] = [None] * len(completions)
     todo: list[tuple[int, str, int]] = []
@@ -110,7 +116,9 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
         source, x = parsed
         bad = sorted(set(source) - set(alphabet)) if alphabet is not None else []
         if bad:
-            out[i] = Checked(False, f"unreadable: characters outside the solver's alphabet: {''.join(bad)!r}")
+            out[i] = Checked(False, f"unreadable: characters outside the solver's alphabet: {''.join(bad)!r}"[:200])
+        elif why := impurity(source):
+            out[i] = Checked(False, f"malformed: the program {why}" if why.startswith("does not parse") else f"impure: {why}")
         elif (source, x) in heldout:
             out[i] = Checked(False, "contaminated: the same program and input as a held-out evaluation problem")
         elif (source, x) in seen or (source, x) in batch:
@@ -126,7 +134,10 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
             tokens.append(token)
     runs = sandbox.map(jobs)
     for k, (i, source, x) in enumerate(todo):
-        values = [_value(runs[2 * k + r], tokens[2 * k + r]) for r in range(2)]
+        try:
+            values = [_value(runs[2 * k + r], tokens[2 * k + r]) for r in range(2)]
+        except Exception as e:  # noqa: BLE001 - the check is meant to be total; never let one proposal stop a run
+            values = [clean(f"{VERIFIER_ERROR}: {type(e).__name__}: {e}")]
         reason = next((v for v in values if isinstance(v, str)), None)
         if reason is None and values[0] != values[1]:
             reason = f"not deterministic: f({x}) gave {values[0]}, then {values[1]}"
@@ -140,7 +151,7 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
 
 def _value(ex, token: str) -> int | str:
     """f(x) from one harness run, or why it is not a usable answer (its category first)."""
-    from rsi.sandbox.grading import function_results
+    from rsi.sandbox.grading import clean, function_results
 
     if ex.killed:
         return f"over the limits: killed ({ex.killed})"
@@ -149,7 +160,7 @@ def _value(ex, token: str) -> int | str:
         return f"does not run: {why}"
     got = results[0]
     if not isinstance(got, dict) or "value" not in got:
-        return f"raises: {got.get('error') if isinstance(got, dict) else got}"
+        return clean(f"raises: {got.get('error') if isinstance(got, dict) else got!r}", 200)
     y = got["value"]
     if type(y) is not int:
         return f"not an integer: f returned a {type(y).__name__}"

@@ -37,6 +37,7 @@ from rsi.monitoring import (
     decontamination_reading,
     diversity_reading,
     hacking_reading,
+    verifier_reading,
     without_dropped,
 )
 from rsi.monitors import label_audit
@@ -47,6 +48,7 @@ from rsi.rewards import load_reward
 from rsi.rl import group_normalised, grpo_train, recorded_update
 from rsi.selfplay import check, proposal_rewards, proposer_prompt, solve_rates
 from rsi.tasks import problems
+from rsi.tasks.guard import GuardedTask
 from rsi.train import train
 
 PROPOSAL_OFFSET = 500_000_000  # train-split items from here on are proposals; seed data stays below
@@ -191,7 +193,8 @@ def stage_label(ctx: Context, cycle: int) -> None:
     m = ctx.cfg.monitors
     with timed() as cost:
         todo, samples = ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle)
-        labels = label_samples(ctx.task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
+        task = GuardedTask(ctx.task)
+        labels = label_samples(task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
         audit = label_audit(labels, ctx.cfg.label.labeler, m)
         if audit.alert:
             labels = [replace(lab, kept=False, reason=f"label audit below floor (was: {lab.reason})") if lab.kept
@@ -203,7 +206,7 @@ def stage_label(ctx: Context, cycle: int) -> None:
         ctx.ledger.add_labels(cycle, labels)
         ctx.ledger.add_metrics(cycle, "label", {
             "samples": len(labels), "kept": len(kept), "kept_fraction": len(kept) / max(1, len(labels)),
-            "label_accuracy": audit.value["accuracy"]})
+            "label_accuracy": audit.value["accuracy"], **task.metrics()})
         ctx.ledger.add_readings(cycle, readings)
         w.cost(**cost)
 
@@ -294,11 +297,11 @@ def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, labe
     return logs
 
 
-def _ladder(ctx: Context, name: str, difficulties, cycle: int) -> list[EvalResult]:
+def _ladder(ctx: Context, task: GuardedTask, name: str, difficulties) -> list[EvalResult]:
     e = ctx.cfg.eval
     model, tokenizer = load_checkpoint(ctx.checkpoint(name))
     with bar(ctx.console, f"evaluate {name}", len(difficulties)) as advance:
-        return evaluate_ladder(model, tokenizer, ctx.task, difficulties, e.problems_per_difficulty, name,
+        return evaluate_ladder(model, tokenizer, task, difficulties, e.problems_per_difficulty, name,
                                e.stop_after_zeros, ctx.cfg.generate.batch_size,
                                on_difficulty=lambda r: advance(1, f"d{r.difficulty} {r.accuracy:.0%}"))
 
@@ -307,19 +310,22 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
     e = ctx.cfg.eval
     ladder = list(range(e.min_difficulty, e.max_difficulty + 1))
     rows: list[EvalResult] = []
+    task = GuardedTask(ctx.task)
     with timed() as cost:
         if cycle == 0:
-            rows = _ladder(ctx, model_name(0), ladder, cycle)
+            rows = _ladder(ctx, task, model_name(0), ladder)
         elif ctx.checkpoint(model_name(cycle)).exists() and not _train_skipped(ctx, cycle):
-            rows = _ladder(ctx, model_name(cycle), ladder, cycle)
+            rows = _ladder(ctx, task, model_name(cycle), ladder)
             champ = champion(ctx.ledger)
             have = champion_results(ctx.ledger, champ)
             missing = [r.difficulty for r in rows if r.difficulty not in have]
             if missing:  # the champion stopped its ladder earlier: score it on the same problems
-                rows += _ladder(ctx, champ, missing, cycle)
+                rows += _ladder(ctx, task, champ, missing)
     with ctx.ledger.stage(cycle, "evaluate") as w:
         for name in sorted({r.model for r in rows}):
             ctx.ledger.add_eval(cycle, name, [r for r in rows if r.model == name])
+        if task.errors:
+            ctx.ledger.add_metrics(cycle, "evaluate", task.metrics())
         w.cost(**cost)
 
 
@@ -357,7 +363,8 @@ def stage_gate(ctx: Context, cycle: int):
         else:
             decision = decide(list(champion_results(ctx.ledger, champ).values()),
                               ctx.ledger.eval_results(cycle, cand), current_frontier(ctx, champ), ctx.cfg.gate)
-        hacking = alerted(ctx, [hacking_reading(ctx, cycle, None if skipped else decision.gain)])[0]
+        hacking, errors = alerted(ctx, [hacking_reading(ctx, cycle, None if skipped else decision.gain),
+                                        verifier_reading(ctx, cycle)])
         would = decision
         if hacking.alert and ctx.cfg.monitors.rollback_on_hacking and decision.promote:
             decision = veto(decision, hacking.message)  # says so, so a person can overrule it (rsi review)
@@ -365,7 +372,7 @@ def stage_gate(ctx: Context, cycle: int):
             decision = _reviewed(ctx, cycle, cand, champ, would, decision, hacking)
     with ctx.ledger.stage(cycle, "gate") as w:
         ctx.ledger.add_gate(cycle, champ, cand, decision)
-        ctx.ledger.add_readings(cycle, [hacking])
+        ctx.ledger.add_readings(cycle, [hacking, errors])
         w.cost(**cost)
     return decision
 

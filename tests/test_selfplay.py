@@ -59,17 +59,17 @@ def test_check_keeps_valid_new_deterministic_programs_only(sandbox):
         heldout[0] + "\n#f(6)",  # the held-out program with another input is a new problem
         "def f(x):\n y = hash(str(x)) % 1000003\n return y\n#f(3)",  # string hashes differ per process
         "def f(x):\n while True:\n  x = x + 1\n return x\n#f(1)",
-        "def f(x):\n return str(x)\n#f(1)",
+        "def f(x):\n return x > 0\n#f(1)",
         "def f(x):\n return x ** 40\n#f(9)",
-        "def f(x):\n return 1 / 0\n#f(1)",
+        "def f(x):\n return 1 // 0\n#f(1)",
         "def f(x):\n return x +\n#f(1)",
         "def f(x):\n return x & 3\n#f(1)",  # '&' is not in the tiny model's alphabet
     ]
     seen = {earlier}
     out = check(texts, seen, {heldout}, CODE.alphabet, sandbox)
     categories = [c.reason.split(":")[0] for c in out]
-    assert categories == ["kept", "duplicate", "duplicate", "contaminated", "kept", "not deterministic",
-                          "over the limits", "not an integer", "too large", "raises", "does not run", "unreadable"]
+    assert categories == ["kept", "duplicate", "duplicate", "contaminated", "kept", "impure",
+                          "over the limits", "not an integer", "too large", "raises", "malformed", "unreadable"]
     assert (out[0].x, out[0].y) == (4, 12) and (out[4].x, out[4].y) == (6, 5)
     assert ("def f(x):\n y = x\n y = y * 3\n return y", 4) in seen  # kept pairs are remembered
     assert check(["def f(x):\n return x & 3\n#f(1)"], set(), set(), None, sandbox)[0].y == 1  # no alphabet: kept
@@ -161,3 +161,44 @@ def test_ledger_keeps_proposals_in_their_stage_transaction(tmp_path):
             ledger.add_proposals(3, [q])
     with Ledger(path, create=False) as ledger:
         assert ledger.proposals() == [q]
+
+
+@pytest.mark.parametrize("body, why", [
+    (" import time\n return time.localtime().tm_hour", "Import"),
+    (" return len(open('/proc/sys/kernel/random/boot_id').read())", "'len'"),
+    (" return __import__('time').time_ns() % 7", "Attribute"),
+    (" return __import__('time')", "'__import__'"),
+    (" y = ().__class__\n return 1", "Attribute"),
+    (" return hash(x)", "'hash'"),
+    (" return id(x) % 2", "'id'"),
+    (" y = [x]\n return y[0]", "List"),
+    (" return int('7')", "str constant"),
+    (" return x + 0.5", "float constant"),
+    (" global z\n return x", "Global"),
+    (" return (lambda: x)()", "(Lambda)"),
+    (" return z", "'z'"),
+    (" def g(y):\n  return y\n return x", "FunctionDef"),
+])
+def test_a_proposal_that_reads_the_world_is_impure(sandbox, body, why):
+    out = check([f"def f(x):\n{body}\n#f(3)"], set(), set(), None, sandbox)[0]
+    assert not out.valid and out.reason.startswith("impure:") and why in out.reason, out.reason
+
+
+def test_generated_and_widened_programs_are_pure(sandbox):
+    from rsi.tasks.programs import impurity, random_program
+
+    rng = random.Random(1)
+    assert all(impurity(random_program(rng, d)) is None for d in range(1, 13) for _ in range(40))
+    src = "def f(x):\n a, b = divmod(abs(x), 7)\n while a > 0:\n  a = a // 2\n  b += 1\n return max(b, pow(2, 3)) if b else -x"
+    out = check([src + "\n#f(100)"], set(), set(), None, sandbox)[0]
+    assert out.valid and out.y == 8
+
+
+def test_a_check_that_raises_drops_only_that_proposal(sandbox, monkeypatch):
+    import rsi.selfplay as sp
+
+    real = sp._value
+    monkeypatch.setattr(sp, "_value", lambda ex, token: (_ for _ in ()).throw(OverflowError("boom"))
+                        if "77" in ex.stdout else real(ex, token))
+    out = check(["def f(x):\n return x * 11\n#f(7)", TINY_FORMAT], set(), set(), None, sandbox)
+    assert out[0].reason == "verifier error: OverflowError: boom" and out[1].valid

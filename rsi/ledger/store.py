@@ -195,13 +195,14 @@ class Ledger:
 
     def _insert(self, sql: str, rows: list[tuple], duplicate, create: str | None = None) -> None:
         """Insert `rows` in one transaction (creating an additive table first); a row whose key is
-        already there raises LedgerError with `duplicate(i)`, i the row's position."""
+        already there raises LedgerError with `duplicate(i)`, i the row's position. Text that is
+        not valid UTF-8 (a lone surrogate a model or a program wrote) is stored with "?" in its place."""
         with self._tx():
             if create:
                 self._con.execute(create)
             for i, row in enumerate(rows):
                 try:
-                    self._con.execute(sql, row)
+                    self._con.execute(sql, tuple(map(_storable, row)))
                 except sqlite3.IntegrityError:
                     raise LedgerError(f"{self.path}: {duplicate(i)}") from None
 
@@ -431,3 +432,8 @@ class Ledger:
         keys = ("wall_s", "cpu_s", "generated_tokens", "train_sequences", "train_tokens")
         row = self._con.execute(f"SELECT {', '.join(f'COALESCE(SUM({k}), 0)' for k in keys)} FROM stages").fetchone()
         return dict(zip(keys, row, strict=True))
+
+
+def _storable(value):
+    """`value`, or for text, the same text as valid UTF-8 (each lone surrogate becomes "?")."""
+    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value

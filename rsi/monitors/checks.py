@@ -17,6 +17,9 @@
   sample per problem), each relative to a reference of the same size: the task's own problems at
   the same difficulties, and the problems' true answers. A ratio below `monitors.min_diversity` is
   mode collapse.
+- `verifier`: samples the task's verifier raised on this cycle, by stage (`rsi.tasks.guard`: each
+  scored 0 and the run went on). Graders are meant to be total, so any is a verifier bug or an
+  answer built to break one: it alerts on the first, saying where and what was raised.
 """
 
 from __future__ import annotations
@@ -95,3 +98,13 @@ def diversity(problems: Sequence[str], reference_problems: Sequence[str], answer
 
 def _ratio(x: float, reference: float) -> float:
     return min(1.0, x / reference) if reference else 1.0
+
+
+def verifier(errors: dict[str, int], first: str) -> Reading:
+    """`errors`: per stage, the samples the verifier raised on (each scored 0); `first`: the first reason."""
+    total = sum(errors.values())
+    where = ", ".join(f"{stage} {n}" for stage, n in errors.items() if n)
+    message = (f"the verifier raised on {total} sample(s) this cycle ({where}); each scored 0 and the run went on. "
+               f"First: {first}. Fix the task's verifier, or look at what the model wrote") if total \
+        else "the verifier returned a verdict for every sample"
+    return Reading("verifier", {"errors": errors, "first": first}, total > 0, message)

@@ -19,6 +19,7 @@ depth min(2, (d - 1) // 3), constants and inputs below 10 ** (1 + d // 4).
 
 from __future__ import annotations
 
+import ast
 import random
 
 OPS = ("+", "-", "*", "//", "%")
@@ -77,3 +78,53 @@ def run_trusted(source: str, x: int) -> int:
     namespace: dict = {"__builtins__": {"range": range}}
     exec(compile(source, "<generated>", "exec"), namespace)
     return namespace["f"](x)
+
+
+# What a self-play proposal may be written in: the generator's grammar, widened to what an integer
+# function of x needs, and nothing that reads the world (no imports, attributes, strings, files,
+# clocks, randomness, hashing, or names beyond its own variables and these builtins).
+ALLOWED_BUILTINS = frozenset({"range", "abs", "min", "max", "divmod", "pow", "int", "bool", "True", "False"})
+ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign, ast.If,
+    ast.For, ast.While, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Name, ast.Load, ast.Store,
+    ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Tuple,
+    ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+)
+
+
+def impurity(source: str) -> str | None:
+    """Why `source` is not a pure integer function `def f(x):` by the allow-list above, or None.
+
+    Allowed: one top-level `def f(x):` whose body uses assignments, `if`/`for`/`while`, arithmetic,
+    comparisons and boolean logic on integers, tuples (for `a, b = divmod(...)`), its own local
+    names, and calls to the builtins in ALLOWED_BUILTINS. Everything else is refused by name:
+    imports, attribute access (`os.x`, `().__class__`), strings and floats, subscripts, comprehensions,
+    lambdas, nested functions, `global`, and any other name (`open`, `hash`, `id`, `__import__`)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        return f"does not parse ({type(e).__name__})"
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != "f":
+        return "not a single `def f(x):`"
+    fn = tree.body[0]
+    a = fn.args
+    if [p.arg for p in a.args] != ["x"] or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg or a.defaults \
+            or fn.decorator_list or fn.returns:
+        return "f must take exactly one plain argument x"
+    local = {"x"} | {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(fn):
+        if not isinstance(node, ALLOWED_NODES) or (isinstance(node, ast.FunctionDef) and node is not fn):
+            return f"uses {type(node).__name__}, which a proposal may not"
+        if isinstance(node, ast.Constant) and type(node.value) not in (int, bool):
+            return f"uses a {type(node.value).__name__} constant; only integers are allowed"
+        if isinstance(node, ast.Name) and node.id not in local | ALLOWED_BUILTINS:
+            return f"uses the name {node.id!r}, which is neither its own variable nor an allowed builtin"
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            return f"uses the name {node.id!r}"
+        if isinstance(node, ast.Call):
+            callee = repr(node.func.id) if isinstance(node.func, ast.Name) else f"an expression ({type(node.func).__name__})"
+            if callee.strip("'") not in ALLOWED_BUILTINS:
+                return f"calls {callee}, which is not an allowed builtin"
+            if node.keywords:
+                return "calls a builtin with keyword arguments"
+    return None
