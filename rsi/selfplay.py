@@ -118,7 +118,8 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
         if bad:
             out[i] = Checked(False, f"unreadable: characters outside the solver's alphabet: {''.join(bad)!r}"[:200])
         elif why := impurity(source):
-            out[i] = Checked(False, f"malformed: the program {why}" if why.startswith("does not parse") else f"impure: {why}")
+            unparsed = why.startswith("does not parse")
+            out[i] = Checked(False, f"malformed: the program {why}" if unparsed else f"impure: {why}")
         elif (source, x) in heldout:
             out[i] = Checked(False, "contaminated: the same program and input as a held-out evaluation problem")
         elif (source, x) in seen or (source, x) in batch:
@@ -136,7 +137,7 @@ def check(completions: Sequence[str], seen: set[tuple[str, int]],
     for k, (i, source, x) in enumerate(todo):
         try:
             values = [_value(runs[2 * k + r], tokens[2 * k + r]) for r in range(2)]
-        except Exception as e:  # noqa: BLE001 - the check is meant to be total; never let one proposal stop a run
+        except Exception as e:
             values = [clean(f"{VERIFIER_ERROR}: {type(e).__name__}: {e}")]
         reason = next((v for v in values if isinstance(v, str)), None)
         if reason is None and values[0] != values[1]:

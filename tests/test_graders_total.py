@@ -48,8 +48,8 @@ def test_arbitrary_bytes_never_raise_and_never_pass(raw, expected):
     text = raw.decode("utf-8", "surrogateescape")  # what a program may write, lone surrogates included
     for stdout in (text, TOKEN + text, text + "\n" + TOKEN + text):
         graded = grade_function(_ex(stdout, stderr=text), TOKEN, expected)
-        assert not graded.correct or stdout.endswith(TOKEN + text) and graded.correct == (
-            json.loads(text) == [{"value": e} for e in expected])
+        assert not graded.correct or (stdout.endswith(TOKEN + text) and graded.correct == (
+            json.loads(text) == [{"value": e} for e in expected]))
         graded.reason.encode("utf-8")  # storable
         assert len(graded.reason) <= MAX_REASON
 
@@ -59,7 +59,7 @@ def test_arbitrary_bytes_never_raise_and_never_pass(raw, expected):
 def test_arbitrary_json_never_raises_and_passes_only_true_answers(got, expected):
     results = [{"value": g} for g in got]
     graded = grade_function(_ex(_line(results)), TOKEN, expected)
-    truth = len(got) == len(expected) and all(_truly_equal(g, e) for g, e in zip(got, expected))
+    truth = len(got) == len(expected) and all(_truly_equal(g, e) for g, e in zip(got, expected, strict=False))
     assert graded.correct == truth
     graded.reason.encode("utf-8")
 
@@ -77,7 +77,7 @@ def test_the_reported_counterexamples():
     assert same(0.1 + 0.2, 0.3) and same(10, 10.0000001) and not same(10**400, 1.5)  # float expected: tolerance
     deep = "[" * 5000 + "]" * 5000
     huge = "9" * (MAX_DIGITS + 1)
-    for body in (deep, f"[{{\"value\": {huge}}}]", f"[{{\"value\": 1e999999}}]", "[" * (MAX_DEPTH + 2) + "]" *
+    for body in (deep, f"[{{\"value\": {huge}}}]", "[{\"value\": 1e999999}]", "[" * (MAX_DEPTH + 2) + "]" *
                  (MAX_DEPTH + 2), '[{"error": "\\ud800"}]'):
         graded = grade_function(_ex(TOKEN + body + "\n"), TOKEN, [5])
         assert not graded.correct

@@ -189,7 +189,8 @@ def test_generated_and_widened_programs_are_pure(sandbox):
 
     rng = random.Random(1)
     assert all(impurity(random_program(rng, d)) is None for d in range(1, 13) for _ in range(40))
-    src = "def f(x):\n a, b = divmod(abs(x), 7)\n while a > 0:\n  a = a // 2\n  b += 1\n return max(b, pow(2, 3)) if b else -x"
+    src = ("def f(x):\n a, b = divmod(abs(x), 7)\n while a > 0:\n  a = a // 2\n  b += 1\n"
+           " return max(b, pow(2, 3)) if b else -x")
     out = check([src + "\n#f(100)"], set(), set(), None, sandbox)[0]
     assert out.valid and out.y == 8
 

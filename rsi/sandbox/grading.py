@@ -113,8 +113,8 @@ def grade_function(ex: Execution, token: str, expected: list[Any]) -> Graded:
         if isinstance(got, dict) and "value" in got and same(got["value"], want):
             passed += 1
         elif first_bad is None:
-            first_bad = f"test {i}: " + (f"raised {_short(got.get('error'))}" if isinstance(got, dict) and "error" in got
-                                         else f"got {_short(got)}")
+            raised = isinstance(got, dict) and "error" in got
+            first_bad = f"test {i}: " + (f"raised {_short(got.get('error'))}" if raised else f"got {_short(got)}")
     return Graded(passed, n, "all tests pass" if passed == n else clean(f"{passed}/{n} pass; {first_bad}"))
 
 

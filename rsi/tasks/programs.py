@@ -122,7 +122,8 @@ def impurity(source: str) -> str | None:
         if isinstance(node, ast.Name) and node.id.startswith("__"):
             return f"uses the name {node.id!r}"
         if isinstance(node, ast.Call):
-            callee = repr(node.func.id) if isinstance(node.func, ast.Name) else f"an expression ({type(node.func).__name__})"
+            func = node.func
+            callee = repr(func.id) if isinstance(func, ast.Name) else f"an expression ({type(func).__name__})"
             if callee.strip("'") not in ALLOWED_BUILTINS:
                 return f"calls {callee}, which is not an allowed builtin"
             if node.keywords:
