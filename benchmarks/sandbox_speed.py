@@ -8,8 +8,12 @@
 2. Throughput: --jobs `code_io` executions through a 2-slot pool (`Sandbox.map`), executions/s;
    and the same with bare subprocesses on 2 threads.
 3. Soak: --soak executions in a row through the pool; every 1,000 the host's resident memory
-   and open descriptors, processes of the slots' uids, zombies, new entries in /tmp; at the end
-   the cgroup directories left after the pool closes.
+   and open descriptors, processes of the slots' uids besides their waiting servers, zombies,
+   new entries in /tmp; at the end the cgroup directories left after the pool closes.
+
+Each slot keeps an interpreter waiting inside its sandbox (`rsi.sandbox.server`) and forks it per
+program, so a run pays neither bubblewrap's set-up nor Python's start-up; the pool starts them on
+first use (warmed here before timing).
 
     .venv/bin/python benchmarks/sandbox_speed.py [--runs 40] [--jobs 400] [--soak 10000]
 """
@@ -26,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsi.sandbox import Job, Sandbox
-from rsi.sandbox.isolation import UID_BASE
 
 PROGRAMS = {
     "noop": ("pass", ""),
@@ -75,14 +78,14 @@ def throughput(sb: Sandbox, jobs: int) -> dict:
     return {"sandbox_exec_per_s": round(rate, 1), "bare_exec_per_s": round(bare_rate, 1)}
 
 
-def _host_state(uids: set[int]) -> dict:
+def _host_state(uids: set[int], servers: set[int]) -> dict:
     procs = zombies = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             lines = dict(ln.split(":", 1) for ln in status.read_text().splitlines() if ":" in ln)
         except OSError:
             continue
-        procs += int(lines["Uid"].split()[0]) in uids
+        procs += int(lines["Uid"].split()[0]) in uids and int(status.parent.name) not in servers
         zombies += lines["State"].strip().startswith("Z")
     rss_mb = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     return {"rss_mb": round(rss_mb, 1), "fds": len(os.listdir("/proc/self/fd")), "slot_processes": procs,
@@ -92,14 +95,15 @@ def _host_state(uids: set[int]) -> dict:
 def soak(n: int) -> dict:
     program, stdin = PROGRAMS["code_io"]
     sb = Sandbox()
-    uids = {UID_BASE + i for i in range(sb.n_slots)}
-    before = _host_state(uids)
+    uids = set(sb.uids)
+    sb.map([Job("pass")] * sb.n_slots)
+    before = _host_state(uids, sb.server_pids())
     rows, done, failed, t = [], 0, 0, time.perf_counter()
     while done < n:
         k = min(1000, n - done)
         failed += sum(not ex.ok for ex in sb.map([Job(program, stdin)] * k))
         done += k
-        rows.append({"runs": done, **_host_state(uids)})
+        rows.append({"runs": done, **_host_state(uids, sb.server_pids())})
         print(f"  {rows[-1]}", flush=True)
     base = list(sb._base.values())
     sb.close()
@@ -121,7 +125,7 @@ def main() -> None:
     ap.add_argument("--soak", type=int, default=10_000)
     a = ap.parse_args()
     with Sandbox() as sb:
-        sb.run("pass")  # warm: the seccomp filter is built once per process
+        sb.map([Job("pass")] * sb.n_slots)  # warm: each slot starts its server on first use
         result = {"latency": latency(sb, a.runs), "throughput": throughput(sb, a.jobs)}
     if a.soak:
         result["soak"] = soak(a.soak)

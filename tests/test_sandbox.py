@@ -102,3 +102,58 @@ def test_cli_sandbox_run_and_doctor(sandbox, tmp_path):
     assert r.exit_code == 2 and "is not a file" in r.output
     r = runner.invoke(app, ["doctor"])
     assert r.exit_code == 0 and "end to end" in r.output and "code tasks can run here" in r.output
+
+
+def test_exit_statuses_and_signals_are_told_apart(sandbox):
+    ex = sandbox.run("import sys\nsys.exit(152)")  # 128 + 24: it used to read as SIGXCPU
+    assert (ex.exit_code, ex.signal, ex.killed) == (152, None, None)
+    ex = sandbox.run("import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)")  # the signal, not the CPU limit
+    assert (ex.exit_code, ex.signal, ex.killed) == (None, signal.SIGXCPU, None)
+    ex = sandbox.run("while True: pass")
+    assert (ex.exit_code, ex.signal, ex.killed) == (None, signal.SIGXCPU, "cpu_time")
+    ex = sandbox.run("import sys\nsys.exit('why')")
+    assert (ex.exit_code, ex.stderr) == (1, "why\n")
+
+
+def test_a_run_leaves_nothing_for_the_next_one():
+    """One slot, so both runs use the same waiting server: files, processes and module state are gone."""
+    with Sandbox(TEST_LIMITS, slots=1) as sb:
+        first = sb.run("import os, sys, time\nopen('/tmp/left', 'w').write('x')\n"
+                       "open('/dev/shm/left', 'w').write('x')\nos.makedirs('/tmp/d/e')\nos.chmod('/tmp/d', 0)\n"
+                       "sys.modules['json'].LEFT = 1\n"
+                       "if os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\nprint(os.getpid())")
+        assert first.ok, first
+        second = sb.run("import os, sys\nprint(os.listdir('/tmp'), os.listdir('/dev/shm'), "
+                        "hasattr(sys.modules['json'], 'LEFT'), sorted(p for p in os.listdir('/proc') if p.isdigit()))")
+        assert second.ok and second.stdout.startswith("[] [] False ['1', "), second  # the server and this run
+        assert len(sb.server_pids()) == 2
+
+
+def test_uids_are_unique_across_pools_and_processes(sandbox):
+    import subprocess
+    import sys
+
+    with Sandbox(TEST_LIMITS, slots=2) as other:
+        assert not set(other.uids) & set(sandbox.uids)
+        code = ("from rsi.sandbox import Sandbox\nfrom conftest import TEST_LIMITS\n"
+                "with Sandbox(TEST_LIMITS, slots=2) as sb:\n    r = sb.run('import os; print(os.getuid())')\n"
+                "    print(sb.uids, r.stdout.strip())\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent).stdout.split("]")
+        theirs = json.loads(out[0] + "]")
+        assert not set(theirs) & (set(other.uids) | set(sandbox.uids)), (theirs, other.uids, sandbox.uids)
+        assert len(set(theirs)) == 2
+    with Sandbox(TEST_LIMITS, slots=1) as again:  # a closed pool's uids are free again
+        assert again.uids[0] in set(other.uids) | set(theirs)
+
+
+def test_seccomp_fails_closed_on_a_call_it_does_not_know(monkeypatch):
+    from rsi.sandbox import isolation
+
+    monkeypatch.setattr(isolation, "DENIED_SYSCALLS", (*isolation.DENIED_SYSCALLS, "no_such_syscall"))
+    isolation.seccomp_program.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="does not know the system calls no_such_syscall"):
+            isolation.seccomp_program()
+    finally:
+        isolation.seccomp_program.cache_clear()

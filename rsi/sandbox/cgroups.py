@@ -17,6 +17,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 CONTROLLERS = ("memory", "pids", "cpuacct")
@@ -104,10 +105,11 @@ class SlotCgroup:
             out.update(int(p) for p in self._read(c, "cgroup.procs").split())
         return out
 
-    def kill_all(self, spare: int | None = None, timeout_s: float = 5.0) -> None:
-        """SIGKILL every process in the slot but `spare` until none is left (pids.max caps a fork bomb)."""
+    def kill_all(self, spare: Collection[int] = (), timeout_s: float = 5.0) -> None:
+        """SIGKILL every process in the slot but those in `spare` until none is left (pids.max caps a
+        fork bomb)."""
         deadline = time.monotonic() + timeout_s
-        while pids := self.pids() - {spare}:
+        while pids := self.pids() - set(spare):
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)

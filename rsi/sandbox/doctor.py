@@ -83,6 +83,36 @@ def _seccomp() -> Check:
     return Check("seccomp", True, f"filter of {size // 8} BPF instructions (libseccomp)")
 
 
+def _memory_placement() -> Check:
+    """Where the slots' memory is charged: their cgroups sit under rsi's own, so a limit on rsi's
+    cgroup also bounds the sandboxes, and sandbox memory counts against it."""
+    from rsi.sandbox.cgroups import CgroupError, controller_dirs
+
+    try:
+        own = controller_dirs()["memory"]
+        limit = int((own / "memory.limit_in_bytes").read_text())
+    except (CgroupError, OSError, ValueError):
+        return Check("memory placement", True, "rsi's memory cgroup cannot be read; nothing to report")
+    if limit >= 1 << 60:
+        return Check("memory placement", True, f"slot cgroups sit under rsi's own ({own}), which has no memory limit")
+    return Check("memory placement", True, f"slot cgroups sit under rsi's own ({own}), limited to {limit >> 20} MB: "
+                 "sandbox memory counts against rsi's, and a memory-hungry program pushes rsi toward that limit",
+                 "give rsi's cgroup room for (slots x sandbox memory_mb) beyond what rsi itself needs, or run "
+                 "rsi in a cgroup without a memory limit")
+
+
+def _huge_pages() -> Check:
+    """Reserved huge pages (hugetlbfs) are not charged to a v1 memory cgroup."""
+    f = Path("/proc/sys/vm/nr_hugepages")
+    n = int(f.read_text()) if f.exists() else 0
+    if n == 0:
+        return Check("huge pages", True, "no huge pages reserved (nr_hugepages = 0): a program cannot take any; "
+                     "transparent huge pages count toward the memory cgroup")
+    return Check("huge pages", True, f"{n} huge pages are reserved; a sandboxed program may map them (MAP_HUGETLB) "
+                 "outside its memory cgroup's cap", "sysctl -w vm.nr_hugepages=0 on machines that run model code, "
+                 "or cap them with the hugetlb cgroup")
+
+
 def _python() -> Check:
     if Path(PYTHON).is_file():
         return Check("python", True, f"{PYTHON} (the interpreter inside the sandbox)")
@@ -94,7 +124,7 @@ def static_checks() -> list[Check]:
     if platform.system() != "Linux":
         return [Check("linux", False, f"this is {platform.system()}", "the sandbox needs Linux namespaces")]
     return [_binary("bwrap", "bubblewrap"), _binary("setpriv", "util-linux"), _binary("prlimit", "util-linux"),
-            _python(), _root(), _userns(), _cgroups(), _seccomp()]
+            _python(), _root(), _userns(), _cgroups(), _seccomp(), _memory_placement(), _huge_pages()]
 
 
 def end_to_end() -> Check:

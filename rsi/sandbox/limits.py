@@ -23,6 +23,7 @@ class Limits:
     tmpfs_mb: int = 64  # size of each writable directory, /tmp and /dev/shm (thrown away after the run)
     file_mb: int = 16  # largest file a process may write (RLIMIT_FSIZE)
     open_files: int = 256  # file descriptors per process (RLIMIT_NOFILE)
+    stack_mb: int = 8  # stack per process, soft and hard limit alike (RLIMIT_STACK)
     output_bytes: int = 1 << 20  # stdout and stderr are each read up to this; more ends the run
 
     def __post_init__(self) -> None:

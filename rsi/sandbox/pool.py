@@ -1,9 +1,11 @@
 """A pool of sandbox slots that run programs in parallel.
 
-Each slot has its own uid (`UID_BASE + i`) and its own memory + pids cgroups, so two programs
-running at once can neither signal nor starve each other, and a slot is verified empty after
-every run. The pool refuses to start (`SandboxUnavailable`) unless every isolation check of
-`rsi.sandbox.doctor` passes: code never runs with less isolation than asked for.
+Each slot (`rsi.sandbox.runner.Slot`) has its own uid, unique on the machine across every pool of
+every rsi process (`rsi.sandbox.uids`), its own memory + pids cgroups, and an interpreter waiting
+inside its own sandbox, so two programs running at once can neither signal nor starve each other,
+and a slot is verified empty after every run. The pool refuses to start (`SandboxUnavailable`)
+unless every isolation check of `rsi.sandbox.doctor` passes: code never runs with less isolation
+than asked for.
 
 Example:
     >>> with Sandbox() as sb:                                   # doctest: +SKIP
@@ -19,10 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from rsi.sandbox.cgroups import SlotCgroup, make_base, remove_base
-from rsi.sandbox.isolation import UID_BASE
+from rsi.sandbox.cgroups import make_base, remove_base
 from rsi.sandbox.limits import Execution, Limits
-from rsi.sandbox.runner import run_in_slot
+from rsi.sandbox.runner import Slot
 
 
 @dataclass(frozen=True)
@@ -44,27 +45,38 @@ class Sandbox:
         self.limits = limits or Limits()
         self.n_slots = slots or max(1, len(os.sched_getaffinity(0)))
         self._base = make_base()
-        self._free: queue.SimpleQueue[tuple[int, SlotCgroup, Limits | None]] = queue.SimpleQueue()
-        self._slots = [SlotCgroup(self._base, i) for i in range(self.n_slots)]
-        for i, cg in enumerate(self._slots):
-            self._free.put((i, cg, None))
+        self._slots: list[Slot] = []
+        self._free: queue.SimpleQueue[Slot] = queue.SimpleQueue()
         self._closed = False
+        try:
+            for i in range(self.n_slots):
+                self._slots.append(Slot(self._base, i))
+                self._free.put(self._slots[-1])
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def uids(self) -> list[int]:
+        """The uid each slot runs as."""
+        return [s.uid for s in self._slots]
+
+    def server_pids(self) -> set[int]:
+        """Host pids of the slots' waiting servers (bwrap and its interpreter): all that may run as
+        the slots' uids between two runs."""
+        return {pid for s in self._slots for pid in s.server_pids}
 
     def run(self, program: str, stdin: str | bytes = "", args: Sequence[str] = (),
             limits: Limits | None = None) -> Execution:
         """Run one program in the next free slot (blocks while all are busy)."""
         if self._closed:
             raise RuntimeError("this Sandbox is closed")
-        limits = limits or self.limits
-        i, cg, set_for = self._free.get()
+        slot = self._free.get()
         try:
-            if set_for != limits:
-                cg.set_limits(limits.memory_mb << 20, limits.pids)
-                set_for = limits
             data = stdin.encode() if isinstance(stdin, str) else stdin
-            return run_in_slot(program, data, limits, cg, UID_BASE + i, tuple(args))
+            return slot.run(program, data, limits or self.limits, tuple(args))
         finally:
-            self._free.put((i, cg, set_for))
+            self._free.put(slot)
 
     def map(self, jobs: Iterable[Job], on_done: Callable[[Execution], None] | None = None) -> list[Execution]:
         """Run every job, `n_slots` at a time; results in the jobs' order. `on_done` sees each as it ends."""
@@ -81,8 +93,8 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
-        for cg in self._slots:
-            cg.remove()
+        for slot in self._slots:
+            slot.close()
         remove_base(self._base)
 
     def __enter__(self) -> Sandbox:

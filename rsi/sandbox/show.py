@@ -42,5 +42,6 @@ def execution(ex: Execution) -> Group:
 def checks(found: list[Check]) -> Table:
     table = Table("check", "", "found", "to fix", title="sandbox for model-written code")
     for c in found:
-        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]missing[/]", c.detail, c.fix)
+        state = "[red]missing[/]" if not c.ok else "[yellow]note[/]" if c.fix else "[green]ok[/]"
+        table.add_row(c.name, state, c.detail, c.fix)
     return table
