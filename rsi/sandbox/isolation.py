@@ -22,9 +22,10 @@ reach outside its run: ptrace and process_vm_*, pidfd_getfd, kcmp, mount and nam
 bpf, perf_event_open, userfaultfd, io_uring, Linux AIO, modify_ldt, keyrings, module and kexec
 loading, sysinfo (host-wide load and memory), SysV IPC and POSIX message queues (state that
 would outlive a run in the slot's IPC namespace), TIOCSTI/TIOCLINUX, and every socket family
-but AF_UNIX (the network namespace already has no route out; this also closes AF_VSOCK, which namespaces do not isolate). Any call
-numbered above `MAX_REVIEWED_SYSCALL` (added to the kernel after this list was reviewed) fails
-with ENOSYS, as on an older kernel, which is what glibc and Python already expect.
+but AF_UNIX (the network namespace already has no route out; this also closes AF_VSOCK, which
+namespaces do not isolate). Any call numbered above `MAX_REVIEWED_SYSCALL` (added to the kernel
+after this list was reviewed) fails with ENOSYS, as on an older kernel, which is what glibc and
+Python already expect.
 """
 
 from __future__ import annotations
