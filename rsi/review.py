@@ -39,12 +39,13 @@ class AwaitingReview(RunStopped):
     """The gate would promote a candidate that no person has reviewed yet."""
 
     def __init__(self, run_dir: Path, cycle: int, candidate: str, champion: str, decision: GateDecision,
-                 hacking: Reading) -> None:
+                 readings: list[Reading]) -> None:
         super().__init__(run_dir, cycle, "gate", f"candidate {candidate} awaits review (gate.require_approval): "
                                                  f"see `rsi review {run_dir}`, approve or reject it")
         # the gate commits nothing while it waits, so the stop event carries what the reviewer needs of it
         self.detail = {"candidate": candidate, "champion": champion, "gate": decision.reason,
-                       "reward_hacking": {"alert": hacking.alert, "message": hacking.message}}
+                       "gate_readings": [{"monitor": r.monitor, "alert": r.alert, "message": r.message}
+                                         for r in readings]}
 
 
 class ReviewError(RsiError):
@@ -58,7 +59,7 @@ def verdict_for(ledger: Ledger, cycle: int, candidate: str) -> dict | None:
 
 
 def awaiting(ledger: Ledger) -> dict | None:
-    """The stop event's detail (candidate, champion, gate, reward_hacking) and its cycle, for the
+    """The stop event's detail (candidate, champion, gate, gate_readings) and its cycle, for the
     candidate the run stopped for, if it still waits."""
     stops = ledger.events("stop")
     done = ledger.completed_stages()
@@ -103,8 +104,8 @@ def summary(run_dir: Path, cycle: int | None = None) -> dict:
         kept = [lab for lab in ledger.labels(cycle) if lab.kept]
         shown = random.Random(f"review/{cycle}").sample(kept, min(SAMPLE_SIZE, len(kept)))
         readings = [r for r in ledger.readings() if r["cycle"] == cycle]
-        if kind == "approval":  # the gate has not committed its reading yet
-            readings.append({"monitor": "reward_hacking", **waiting["reward_hacking"]})
+        if kind == "approval":  # the gate has not committed its readings yet (older runs kept only one)
+            readings += waiting.get("gate_readings") or [{"monitor": "reward_hacking", **waiting["reward_hacking"]}]
         previous = verdict_for(ledger, cycle, candidate)
     return {
         "kind": kind, "cycle": cycle, "candidate": candidate, "champion": champ, "gate": reason,

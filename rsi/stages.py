@@ -330,13 +330,13 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
 
 
 def _reviewed(ctx: Context, cycle: int, cand: str, champ: str, would: GateDecision, decision: GateDecision,
-              hacking: Reading) -> GateDecision:
+              hacking: Reading, errors: Reading) -> GateDecision:
     """A promotion under `gate.require_approval` (`would`; `decision` is it after a monitor's veto):
     as a person decided with `rsi review`; with no review yet the run stops here (nothing of the
     gate is committed) until one is recorded. Approving a vetoed promotion overrules the monitor."""
     review = verdict_for(ctx.ledger, cycle, cand)
     if review is None:
-        raise AwaitingReview(ctx.models_dir.parent, cycle, cand, champ, decision, hacking)
+        raise AwaitingReview(ctx.models_dir.parent, cycle, cand, champ, decision, [hacking, errors])
     who = f"{review['by']}: {review['why']}"
     if review["verdict"] == "reject":
         return replace(decision, promote=False, reason=f"rejected in review by {who} ({decision.reason})")
@@ -369,7 +369,7 @@ def stage_gate(ctx: Context, cycle: int):
         if hacking.alert and ctx.cfg.monitors.rollback_on_hacking and decision.promote:
             decision = veto(decision, hacking.message)  # says so, so a person can overrule it (rsi review)
         if would.promote and ctx.cfg.gate.require_approval:
-            decision = _reviewed(ctx, cycle, cand, champ, would, decision, hacking)
+            decision = _reviewed(ctx, cycle, cand, champ, would, decision, hacking, errors)
     with ctx.ledger.stage(cycle, "gate") as w:
         ctx.ledger.add_gate(cycle, champ, cand, decision)
         ctx.ledger.add_readings(cycle, [hacking, errors])

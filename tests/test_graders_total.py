@@ -166,3 +166,62 @@ def test_code_io_deduction_with_huge_numbers_is_a_verdict(text):
     v = verify_guarded(task, [(p, text)])[0]
     assert not v.correct and not v.error
     assert not math.isnan(v.reward)
+
+
+def test_a_run_whose_verifier_raises_on_some_answers_goes_on_and_says_so(tmp_path, monkeypatch):
+    """One cycle of `quick` with GRPO, its sort verifier raising on every answer of a length divisible by 3:
+    label, GRPO rewards and evaluation score those 0, count them, the `verifier` monitor alerts, and
+    the cycle reaches its gate."""
+    from rich.console import Console
+
+    from rsi.config import load_config
+    from rsi.ledger import Ledger
+    from rsi.loop import start
+
+    sort = type(get_task("sort"))
+    real = sort.verify
+
+    def fragile(self, problem, completion):
+        if len(completion.strip()) % 3 == 0:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(self, problem, completion)
+
+    monkeypatch.setattr(sort, "verify", fragile)
+    cfg = load_config("quick", ["loop.cycles=1", "base.steps=150", "train.steps=20", "eval.problems_per_difficulty=20",
+                                "propose.problems_per_difficulty=20", "grpo.steps=2", "grpo.prompts_per_step=4",
+                                "grpo.group_size=4", "eval.max_difficulty=5"])
+    run = start(cfg, tmp_path / "fragile", Console(quiet=True))
+    with Ledger(run / "ledger.sqlite") as led:
+        metrics = {(m["cycle"], m["stage"]): m["metrics"] for m in led.metrics()}
+        readings = {r["monitor"]: r for r in led.readings() if r["cycle"] == 1}
+        assert [g["cycle"] for g in led.gates()] == [1]
+    assert metrics[(1, "label")]["verifier_errors"] > 0
+    assert metrics[(1, "label")]["first_verifier_error"] == ("verifier error: RecursionError: "
+                                                             "maximum recursion depth exceeded")
+    assert sum(s["reward/accuracy/errors"] for s in metrics[(1, "grpo")]["steps"]) > 0
+    assert metrics[(0, "evaluate")]["verifier_errors"] > 0
+    v = readings["verifier"]
+    assert v["alert"] and v["value"]["errors"]["label"] == metrics[(1, "label")]["verifier_errors"]
+    assert "grpo" in v["value"]["errors"] and "evaluate" in v["value"]["errors"]
+
+
+PRINTABLE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from("0123456789-\n ()"),
+                    max_size=80)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(PRINTABLE, min_size=1, max_size=6))
+def test_the_code_tasks_verifiers_return_a_verdict_for_any_completion(sandbox, completions):
+    """Any text as a completion, through the real sandbox, to every mode of code_io: one verdict
+    each, none an error, storable reasons; a correct verdict only for the true answer."""
+    from rsi.tasks import problem
+
+    task = get_task("code_io")
+    pairs = [(problem(task, 1 + i % 4, "train", i), c) for i, c in enumerate(completions)]
+    verdicts = task.verify_many(pairs)
+    assert len(verdicts) == len(pairs) and not any(v.error for v in verdicts)
+    for (p, c), v in zip(pairs, verdicts, strict=True):
+        v.reason.encode("utf-8")
+        if v.correct and "#f(?)" not in p.prompt and not p.prompt.startswith("#"):
+            assert int(c) == int(p.answer)  # deduction: only the true output

@@ -157,3 +157,18 @@ def test_seccomp_fails_closed_on_a_call_it_does_not_know(monkeypatch):
             isolation.seccomp_program()
     finally:
         isolation.seccomp_program.cache_clear()
+
+
+def test_doctor_notes_a_memory_limit_on_rsis_cgroup_and_reserved_huge_pages(tmp_path, monkeypatch):
+    from rsi.sandbox import cgroups
+
+    (tmp_path / "memory.limit_in_bytes").write_text(str(2 << 30))
+    monkeypatch.setattr(cgroups, "controller_dirs", lambda: {"memory": tmp_path})
+    note = doctor_mod._memory_placement()
+    assert note.ok and "limited to 2048 MB" in note.detail and "slots x sandbox memory_mb" in note.fix
+    (tmp_path / "memory.limit_in_bytes").write_text(str(1 << 62))
+    assert doctor_mod._memory_placement().fix == ""
+    real = Path
+    monkeypatch.setattr(doctor_mod, "Path", lambda p: tmp_path / "hp" if p == "/proc/sys/vm/nr_hugepages" else real(p))
+    (tmp_path / "hp").write_text("16\n")
+    assert "16 huge pages" in doctor_mod._huge_pages().detail and "nr_hugepages=0" in doctor_mod._huge_pages().fix
