@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -377,9 +378,10 @@ def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick
     assert rsi("review", str(run), check=False).returncode == 2  # nothing awaits review any more
 
 
-def test_people_add_problems_that_join_the_next_cycle_marked_human(tmp_path):
+def test_people_add_problems_that_join_the_next_cycle_marked_human(short_run, tmp_path):
+    """A finished two-cycle run (a copy of the fault tests' reference) gets human problems, then one more cycle."""
     run = tmp_path / "human"
-    rsi("run", "quick", "--run-dir", str(run), "--set", "loop.cycles=1")
+    shutil.copytree(short_run, run)
     sort = get_task("sort")
     mine = problems(sort, 3, "train", 6, start=900_000_000)  # far from the seed data and proposals
     bad = tmp_path / "bad.jsonl"
@@ -395,10 +397,10 @@ def test_people_add_problems_that_join_the_next_cycle_marked_human(tmp_path):
     good = tmp_path / "mine.jsonl"
     good.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer, "difficulty": 3}) + "\n"
                             for p in mine))
-    assert "added 6 human problems to cycle 2" in rsi("add", str(run), str(good)).stdout
-    rsi("resume", str(run), "--set", "loop.cycles=2")
+    assert "added 6 human problems to cycle 3" in rsi("add", str(run), str(good)).stdout
+    rsi("resume", str(run), "--set", "loop.cycles=3")
     human = table(run, "select id, cycle, split, prompt from problems where source = 'human'")
-    assert [(c, split) for _, c, split, _ in human] == [(2, "human")] * 6
+    assert [(c, split) for _, c, split, _ in human] == [(3, "human")] * 6
     assert [q for *_, q in human] == [p.prompt for p in mine]
     ids = tuple(i for i, *_ in human)
     assert table(run, f"select count(*) from samples where problem_id in {ids}") == [(6 * 4,)]
