@@ -225,3 +225,17 @@ def test_the_code_tasks_verifiers_return_a_verdict_for_any_completion(sandbox, c
         v.reason.encode("utf-8")
         if v.correct and "#f(?)" not in p.prompt and not p.prompt.startswith("#"):
             assert int(c) == int(p.answer)  # deduction: only the true output
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(JSON, st.binary(max_size=200))
+def test_self_plays_check_of_any_output_is_a_value_or_a_reason(value, raw):
+    """Self-play's executor reads f(x) from the same line: any JSON, any bytes, never an exception,
+    an integer only when the line holds exactly one bounded integer."""
+    got = _value(_ex(_line([{"value": value}])), TOKEN)
+    assert got == value if type(value) is int and abs(value) < 10**12 else isinstance(got, str)
+    text = raw.decode("utf-8", "surrogateescape")
+    got = _value(_ex(TOKEN + text), TOKEN)
+    assert isinstance(got, str) or [{"value": got}] == json.loads(text)
+    if isinstance(got, str):
+        got.encode("utf-8")
