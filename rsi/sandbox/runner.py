@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from rsi.errors import SandboxUnavailable
 from rsi.sandbox.cgroups import SlotCgroup
 from rsi.sandbox.isolation import command, data_fd, seccomp_program
 from rsi.sandbox.limits import Execution, Limits
@@ -34,8 +35,8 @@ SERVER = (Path(__file__).with_name("server.py")).read_bytes()
 SERVER_PIDS = 2  # bwrap and the server: the pids cgroup allows the program `limits.pids` more
 
 
-class SandboxError(RuntimeError):
-    """The slot's server could not start or stopped answering."""
+class SandboxError(SandboxUnavailable):
+    """The slot's server could not start: the sandbox is unavailable (a clear error, never a sample's fault)."""
 
 
 class Slot:

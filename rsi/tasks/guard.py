@@ -8,8 +8,10 @@ sandbox being unavailable is not a sample's fault and still stops the run (`Sand
 as do KeyboardInterrupt and SystemExit.
 
 `GuardedTask` wraps a task for a stage: its `verify` and `verify_many` are guarded and count the
-errors (`errors`, `first_error`), which the stage records in its metrics and the `verifier`
-monitor reads (`rsi.monitors.checks.verifier`); everything else is the task's own.
+samples they raised on (`errors`, each (problem, completion) once however often the stage
+verifies it: the label stage's labeler and its audit both do; `first_error`), which the stage
+records in its metrics and the `verifier` monitor reads (`rsi.monitors.checks.verifier`);
+everything else is the task's own.
 
 Example:
     >>> from rsi.tasks import get_task, problem
@@ -62,7 +64,7 @@ class GuardedTask:
 
     def __init__(self, task) -> None:
         self.task = task
-        self.errors = 0
+        self._failed: set[tuple[str, str]] = set()
         self.first_error = ""
 
     def __getattr__(self, name: str):
@@ -73,11 +75,16 @@ class GuardedTask:
 
     def verify_many(self, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
         out = verify_guarded(self.task, pairs)
-        for v in out:
+        for (problem, completion), v in zip(pairs, out, strict=True):
             if v.error:
-                self.errors += 1
+                self._failed.add((problem.id, completion))
                 self.first_error = self.first_error or v.reason
         return out
+
+    @property
+    def errors(self) -> int:
+        """Distinct samples the verifier raised on."""
+        return len(self._failed)
 
     def metrics(self) -> dict:
         """What a stage records: {"verifier_errors": n, "first_verifier_error": reason} when n > 0, else {}."""
