@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,36 @@ def test_cli_sandbox_run_and_doctor(sandbox, tmp_path):
     assert r.exit_code == 2 and "is not a file" in r.output
     r = runner.invoke(app, ["doctor"])
     assert r.exit_code == 0 and "end to end" in r.output and "code tasks can run here" in r.output
+
+
+def test_servers_outlive_the_threads_that_started_them():
+    """bwrap's --die-with-parent fires when the *thread* that started it ends: servers started by
+    one `map` (its worker threads end when it returns) must still be the ones the next runs use."""
+    with Sandbox(TEST_LIMITS, slots=2) as sb:
+        assert [ex.stdout for ex in sb.map([Job("print(1)")] * 4)] == ["1\n"] * 4
+        servers = sb.server_pids()
+        time.sleep(0.3)  # the parent-death signal has long arrived by now
+        states = {pid: Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in servers}
+        assert all(s in "RS" for s in states.values()), states  # not zombies
+        assert [ex.stdout for ex in sb.map([Job("print(2)")] * 4)] == ["2\n"] * 4
+        assert sb.server_pids() == servers
+
+
+def test_servers_die_with_the_host_process():
+    """...and still die when the process that owns them is killed outright."""
+    script = ("import sys, time\nfrom rsi.sandbox import Job, Sandbox\nsb = Sandbox(slots=2)\n"
+              "sb.map([Job('print(1)')] * 2)\nprint(*sb.server_pids(), flush=True)\ntime.sleep(60)")
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        servers = [int(p) for p in host.stdout.readline().split()]
+        assert len(servers) == 4
+    finally:
+        host.kill()
+        host.wait()
+    deadline = time.monotonic() + 5
+    while (left := [p for p in servers if Path(f"/proc/{p}").exists()]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, left
 
 
 def test_exit_statuses_and_signals_are_told_apart(sandbox):

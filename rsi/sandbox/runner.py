@@ -19,7 +19,9 @@ import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsi.errors import SandboxUnavailable
@@ -128,7 +130,7 @@ class Slot:
         host, inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fds = [data_fd(seccomp_program(), "rsi-seccomp"), data_fd(SERVER, "rsi-server"), inside.fileno()]
         try:
-            self._proc = subprocess.Popen(
+            self._proc = _launch(
                 command(limits, self.uid, self.cgroup.procs_files, fds[0], fds[1], (str(fds[2]),)),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=fds, env={}, cwd="/", process_group=0)
@@ -166,6 +168,24 @@ class Slot:
             self.cgroup.remove()
         finally:
             self.lease.release()
+
+
+_launcher: tuple[int, ThreadPoolExecutor] | None = None
+_launcher_lock = threading.Lock()
+
+
+def _launch(argv: list[str], **popen) -> subprocess.Popen:
+    """`subprocess.Popen(argv, **popen)` from one thread that lives as long as this process.
+
+    bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that forked it
+    ends: a server started from `Sandbox.map`'s worker threads (or any short-lived thread of a
+    caller) would be killed when that thread ends, under the next run's feet."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or _launcher[0] != os.getpid():  # a forked child has no such thread
+            _launcher = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="rsi-sandbox-launcher"))
+        pool = _launcher[1]
+    return pool.submit(subprocess.Popen, argv, **popen).result()
 
 
 def _fixed(limits: Limits | None) -> tuple | None:
@@ -210,7 +230,10 @@ def _communicate(ctl: socket.socket, in_w: int, out_r: int, err_r: int, stdin: b
                 fd = key.fd
                 if key.fileobj is ctl:
                     sel.unregister(ctl)
-                    msg = ctl.recv(1 << 12)
+                    try:
+                        msg = ctl.recv(1 << 12)
+                    except OSError:  # ECONNRESET: the server died with our job unread
+                        msg = b""
                     status = json.loads(msg) if msg else {}
                     cgroup.kill_all(spare=spare)
                 elif fd in bufs:
