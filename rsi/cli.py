@@ -3,21 +3,29 @@
     rsi run [CONFIG] [--run-dir DIR] [--set a.b=c ...]   start a loop (default config: "default")
     rsi resume RUN [--set budget.k=v ...]                continue a stopped run (limits may be raised)
     rsi status RUN [--json]                              where a run stands
-    rsi report RUN                                       write RUN/report.html
+    rsi review RUN [--approve|--reject --why ...]        a person's verdict on a promotion
+    rsi add RUN FILE / rsi withdraw RUN --file FILE      people's problems for the next cycle
+    rsi report RUN [--out FILE]                          write RUN/report.html
     rsi export RUN [--out FILE]                          accepted training data as JSONL
     rsi tasks                                            the registered tasks
     rsi sandbox run FILE [--stdin F] [--timeout S] [--json]   run a program as model-written code runs
     rsi doctor                                           what this machine can isolate
+
+Every command's errors are one line (`_commands`): what went wrong, where, what to do; never a
+traceback. Text from users and files is escaped before Rich prints it.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rsi.errors import RsiError
 
@@ -27,12 +35,47 @@ console = Console()
 err = Console(stderr=True)
 
 
-STOPPED_EXIT = 3  # the run stopped cleanly before its end (budget, STOP file, SIGTERM); resumable
+STOPPED_EXIT = 3  # the run stopped cleanly before its end (budget, STOP file, a signal); resumable
 
 
-def _fail(e: RsiError) -> None:
-    err.print(f"[bold red]error:[/] {e}", soft_wrap=True, markup=True, highlight=False)
+def _fail(e: RsiError | str) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
+
+
+def os_error(e: OSError) -> str:
+    """What an OSError a command met means for the user: the file, the reason, what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = {errno.EROFS: "the run directory is not writable (a read-only file system); copy the run somewhere "
+                         "writable, or write the output elsewhere (--out)",
+            errno.EACCES: "permission denied; check the file's owner and mode",
+            errno.ENOSPC: "the disk is full; free space and try again (nothing recorded was lost)",
+            errno.ENOTDIR: "a part of the path is a file, not a directory",
+            errno.EISDIR: "it is a directory, not a file"}.get(e.errno, "")
+    return f"{where}{e.strerror or e}" + (f": {hint}" if hint else "")
+
+
+def _commands(fn):
+    """Every command's errors as one line each, never a traceback: rsi's own errors, the OS's
+    (a path, a permission, a full disk), and a second Ctrl-C or SIGTERM."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rsi.stopping import Interrupted
+
+        try:
+            return fn(*args, **kwargs)
+        except RsiError as e:
+            _fail(e)
+        except OSError as e:
+            _fail(os_error(e))
+        except UnicodeDecodeError as e:  # a reader that did not say which file: still one line
+            _fail(f"a file given to this command is not UTF-8 text ({e.reason} at byte {e.start})")
+        except Interrupted as e:
+            err.print(f"[bold yellow]interrupted:[/] {e}: stopped at once; the stage in progress was rolled back "
+                      "(`rsi resume` redoes it)", soft_wrap=True, highlight=False)
+            raise typer.Exit(128 + e.signum) from None
+
+    return wrapper
 
 
 def _finish(go) -> None:
@@ -44,18 +87,14 @@ def _finish(go) -> None:
         out = go()
     except RunStopped as e:
         write_report(e.run_dir)
-        err.print(f"[bold yellow]stopped:[/] {e}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[bold yellow]stopped:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(STOPPED_EXIT) from None
-    except RsiError as e:
-        _fail(e)
-    try:
-        report = write_report(out)
-    except RsiError as e:
-        _fail(e)
-    console.print(f"run finished: {out}  report: {report}")
+    report = write_report(out)
+    console.print(f"run finished: {escape(str(out))}  report: {escape(str(report))}", highlight=False)
 
 
 @app.command()
+@_commands
 def run(
     config: Annotated[str | None, typer.Argument(help="built-in config name or a YAML file")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="where to write the run")] = None,
@@ -69,17 +108,18 @@ def run(
 
     Example: rsi run quick --set loop.cycles=3 --set budget.cpu_hours=1 --run-dir runs/try
     """
+    from rsi.stopping import catch_signals
+
+    catch_signals()  # first: a signal while torch loads is a clean stop too
     from rsi.config import load_config
     from rsi.loop import start
 
-    try:
-        cfg = load_config(config, set_ or [])
-    except RsiError as e:
-        _fail(e)
+    cfg = load_config(config, set_ or [])
     _finish(lambda: start(cfg, run_dir, console))
 
 
 @app.command()
+@_commands
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     set_: Annotated[list[str] | None, typer.Option(
@@ -89,12 +129,16 @@ def resume(
 
     Example: rsi resume runs/default-20261122-101500 --set budget.cpu_hours=4
     """
+    from rsi.stopping import catch_signals
+
+    catch_signals()
     from rsi.loop import resume as resume_run
 
     _finish(lambda: resume_run(run_dir, console, set_ or []))
 
 
 @app.command()
+@_commands
 def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Where a run stands: champion, frontier, accuracy, cost.
@@ -104,10 +148,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     from rsi.status import format_status
     from rsi.status import status as get_status
 
-    try:
-        st = get_status(run_dir)
-    except RsiError as e:
-        _fail(e)
+    st = get_status(run_dir)
     if as_json:
         print(json.dumps(st, indent=1))
     else:
@@ -115,6 +156,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
 
 @app.command()
+@_commands
 def review(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     approve: Annotated[bool, typer.Option("--approve", help="approve the waiting candidate's promotion")] = False,
@@ -136,22 +178,18 @@ def review(
     """
     from rsi.review import ReviewError, record, summary
 
-    try:
-        if approve and reject:
-            raise ReviewError("pass one of --approve and --reject, not both")
-        if approve or reject:
-            done = record(run_dir, approve, why, by, cycle)
-            if done["overrule"]:
-                what = ("overruled the veto: it is the champion now" if approve else
-                        "the rollback stands")
-            else:
-                what = f"continue with `rsi resume {run_dir}`"
-            console.print(f"recorded: {done['verdict']} {done['candidate']} (cycle {done['cycle']}) by {done['by']} "
-                          f"({done['why']}); {what}")
-            return
-        st = summary(run_dir, cycle)
-    except RsiError as e:
-        _fail(e)
+    if approve and reject:
+        raise ReviewError("pass one of --approve and --reject, not both")
+    if approve or reject:
+        done = record(run_dir, approve, why, by, cycle)
+        if done["overrule"]:
+            what = "overruled the veto: it is the champion now" if approve else "the rollback stands"
+        else:
+            what = f"continue with `rsi resume {run_dir}`"
+        console.print(escape(f"recorded: {done['verdict']} {done['candidate']} (cycle {done['cycle']}) by "
+                             f"{done['by']} ({done['why']}); {what}"), highlight=False)
+        return
+    st = summary(run_dir, cycle)
     if as_json:
         print(json.dumps(st, indent=1))
     else:
@@ -161,42 +199,63 @@ def review(
 
 
 @app.command()
+@_commands
 def add(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     file: Annotated[Path, typer.Argument(help='JSONL file: {"prompt": ..., "answer": ..., "difficulty": ...} a line')],
 ) -> None:
     """Add people's problems (with answers) to a run; they join its next cycle, marked `human`.
 
-    Every row is checked first (format, the task's difficulty range, no overlap with a held-out
-    prompt); a bad one names its line and nothing is added.
+    Every row is checked first as the task would (the prompt's format and difficulty, the
+    answer, the model's alphabet, no overlap with a held-out prompt); a bad one names its line and
+    nothing is added. Rows the run already has are skipped. `rsi withdraw` takes them back.
 
     Example: rsi add runs/quick-20261122-101500 my_problems.jsonl
     """
     from rsi.human import add_problems
 
-    try:
-        cycle, made = add_problems(run_dir, file)
-    except RsiError as e:
-        _fail(e)
-    console.print(f"added {len(made)} human problems to cycle {cycle} of {run_dir}; they are answered when that "
-                  f"cycle runs (`rsi resume {run_dir}`, with --set loop.cycles=N if the run has finished)")
+    cycle, made, known = add_problems(run_dir, file)
+    skipped = f" ({known} rows the run already had were skipped)" if known else ""
+    console.print(escape(f"added {len(made)} human problems to cycle {cycle} of {run_dir}{skipped}; they are "
+                         f"answered when that cycle runs (`rsi resume {run_dir}`, with --set loop.cycles=N if the "
+                         "run has finished)"), highlight=False)
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")]) -> None:
-    """Write RUN/report.html with plots.
+@_commands
+def withdraw(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    file: Annotated[Path | None, typer.Option("--file", help="withdraw only this file's rows")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="withdraw every human problem not used yet")] = False,
+) -> None:
+    """Take back problems added with `rsi add` that no stage has used yet (by mistake, say).
 
-    Example: rsi report runs/quick-20261122-101500
+    Example: rsi withdraw runs/quick-20261122-101500 --file my_problems.jsonl
+    """
+    from rsi.human import withdraw_problems
+
+    if (file is None) == (not all_):
+        raise RsiError("pass --file FILE (that file's rows) or --all (every human problem not used yet), one of them")
+    n, cycle = withdraw_problems(run_dir, file)
+    console.print(escape(f"withdrew {n} human problems from cycle {cycle} of {run_dir}"), highlight=False)
+
+
+@app.command()
+@_commands
+def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+           out: Annotated[Path | None, typer.Option("--out", help="where to write (default RUN/report.html)")] = None,
+           ) -> None:
+    """Write RUN/report.html (or --out) with plots.
+
+    Example: rsi report runs/quick-20261122-101500 --out /tmp/report.html
     """
     from rsi.report import write_report
 
-    try:
-        console.print(f"wrote {write_report(run_dir)}")
-    except RsiError as e:
-        _fail(e)
+    console.print(escape(f"wrote {write_report(run_dir, out)}"), highlight=False)
 
 
 @app.command()
+@_commands
 def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
            out: Annotated[Path | None, typer.Option("--out", help="output JSONL file")] = None) -> None:
     """Write the accepted (self-produced and verified) training data as JSONL.
@@ -205,13 +264,12 @@ def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     """
     from rsi.export import export as export_run
 
-    try:
-        console.print(f"wrote {export_run(run_dir, out)}")
-    except RsiError as e:
-        _fail(e)
+    path, rows = export_run(run_dir, out)
+    console.print(escape(f"wrote {rows} rows to {path}"), highlight=False)
 
 
 @app.command()
+@_commands
 def tasks() -> None:
     """List the registered tasks with their difficulty ranges and an example.
 
@@ -227,6 +285,7 @@ app.add_typer(sandbox_app, name="sandbox")
 
 
 @sandbox_app.command("run")
+@_commands
 def sandbox_run(
     file: Annotated[Path, typer.Argument(help="a Python program")],
     stdin: Annotated[Path | None, typer.Option("--stdin", help="file fed to the program's standard input")] = None,
@@ -244,17 +303,14 @@ def sandbox_run(
     from rsi.sandbox import Limits, Sandbox
     from rsi.sandbox.show import execution
 
-    try:
-        for f in (file, stdin):
-            if f is not None and not f.is_file():
-                raise RsiError(f"{f} is not a file")
-        if timeout is not None and timeout <= 0:
-            raise RsiError(f"--timeout must be > 0 seconds, got {timeout}")
-        limits = Limits() if timeout is None else replace(Limits(), wall_s=timeout)
-        with Sandbox(limits, slots=1) as sb:
-            ex = sb.run(file.read_text(errors="replace"), stdin.read_bytes() if stdin else b"")
-    except RsiError as e:
-        _fail(e)
+    for f in (file, stdin):
+        if f is not None and not f.is_file():
+            raise RsiError(f"{f} is not a file")
+    if timeout is not None and timeout <= 0:
+        raise RsiError(f"--timeout must be > 0 seconds, got {timeout}")
+    limits = Limits() if timeout is None else replace(Limits(), wall_s=timeout)
+    with Sandbox(limits, slots=1) as sb:
+        ex = sb.run(file.read_text(errors="replace"), stdin.read_bytes() if stdin else b"")
     if as_json:
         print(json.dumps(ex.describe(), indent=1))
     else:
@@ -263,6 +319,7 @@ def sandbox_run(
 
 
 @app.command()
+@_commands
 def doctor() -> None:
     """Check what this machine can isolate for model-written code, and how to fix what is missing.
 

@@ -37,10 +37,12 @@ def evaluate_difficulty(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     held = heldout_set(task, difficulty, n)
     outs = generate(model, tokenizer, [p.prompt for p in held], task.max_answer_chars(difficulty) + 1,
                     batch_size=batch_size)
-    per_problem = tuple(v.correct for v in task.verify_many([(p, o[0].text) for p, o in zip(held, outs, strict=True)]))
+    texts = [o[0].text for o in outs]
+    per_problem = tuple(v.correct for v in task.verify_many(list(zip(held, texts, strict=True))))
     correct = sum(per_problem)
     lo, hi = wilson(correct, len(held))
-    return EvalResult(model_name, difficulty, len(held), correct, lo, hi, per_problem)
+    return EvalResult(model_name, difficulty, len(held), correct, lo, hi, per_problem,
+                      tuple((p.id, t) for p, t in zip(held, texts, strict=True)))
 
 
 def evaluate_ladder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task,

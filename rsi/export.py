@@ -6,7 +6,7 @@ ledger gives them (by cycle, then problem id), deduplicated by (prompt, answer).
 
 Example:
     >>> export(Path("runs/demo"))                               # doctest: +SKIP
-    PosixPath('runs/demo/accepted.jsonl')
+    (PosixPath('runs/demo/accepted.jsonl'), 412)
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from rsi.status import open_ledger
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    """Write `text` to a temporary file beside `path`, then rename it over `path`. The file is
+    readable by its owner only (0600), whatever the umask: it holds the run's data."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -34,8 +35,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def export(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the accepted examples of the run in `run_dir` to `out` (default `run_dir/accepted.jsonl`)."""
+def export(run_dir: Path, out: Path | None = None) -> tuple[Path, int]:
+    """Write the accepted examples of the run in `run_dir` to `out` (default `run_dir/accepted.jsonl`);
+    returns the file and how many rows it holds."""
     run_dir = Path(run_dir)
     with open_ledger(run_dir) as ledger:
         accepted = ledger.accepted()
@@ -45,4 +47,4 @@ def export(run_dir: Path, out: Path | None = None) -> Path:
                          "origin": ex.origin, "cycle": cycle}, ensure_ascii=False)
              for cycle, ex in accepted]
     atomic_write_text(out, "".join(line + "\n" for line in lines))
-    return out
+    return out, len(lines)

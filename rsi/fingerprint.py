@@ -31,6 +31,7 @@ QUERIES = {
     "metrics": "SELECT * FROM metrics ORDER BY cycle, stage, metrics_json",
     "proposals": "SELECT * FROM proposals ORDER BY cycle, difficulty, idx",
     "monitors": "SELECT * FROM monitors ORDER BY cycle, monitor",
+    "eval_answers": "SELECT * FROM eval_answers ORDER BY cycle, model, problem_id",
 }
 
 

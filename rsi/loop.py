@@ -8,8 +8,9 @@
 
 Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
 simply runs every stage that is not done yet. Before each stage the loop asks `rsi.stopping`
-whether to stop (a spent budget, a STOP file, SIGTERM); if so, or if the gate stops for a human
-review (`rsi.review`), it records why and raises `RunStopped`.
+whether to stop (a spent budget, a STOP file, SIGINT or SIGTERM); if so, or if the gate stops for a human
+review (`rsi.review`), it records why and raises `RunStopped`. One process at a time runs a
+run: `start` and `resume` hold its lock (`rsi.runlock`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from rsi.config import Config, dump_config, resumed_config
 from rsi.context import Context, champion, champion_results, current_frontier, heldout_problems
 from rsi.errors import RunDirError
 from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
+from rsi.runlock import LOCK_FILE, hold
 from rsi.stages import STAGES, stages_of
-from rsi.stopping import RunStopped, Stopper
+from rsi.stopping import RunStopped, Stopper, stale_stop
 from rsi.tasks import get_task
 
 LEDGER = "ledger.sqlite"
@@ -72,37 +75,52 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
     """Start a new run in `run_dir` (default `runs/<config>-<timestamp>`) and run it to the end."""
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
     console = console or Console()
-    ledger_path = run_dir / LEDGER
-    if ledger_path.exists():
-        with Ledger(ledger_path, create=False) as ledger:
-            info = ledger.run_info()
-        if info and info["config"] != cfg.model_dump(mode="json"):
-            raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
-                              f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
-        return resume(run_dir, console)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if (run_dir / LEDGER).exists():
+        return resume(run_dir, console, expect=cfg)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run-dir {run_dir} is a file, not a directory; choose another --run-dir.")
+    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         raise RunDirError(f"run directory {run_dir} is not empty and holds no rsi ledger; choose another --run-dir.")
-    (run_dir / "models").mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.yaml", dump_config(cfg))
-    with Ledger(ledger_path) as ledger:
-        ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
-    for warning in noisy_settings(cfg):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    return resume(run_dir, console)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create run directory {run_dir}: {e.strerror}; choose another --run-dir.") from None
+    with hold(run_dir):
+        if (run_dir / LEDGER).exists():  # another process made it meanwhile
+            return _continue(run_dir, console, [], expect=cfg)
+        (run_dir / "models").mkdir(exist_ok=True)
+        atomic_write(run_dir / "config.yaml", dump_config(cfg))
+        with Ledger(run_dir / LEDGER) as ledger:
+            ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
+        for warning in noisy_settings(cfg):
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        return _continue(run_dir, console, [])
 
 
-def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Path:
+def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
+           expect: Config | None = None) -> Path:
     """Run every stage of `run_dir` that has not completed yet. `overrides` may raise the run's
     limits (budget.*, loop.cycles; recorded as a `resume` event and kept for later resumes); the
-    rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or SIGTERM ends it early."""
+    rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or a signal ends it
+    early, and RunDirError at once if another process is running it (`rsi.runlock`)."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER).exists():
         raise RunDirError(f"{run_dir} is not an rsi run directory (no {LEDGER}); start one with `rsi run`.")
-    console = console or Console()
+    with hold(run_dir):
+        return _continue(run_dir, console or Console(), overrides or [], expect)
+
+
+def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Config | None = None) -> Path:
+    """`resume`'s work, with the run's lock held."""
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
-        cfg = resumed_config(info["config"], ledger.resume_overrides() + (overrides or []),
-                             f"the config of run {run_dir}")
+        if expect is not None and info["config"] != expect.model_dump(mode="json"):
+            raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
+                              f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
+        cfg = resumed_config(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
+        costs = ledger.costs()
+        if note := stale_stop(run_dir, costs[-1]["finished_at"] if costs else None):
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         if overrides:
             ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
                              {"overrides": overrides})
@@ -110,6 +128,10 @@ def resume(run_dir: Path, console: Console | None = None, overrides: list[str] |
         (run_dir / "models").mkdir(exist_ok=True)
         with Stopper(run_dir) as stopper:
             _run_cycles(ctx, run_dir, stopper)
+        if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
+            stopper.stop_file.unlink(missing_ok=True)
+            console.print(f"[yellow]note:[/] removed {escape(str(stopper.stop_file))}: it came during the run's last "
+                          "stage, so the run had no stage left to stop before", highlight=False)
     return run_dir
 
 
@@ -144,7 +166,7 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
             if cycle == 0 and (notes := cycle0_notes(ctx)):
                 ctx.ledger.add_event(0, "warning", {"notes": notes})
                 for note in notes:
-                    ctx.console.print(f"[yellow]note:[/] {note}", highlight=False)
+                    ctx.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
 
 

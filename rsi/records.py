@@ -96,6 +96,7 @@ class EvalResult:
     lo: float
     hi: float
     per_problem: tuple[bool, ...] = field(default=(), repr=False)
+    answers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (problem id, completion) each
 
     @property
     def accuracy(self) -> float:

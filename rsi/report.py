@@ -190,8 +190,8 @@ def _summary(st: dict) -> str:
     return _table(["", ""], [[k, str(v)] for k, v in rows])
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write `run_dir/report.html` and return its path."""
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write `out` (default `run_dir/report.html`, mode 0600) and return its path."""
     run_dir = Path(run_dir)
     st = status(run_dir)
     with open_ledger(run_dir) as ledger:
@@ -229,6 +229,6 @@ def write_report(run_dir: Path) -> Path:
 {stages}
 </body></html>
 """
-    out = run_dir / "report.html"
+    out = Path(out) if out is not None else run_dir / "report.html"
     atomic_write_text(out, page)
     return out

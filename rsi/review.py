@@ -30,6 +30,8 @@ from rsi.errors import RsiError
 from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.records import GateDecision, Reading
+from rsi.runlock import hold
+from rsi.status import open_ledger
 from rsi.stopping import RunStopped
 
 SAMPLE_SIZE = 12
@@ -85,7 +87,7 @@ def overrulable(ledger: Ledger, cycle: int | None = None) -> dict | None:
 def summary(run_dir: Path, cycle: int | None = None) -> dict:
     """What `rsi review RUN` shows: the candidate waiting for approval (`kind` 'approval'), else the
     latest vetoed promotion a person may overrule (`kind` 'overrule'); ReviewError if neither."""
-    with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
+    with open_ledger(Path(run_dir)) as ledger:
         waiting = awaiting(ledger)
         if waiting is not None and cycle in (None, waiting["cycle"]):
             kind, cycle, candidate, champ, reason = ("approval", waiting["cycle"], waiting["candidate"],
@@ -125,13 +127,14 @@ def record(run_dir: Path, approve: bool, why: str, by: str | None = None, cycle:
     it), or a vetoed one (approving overrules the veto: it becomes the champion at once)."""
     if not why.strip():
         raise ReviewError("a review needs a reason: pass --why \"...\" (it is recorded with the verdict)")
-    st = summary(run_dir, cycle)
-    detail = {"candidate": st["candidate"], "verdict": "approve" if approve else "reject",
-              "by": by or getpass.getuser(), "why": why.strip(), "overrule": st["kind"] == "overrule"}
-    with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
-        ledger.add_event(st["cycle"], "review", detail)
-        if detail["overrule"]:
-            from rsi.loop import atomic_write
+    with hold(Path(run_dir), "rsi review"):
+        st = summary(run_dir, cycle)
+        detail = {"candidate": st["candidate"], "verdict": "approve" if approve else "reject",
+                  "by": by or getpass.getuser(), "why": why.strip(), "overrule": st["kind"] == "overrule"}
+        with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
+            ledger.add_event(st["cycle"], "review", detail)
+            if detail["overrule"]:
+                from rsi.loop import atomic_write
 
-            atomic_write(Path(run_dir) / "champion", champion(ledger) + "\n")
+                atomic_write(Path(run_dir) / "champion", champion(ledger) + "\n")
     return detail | {"cycle": st["cycle"]}

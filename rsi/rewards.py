@@ -24,7 +24,7 @@ import importlib.util
 import inspect
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsi.errors import RsiError
@@ -86,11 +86,13 @@ class Reward:
 
 @dataclass(frozen=True)
 class RewardScores:
-    """Per-sample scores of every component, their weighted total, and per-component error counts."""
+    """Per-sample scores of every component, their weighted total, per-component error counts and
+    the first error's text of each component that raised."""
 
     components: dict[str, list[float]]
     total: list[float]
     errors: dict[str, int]
+    first_errors: dict[str, str] = field(default_factory=dict)
 
 
 def load_reward(name: str, weight: float) -> Reward:
@@ -127,37 +129,43 @@ def score(rewards: Sequence[Reward], completions: list[str], problems: list[Prob
         "difficulty": [p.difficulty for p in problems], "problem_id": [p.id for p in problems],
         "task": [p.task for p in problems],
     }
-    components, errors = {}, {}
+    components, errors, first = {}, {}, {}
     if verdicts is None and any(r.builtin and r.name == "accuracy" for r in rewards):
         verdicts = verify_answers(completions, problems)
     for r in rewards:
         if r.builtin:  # accuracy's errors: the samples its verifier raised on (scored 0)
             values = r.fn(completions, problems=problems, verdicts=verdicts)
-            n_err = sum(v.error for v in verdicts) if r.name == "accuracy" and verdicts else 0
+            failed = [v.reason for v in verdicts or () if v.error] if r.name == "accuracy" else []
+            n_err, why = len(failed), failed[0] if failed else ""
         else:
-            values, n_err = _call_user(r, completions, columns)
+            values, n_err, why = _call_user(r, completions, columns)
         components[r.name], errors[r.name] = values, n_err
+        if n_err:
+            first[r.name] = why
     total = [sum(r.weight * components[r.name][i] for r in rewards) for i in range(len(completions))]
-    return RewardScores(components, total, errors)
+    return RewardScores(components, total, errors, first)
 
 
-def _call_user(r: Reward, completions: list[str], columns: dict[str, list]) -> tuple[list[float], int]:
+def _call_user(r: Reward, completions: list[str], columns: dict[str, list]) -> tuple[list[float], int, str]:
+    """(values, how many samples raised, the first exception as text): a batch that raises is
+    scored sample by sample, and a sample that raises scores 0."""
     try:
-        return _checked(r, r.fn(completions, **columns), len(completions)), 0
+        return _checked(r, r.fn(completions, **columns), len(completions)), 0, ""
     except RewardError:
         raise
     except Exception:
         pass
-    values, n_err = [], 0
+    values, n_err, first = [], 0, ""
     for i, c in enumerate(completions):
         try:
             values += _checked(r, r.fn([c], **{k: [v[i]] for k, v in columns.items()}), 1)
         except RewardError:
             raise
-        except Exception:
+        except Exception as e:
             values.append(0.0)
             n_err += 1
-    return values, n_err
+            first = first or f"{type(e).__name__}: {e}"[:300]
+    return values, n_err, first
 
 
 def _checked(r: Reward, out: object, n: int) -> list[float]:

@@ -173,6 +173,8 @@ def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Complet
         log[f"reward/{name}/mean"] = fmean(values)
         log[f"reward/{name}/std"] = pstdev(values)
         log[f"reward/{name}/errors"] = scores.errors[name]
+        if name in scores.first_errors:
+            log[f"reward/{name}/first_error"] = scores.first_errors[name]
     return log
 
 

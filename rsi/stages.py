@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+from rich.markup import escape
+
 from rsi.backend import initial_model, merged, with_lora
 from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.context import (
@@ -294,7 +296,20 @@ def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, labe
                           budget=lambda p: ctx.task.max_answer_chars(p.difficulty) + 1, ref_model=ref,
                           on_step=lambda log: advance(1, f"reward {log['reward_mean']:.2f}"))
     merged(trainable)  # in place: `model` now holds the adapter's update
+    warn_reward_errors(ctx, cycle, label, logs)
     return logs
+
+
+def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[dict]) -> None:
+    """Say once per stage, on the console, which rewards raised (those samples scored 0) and the
+    first exception's text; the counts and texts are in the stage's GRPO metrics."""
+    for r in ctx.cfg.grpo.rewards:
+        n = sum(log.get(f"reward/{r.fn}/errors", 0) for log in logs)
+        if n:
+            first = next(log[k] for log in logs if (k := f"reward/{r.fn}/first_error") in log)
+            total = sum(log.get("samples", 0) for log in logs)
+            ctx.console.print(escape(f"warning: reward {r.fn!r} raised on {n} of {total} samples in cycle {cycle}'s "
+                                     f"{label} (scored 0); the first: {first}"), style="yellow", highlight=False)
 
 
 def _ladder(ctx: Context, task: GuardedTask, name: str, difficulties) -> list[EvalResult]:

@@ -31,7 +31,7 @@ from rsi.ledger import Ledger
 
 
 def open_ledger(run_dir: Path) -> Ledger:
-    """The run's ledger, opened without creating anything; RunDirError if there is none."""
+    """The run's ledger, opened read-only; RunDirError if there is none."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: no such run directory")
@@ -39,7 +39,7 @@ def open_ledger(run_dir: Path) -> Ledger:
     if not path.is_file():
         raise RunDirError(f"{path}: no ledger here; {run_dir} is not an rsi run directory "
                           "(or its run never started)")
-    return Ledger(path, create=False)
+    return Ledger(path, create=False, readonly=True)
 
 
 def accuracy(evals: list[dict], model: str, upto_cycle: int | None = None) -> dict[int, float]:

@@ -81,6 +81,13 @@ def test_quick_run_produces_a_complete_run_dir(quick_run):
     stages = table(quick_run, "select cycle, stage from stages order by rowid")
     assert stages[:2] == [(0, "base"), (0, "evaluate")]
     assert [s for c, s in stages if c == 1] == ["propose", "generate", "label", "train", "evaluate", "gate"]
+    # every held-out answer is kept, scored as the evals table scored it
+    answers = table(quick_run, "select cycle, model, difficulty, sum(correct), count(*) from eval_answers "
+                               "group by cycle, model, difficulty order by cycle, model, difficulty")
+    assert answers == table(quick_run, "select cycle, model, difficulty, correct, n from evals "
+                                       "order by cycle, model, difficulty")
+    meta = dict(table(quick_run, "select key, value from meta"))
+    assert meta["rsi_version"] and meta["source_revision"] and meta["schema_version"] == "1"
 
 
 def test_the_quick_tour_shows_the_loop_working(quick_run):
@@ -231,7 +238,10 @@ def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(sho
     (run / "STOP").touch()
     stopped = rsi("resume", str(run), "--set", "budget.generated_tokens=null", check=False)
     assert stopped.returncode == 3 and "STOP was found" in stopped.stderr and not (run / "STOP").exists()
-    rsi("resume", str(run))  # the raised limit was kept from the resume before
+    (run / "STOP").touch()  # left from before the last stage, say: removed with a note, not obeyed
+    os.utime(run / "STOP", (time.time() - 3600, time.time() - 3600))
+    finished = rsi("resume", str(run))  # the raised limit was kept from the resume before
+    assert "left from an earlier session" in finished.stdout and not (run / "STOP").exists()
     kinds = [k for (k,) in table(run, "select kind from events order by rowid")]
     assert kinds == ["stop", "stop", "resume", "stop"]
     assert json.loads(rsi("status", str(run), "--json").stdout)["budget"]["generated_tokens"] is None

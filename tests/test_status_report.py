@@ -144,8 +144,8 @@ def test_status_missing_run_dir_or_ledger(tmp_path):
 
 
 def test_export(run_dir, tmp_path):
-    out = export(run_dir)
-    assert out == run_dir / "accepted.jsonl"
+    out, n = export(run_dir)
+    assert out == run_dir / "accepted.jsonl" and n == 3 and out.stat().st_mode & 0o777 == 0o600
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     # p1's two kept labels agree (one example), p2 kept, p3 rejected; cycle 2: p4 kept.
     assert rows == [
@@ -153,14 +153,14 @@ def test_export(run_dir, tmp_path):
         {"prompt": "2+2=", "answer": "5", "difficulty": 3, "origin": "self", "cycle": 1},
         {"prompt": "4+4=", "answer": "8", "difficulty": 3, "origin": "self", "cycle": 2},
     ]
-    other = export(run_dir, tmp_path / "sub" / "x.jsonl")
+    other, _ = export(run_dir, tmp_path / "sub" / "x.jsonl")
     assert other.read_text() == out.read_text()
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
 
 
 def test_report(run_dir):
     path = write_report(run_dir)
-    assert path == run_dir / "report.html"
+    assert path == run_dir / "report.html" and path.stat().st_mode & 0o777 == 0o600
     page = path.read_text()
     assert page.count("<img") >= 3 and page.count("data:image/png;base64,") >= 3
     assert PROMOTE_REASON in page

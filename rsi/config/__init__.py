@@ -108,7 +108,12 @@ def load_config(source: str | os.PathLike[str] | None = None, overrides: Sequenc
                 f"built-in configs: {', '.join(config_names())}"
             )
         origin = f"config file '{path}'"
-        data = parse_yaml(path.read_text(), origin)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{origin} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); a "
+                              "config is a YAML file") from None
+        data = parse_yaml(text, origin)
         data.setdefault("name", path.stem)
     set_by = apply_overrides(Config, data, overrides)
     return validate(Config, data, origin, set_by)

@@ -6,11 +6,13 @@ One file per run, `runs/<name>/ledger.sqlite`. Every stage of a cycle writes its
 and cost are in the file, or none are. A killed run therefore resumes at the first stage that
 `is_done` reports missing, with nothing lost and nothing duplicated.
 
-Rows are never updated or deleted. Unique keys (a problem id, a sample's (problem, index, cycle),
+Rows are never updated or deleted (but for people's problems withdrawn before any stage used
+them: `Ledger.withdraw_problems`). Unique keys (a problem id, a sample's (problem, index, cycle),
 a completed stage, ...) raise `LedgerError` on a second insert instead of being ignored, because
 the loop never writes the same thing twice; a duplicate is a bug worth stopping for.
 
-`schema.py` holds the tables and opens files (version check, WAL); `store.py` the `Ledger`.
+`schema.py` holds the tables and opens files (version check, migration, WAL); `store.py` the
+`Ledger`; `writer.py` the `StageWriter` a stage writes through.
 
 Example:
     >>> from pathlib import Path; import tempfile

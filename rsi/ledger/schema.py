@@ -1,13 +1,18 @@
 """The ledger's SQLite schema and how a ledger file is opened (created, version-checked, WAL).
 
 `SCHEMA_VERSION` is the version this rsi writes and reads. Tables added since version 1 are
-additive: created with their first row (`CREATE TABLE IF NOT EXISTS`), so ledgers without them and
-rsi versions that do not read them are unaffected, and opening a ledger never writes to it.
+additive (`ADDITIVE`: `CREATE TABLE IF NOT EXISTS`): a new ledger has every table from the start,
+and an older one gets the missing ones when it is opened for writing (no row is rewritten), so
+rsi versions that do not read them are unaffected. A ledger opened read-only (`readonly`, for
+status, report and export; also on a read-only file system) is never written to. `meta` records
+the schema version, when the ledger was made, and the rsi version and source revision that made it.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,6 +71,14 @@ CREATE TABLE IF NOT EXISTS monitors (
     message TEXT NOT NULL, UNIQUE (cycle, monitor));
 """
 
+# Every held-out answer the evaluate stage scored: the model's completion and whether it was
+# correct, per problem (additive; `evals.per_problem` has the same 0/1s in heldout_set's order).
+EVAL_ANSWERS = """
+CREATE TABLE IF NOT EXISTS eval_answers (
+    cycle INTEGER NOT NULL, model TEXT NOT NULL, difficulty INTEGER NOT NULL, problem_id TEXT NOT NULL,
+    completion TEXT NOT NULL, correct INTEGER NOT NULL, UNIQUE (cycle, model, problem_id));
+"""
+
 # Run events outside any stage (a stop and why, a resume and its overrides): created with the first
 # event (additive). Not part of any stage's transaction, so a run's stage rows are the same
 # whether or not it was ever stopped.
@@ -75,12 +88,33 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+ADDITIVE = {"proposals": PROPOSALS, "monitors": MONITORS, "events": EVENTS, "eval_answers": EVAL_ANSWERS}
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def prepare(con: sqlite3.Connection, path: Path, create: bool) -> None:
-    """Create the schema in an empty file (when `create`), else check the version; then WAL mode."""
+@functools.cache
+def provenance() -> dict[str, str]:
+    """The rsi version and source revision running now ("unknown" outside a git checkout; a
+    "-dirty" suffix when the checkout has uncommitted changes)."""
+    import rsi
+
+    root, revision = Path(rsi.__file__).resolve().parent.parent, "unknown"
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"],
+                                 capture_output=True, text=True, timeout=10)
+            revision = out.stdout.strip() or "unknown"
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return {"rsi_version": rsi.__version__, "source_revision": revision}
+
+
+def prepare(con: sqlite3.Connection, path: Path, create: bool, readonly: bool = False) -> None:
+    """Create the schema in an empty file (when `create`), else check the version and add the
+    additive tables it lacks (unless `readonly`); then WAL mode."""
     # Read the version before anything that writes (journal_mode=WAL rewrites the header),
     # so a ledger from a newer rsi is left byte-for-byte untouched.
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -88,9 +122,13 @@ def prepare(con: sqlite3.Connection, path: Path, create: bool) -> None:
         if not create:
             raise LedgerError(f"{path}: empty file, not an rsi ledger")
         con.execute("PRAGMA journal_mode=WAL")
-        con.executescript(
-            "BEGIN;" + SCHEMA + "INSERT INTO meta VALUES ('schema_version', "
-            f"'{SCHEMA_VERSION}'); INSERT INTO meta VALUES ('created_at', '{now()}'); COMMIT;")
+        meta = {"schema_version": str(SCHEMA_VERSION), "created_at": now(), **provenance()}
+        con.execute("BEGIN")
+        for statement in (SCHEMA + "".join(ADDITIVE.values())).split(";"):
+            if statement.strip():
+                con.execute(statement)
+        con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        con.execute("COMMIT")
         return
     row = None
     if "meta" in tables:
@@ -105,4 +143,12 @@ def prepare(con: sqlite3.Connection, path: Path, create: bool) -> None:
             "(the file was not modified)")
     if version < SCHEMA_VERSION:  # no older versions exist yet; migrations would go here
         raise LedgerError(f"{path}: unknown ledger schema version {version}")
+    if readonly:
+        return
     con.execute("PRAGMA journal_mode=WAL")
+    missing = [sql for name, sql in ADDITIVE.items() if name not in tables]
+    if missing:
+        con.execute("BEGIN")
+        for sql in missing:
+            con.execute(sql)
+        con.execute("COMMIT")

@@ -4,17 +4,18 @@ from __future__ import annotations
 import array
 import functools
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from rsi.errors import LedgerError
 from rsi.faults import crash_point
 from rsi.ledger.accepted import EXAMPLES, ONE, ROWS, ExampleRows, example
-from rsi.ledger.schema import EVENTS, MONITORS, PROPOSALS, now, prepare
+from rsi.ledger.schema import now, prepare
+from rsi.ledger.writer import StageWriter
 from rsi.records import EvalResult, Example, GateDecision, Label, Problem, Proposal, Reading, Sample
 
 
@@ -31,90 +32,50 @@ def _guarded(method):
     return wrapper
 
 
-class StageWriter:
-    """What `Ledger.stage` yields: the ledger's `add_*` methods plus `cost` for the stage row."""
-
-    def __init__(self, ledger: Ledger, cycle: int, stage: str) -> None:
-        self.ledger, self.cycle, self.stage = ledger, cycle, stage
-        self.values: dict[str, float | int] = {}
-        self.extra: dict[str, Any] = {}
-
-    def cost(
-        self,
-        *,
-        wall_s: float | None = None,
-        cpu_s: float | None = None,
-        generated_tokens: int | None = None,
-        train_sequences: int | None = None,
-        train_tokens: int | None = None,
-        **extra: Any,
-    ) -> None:
-        """Set the stage's cost; later calls override earlier ones key by key.
-
-        `wall_s`/`cpu_s` left unset default to the wall time and this process's CPU time
-        (all threads, no child processes) spent inside the `with` body; token counts default
-        to 0. Extra keyword values must be JSON-serialisable and land in `extra_json`.
-        """
-        given = dict(wall_s=wall_s, cpu_s=cpu_s, generated_tokens=generated_tokens,
-                     train_sequences=train_sequences, train_tokens=train_tokens)
-        self.values.update({k: v for k, v in given.items() if v is not None})
-        self.extra.update(extra)
-
-    def add_problems(self, cycle: int, problems: list[Problem]) -> None:
-        self.ledger.add_problems(cycle, problems)
-
-    def add_samples(self, cycle: int, model: str, samples: list[Sample]) -> None:
-        self.ledger.add_samples(cycle, model, samples)
-
-    def add_labels(self, cycle: int, labels: list[Label]) -> None:
-        self.ledger.add_labels(cycle, labels)
-
-    def add_proposals(self, cycle: int, proposals: list[Proposal]) -> None:
-        self.ledger.add_proposals(cycle, proposals)
-
-    def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
-        self.ledger.add_eval(cycle, model, results)
-
-    def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
-        self.ledger.add_gate(cycle, champion, candidate, decision)
-
-    def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
-        self.ledger.add_metrics(cycle, stage, metrics)
-
-    def add_readings(self, cycle: int, readings: list[Reading]) -> None:
-        self.ledger.add_readings(cycle, readings)
-
-
 class Ledger:
     """An open ledger file. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: Path, create: bool = True) -> None:
+    def __init__(self, path: Path, create: bool = True, readonly: bool = False) -> None:
+        """Open (or, with `create`, make) the ledger at `path`. `readonly` opens it for reading only
+        (status, report, export): nothing is written, and a run on a read-only file system (an
+        archive, a shared mount) can still be read."""
         self.path = Path(path)
         self._writer: StageWriter | None = None
         exists = self.path.exists()
-        if not exists and not create:
+        if not exists and (not create or readonly):
             raise LedgerError(f"{self.path}: no ledger file here (not creating one); "
                               "check the run directory name")
         if not exists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # A URI with mode=rw never creates the file; isolation_level=None: we issue BEGIN ourselves.
-        uri = self.path.resolve().as_uri() + ("?mode=rw" if exists else "?mode=rwc")
-        try:
-            self._con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-        except sqlite3.DatabaseError as e:
-            raise self._error(e) from e
-        try:
-            prepare(self._con, self.path, create)
-        except BaseException as e:
-            self._con.close()
-            if isinstance(e, sqlite3.DatabaseError):
-                raise self._error(e) from e
-            raise
+        base = self.path.resolve().as_uri()
+        if readonly:  # WAL needs its -shm file; where that cannot be made, read the file as it is
+            uris = [base + "?mode=ro", base + "?mode=ro&immutable=1"]
+        else:
+            uris = [base + ("?mode=rw" if exists else "?mode=rwc")]
+        for i, uri in enumerate(uris):
+            con = None
+            try:
+                con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+                prepare(con, self.path, create and not readonly, readonly)
+            except BaseException as e:
+                if con is not None:
+                    con.close()
+                if not isinstance(e, sqlite3.DatabaseError):
+                    raise
+                if i + 1 == len(uris):
+                    raise self._error(e) from e
+                continue
+            self._con = con
+            break
 
     def _error(self, e: sqlite3.DatabaseError) -> LedgerError:
         if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
             return LedgerError(f"{self.path}: ledger is locked by another process ({e}); "
                                "is another `rsi` writing to this run?")
+        if "readonly" in str(e) or not os.access(self.path.parent, os.W_OK):
+            return LedgerError(f"{self.path}: the run directory is not writable ({e}); this command changes the "
+                               "run, so it needs write access (status, report --out and export --out only read it)")
         return LedgerError(f"{self.path}: not a readable rsi ledger ({e})")
 
     # ------------------------------------------------------------------ lifecycle
@@ -193,13 +154,11 @@ class Ledger:
             self._con.execute("INSERT INTO run VALUES (1, ?, ?, ?)",
                               (name, json.dumps(config, sort_keys=True, default=str), now()))
 
-    def _insert(self, sql: str, rows: list[tuple], duplicate, create: str | None = None) -> None:
-        """Insert `rows` in one transaction (creating an additive table first); a row whose key is
+    def _insert(self, sql: str, rows: list[tuple], duplicate) -> None:
+        """Insert `rows` in one transaction; a row whose key is
         already there raises LedgerError with `duplicate(i)`, i the row's position. Text that is
         not valid UTF-8 (a lone surrogate a model or a program wrote) is stored with "?" in its place."""
         with self._tx():
-            if create:
-                self._con.execute(create)
             for i, row in enumerate(rows):
                 try:
                     self._con.execute(sql, tuple(map(_storable, row)))
@@ -212,6 +171,19 @@ class Ledger:
                      [(p.id, int(cycle), p.task, p.difficulty, p.split, p.seed, p.prompt, p.answer, p.source)
                       for p in problems],
                      lambda i: f"problem {problems[i].id!r} is already in the ledger; problem ids are never reused")
+
+    @_guarded
+    def withdraw_problems(self, ids: list[str], cycle: int) -> None:
+        """Delete human problems of `cycle` that no stage has used (the one deletion a ledger allows:
+        `rsi withdraw`), recording a `withdraw` event, in one transaction."""
+        if self.is_done(cycle, "generate"):
+            raise LedgerError(f"{self.path}: cycle {cycle}'s problems were answered already; they cannot be withdrawn")
+        with self._tx():
+            for pid in ids:
+                self._con.execute("DELETE FROM problems WHERE id = ? AND cycle = ? AND source = 'human'",
+                                  (pid, int(cycle)))
+            self._con.execute("INSERT INTO events VALUES (?,?,?,?)",
+                              (now(), int(cycle), "withdraw", json.dumps({"problems": ids})))
 
     @_guarded
     def add_samples(self, cycle: int, model: str, samples: list[Sample]) -> None:
@@ -237,7 +209,7 @@ class Ledger:
                            int(q.finished), int(q.valid), q.reason, json.dumps(list(q.problem_ids)))
                           for q in proposals],
                          lambda i: f"proposal {proposals[i].index} at difficulty {proposals[i].difficulty} is "
-                                   f"already in cycle {cycle}", create=PROPOSALS)
+                                   f"already in cycle {cycle}")
 
     @_guarded
     def add_eval(self, cycle: int, model: str, results: list[EvalResult]) -> None:
@@ -247,6 +219,11 @@ class Ledger:
                        "".join("1" if ok else "0" for ok in r.per_problem)) for r in results],
                      lambda i: f"{model!r} already has an evaluation at difficulty {results[i].difficulty} in "
                                f"cycle {cycle}")
+        answers = [(int(cycle), model, r.difficulty, pid, text, int(ok))
+                   for r in results if r.answers for (pid, text), ok in zip(r.answers, r.per_problem, strict=True)]
+        if answers:
+            self._insert("INSERT INTO eval_answers VALUES (?,?,?,?,?,?)", answers,
+                         lambda i: f"{model!r} already has an answer to {answers[i][3]!r} in cycle {cycle}")
 
     @_guarded
     def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
@@ -262,7 +239,7 @@ class Ledger:
             self._insert("INSERT INTO monitors VALUES (?,?,?,?,?)",
                          [(int(cycle), r.monitor, json.dumps(r.value, sort_keys=True, default=str), int(r.alert),
                            r.message) for r in readings],
-                         lambda i: f"cycle {cycle} already has a {readings[i].monitor!r} reading", create=MONITORS)
+                         lambda i: f"cycle {cycle} already has a {readings[i].monitor!r} reading")
 
     @_guarded
     def add_metrics(self, cycle: int, stage: str, metrics: dict) -> None:
@@ -274,7 +251,6 @@ class Ledger:
     def add_event(self, cycle: int, kind: str, detail: dict) -> None:
         """A run event outside the stages (e.g. kind "stop" with its reason), in its own transaction."""
         with self._tx():
-            self._con.execute(EVENTS)
             self._con.execute("INSERT INTO events VALUES (?,?,?,?)",
                               (now(), int(cycle), kind, json.dumps(detail, sort_keys=True, default=str)))
 
@@ -380,6 +356,17 @@ class Ledger:
         return [EvalResult(model=model, difficulty=r["difficulty"], n=r["n"], correct=r["correct"],
                            lo=r["lo"], hi=r["hi"],
                            per_problem=tuple(ch == "1" for ch in r["per_problem"])) for r in rows]
+
+    @_guarded
+    def eval_answers(self, cycle: int | None = None, model: str | None = None) -> list[dict]:
+        """Every scored held-out answer: cycle, model, difficulty, problem_id, completion, correct."""
+        if not self._has_table("eval_answers"):
+            return []
+        rows = self._rows("SELECT * FROM eval_answers WHERE (? IS NULL OR cycle = ?) AND (? IS NULL OR model = ?) "
+                          "ORDER BY rowid", (cycle, cycle, model, model))
+        for r in rows:
+            r["correct"] = bool(r["correct"])
+        return rows
 
     @_guarded
     def gates(self) -> list[dict]:

@@ -16,6 +16,7 @@ a=123, b=456 (sum 579):
 from __future__ import annotations
 
 import random
+import re
 
 from rsi.records import Problem
 from rsi.tasks.base import DIGITS, Task, random_number
@@ -43,6 +44,13 @@ class Addition(Task):
     @staticmethod
     def _pose(a: int, b: int) -> tuple[str, str]:
         return f"{str(a)[::-1]}+{str(b)[::-1]}=", str(a + b)[::-1]
+
+    def solve(self, prompt: str) -> tuple[int, str] | None:
+        m = re.fullmatch(r"(\d{1,40})\+(\d{1,40})=", prompt)
+        if m is None:
+            return None
+        a, b = m.group(1), m.group(2)
+        return max(len(a), len(b)), str(int(a[::-1]) + int(b[::-1]))[::-1]
 
     def explain(self, problem: Problem) -> str:
         a, b = problem.prompt.rstrip("=").split("+")

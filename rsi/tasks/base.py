@@ -76,6 +76,35 @@ class Task(abc.ABC):
         got = completion.strip()
         return got.isascii() and got.isdigit() and len(got) in self.answer_lengths(problem.difficulty)
 
+    def solve(self, prompt: str) -> tuple[int, str] | None:
+        """(difficulty, answer) of a prompt in this task's format, or None if it is not in that
+        format. Tasks that cannot read their prompts back (a file, a gym) return NotImplemented."""
+        return NotImplemented
+
+    def check_row(self, prompt: str, answer: str, difficulty: int | None) -> tuple[int, str | None]:
+        """Check a problem a person wrote: (its difficulty, None) if it is one of this task's, else
+        (difficulty, why not). A task that reads its prompts checks their format, computes the
+        difficulty (`difficulty` None: taken from the prompt) and the answer; any other runs its
+        verifier on the answer, which needs `difficulty`."""
+        solved = self.solve(prompt)
+        if solved is NotImplemented:
+            if difficulty is None:
+                return 0, (f"key 'difficulty' is missing: task {self.name!r} cannot tell a problem's difficulty "
+                           f"from its prompt ({self.difficulty_meaning}); give it")
+            verdict = self.verify(Problem(self.name, difficulty, "human", 0, prompt, answer, "human"), answer)
+            why = None if verdict.correct else f"key 'answer': the task's verifier rejects it ({verdict.reason})"
+            return difficulty, why
+        if solved is None:
+            return difficulty or 0, (f"key 'prompt': {prompt[:60]!r} is not in task {self.name!r}'s format "
+                                     f"(for example {self.example().prompt!r})")
+        d, expected = solved
+        if difficulty is not None and d != difficulty:
+            return difficulty, (f"key 'difficulty' is {difficulty}, but the prompt is difficulty {d} "
+                                f"({self.difficulty_meaning})")
+        if answer != expected:
+            return d, f"key 'answer': {answer[:60]!r} is wrong for this prompt (the task computes {expected!r})"
+        return d, None
+
     def explain(self, problem: Problem) -> str:
         """A reader's gloss of one problem for `rsi tasks` (e.g. the reversed numbers read the usual
         way); empty when the prompt speaks for itself."""

@@ -9,6 +9,7 @@ several string tasks side by side:
 from __future__ import annotations
 
 import random
+import re
 
 from rsi.tasks.base import DIGITS, Task, random_digits
 from rsi.tasks.registry import TASKS
@@ -24,6 +25,10 @@ class Copy(Task):
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
         s = random_digits(rng, difficulty)
         return f"c:{s}=", s
+
+    def solve(self, prompt: str) -> tuple[int, str] | None:
+        m = re.fullmatch(r"c:(\d{1,40})=", prompt)
+        return None if m is None else (len(m.group(1)), m.group(1))
 
     def max_answer_chars(self, difficulty: int) -> int:
         return difficulty

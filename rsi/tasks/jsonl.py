@@ -85,19 +85,25 @@ def pick_row(path: Path, rows: dict, split: str, difficulty: int, seed: int, key
     return pool[(seed % 1_000_000_000) % len(pool)]
 
 
-def json_objects(path: Path, shape: str):
+def json_objects(path: Path, shape: str, default_difficulty: int | None = 1):
     """(\"file:line\", object, difficulty) per non-blank line of a JSONL task file; TaskFileError naming
-    the file, line and key on a bad one, or when the file is missing or empty. `shape` tells the
-    user what a line should hold."""
+    the file, line and key on a bad one, or when the file is missing, empty or not UTF-8 text.
+    `shape` tells the user what a line should hold; a row without 'difficulty' gets
+    `default_difficulty` (None: the caller decides)."""
     if not path.is_file():
         raise TaskFileError(f"task file {path} does not exist. Give the path of a JSONL file with one {shape} "
                             "per line.")
     n = 0
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise TaskFileError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                    f"the file must be JSONL, one {shape} per line.") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
@@ -105,8 +111,8 @@ def json_objects(path: Path, shape: str):
                                     "Each line must be one JSON object.") from None
             if not isinstance(row, dict):
                 raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
-            d = row.get("difficulty", 1)
-            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            d = row.get("difficulty", default_difficulty)
+            if "difficulty" in row and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
                 raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
             n += 1
             yield where, row, d

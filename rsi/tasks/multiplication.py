@@ -9,6 +9,7 @@ a=123, b=7 (product 861):
 from __future__ import annotations
 
 import random
+import re
 
 from rsi.records import Problem
 from rsi.tasks.base import DIGITS, Task, random_number
@@ -25,6 +26,12 @@ class Multiplication(Task):
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
         a, b = random_number(rng, difficulty), rng.randint(2, 9)
         return f"{str(a)[::-1]}*{b}=", str(a * b)[::-1]
+
+    def solve(self, prompt: str) -> tuple[int, str] | None:
+        m = re.fullmatch(r"(\d{1,40})\*([2-9])=", prompt)
+        if m is None:
+            return None
+        return len(m.group(1)), str(int(m.group(1)[::-1]) * int(m.group(2)))[::-1]
 
     def explain(self, problem: Problem) -> str:
         a, b = problem.prompt.rstrip("=").split("*")

@@ -11,6 +11,7 @@ format filter, not a second verifier.
 from __future__ import annotations
 
 import random
+import re
 
 from rsi.tasks.base import DIGITS, Task, random_digits
 from rsi.tasks.registry import TASKS
@@ -26,6 +27,10 @@ class Sort(Task):
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:
         s = random_digits(rng, difficulty)
         return f"s:{s}=", "".join(sorted(s))
+
+    def solve(self, prompt: str) -> tuple[int, str] | None:
+        m = re.fullmatch(r"s:(\d{1,40})=", prompt)
+        return None if m is None else (len(m.group(1)), "".join(sorted(m.group(1))))
 
     def max_answer_chars(self, difficulty: int) -> int:
         return difficulty
