@@ -110,12 +110,12 @@ def run(
     """
     from rsi.stopping import catch_signals
 
-    catch_signals()  # first: a signal while torch loads is a clean stop too
-    from rsi.config import load_config
-    from rsi.loop import start
+    with catch_signals():  # first: a signal while torch loads is a clean stop too
+        from rsi.config import load_config
+        from rsi.loop import start
 
-    cfg = load_config(config, set_ or [])
-    _finish(lambda: start(cfg, run_dir, console))
+        cfg = load_config(config, set_ or [])
+        _finish(lambda: start(cfg, run_dir, console))
 
 
 @app.command()
@@ -131,10 +131,10 @@ def resume(
     """
     from rsi.stopping import catch_signals
 
-    catch_signals()
-    from rsi.loop import resume as resume_run
+    with catch_signals():
+        from rsi.loop import resume as resume_run
 
-    _finish(lambda: resume_run(run_dir, console, set_ or []))
+        _finish(lambda: resume_run(run_dir, console, set_ or []))
 
 
 @app.command()

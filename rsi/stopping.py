@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,9 +91,16 @@ class _Signals:
 _signals = _Signals()
 
 
-def catch_signals() -> None:
-    """Start catching SIGINT and SIGTERM now (the CLI calls this first); `Stopper` answers for them."""
-    _signals.install()
+@contextmanager
+def catch_signals() -> Iterator[None]:
+    """Catch SIGINT and SIGTERM for the block (the CLI enters it first); `Stopper` answers for them.
+    Afterwards the previous handlers are back and nothing received is remembered."""
+    owner = not _signals._previous and _signals.install()
+    try:
+        yield
+    finally:
+        if owner:
+            _signals.restore()
 
 
 class Stopper:
