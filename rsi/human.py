@@ -111,19 +111,20 @@ def withdraw_problems(run_dir: Path, path: Path | None = None) -> tuple[int, int
         cycle = _open_cycle(ledger)
         waiting = [p for p in ledger.problems(cycle=cycle) if p.source == HUMAN]
         if path is not None:
-            wanted = {(prompt, answer) for prompt, answer, _ in _loose_rows(Path(path))}
+            wanted = set(_loose_rows(Path(path)))
             waiting = [p for p in waiting if (p.prompt, p.answer) in wanted]
-        ledger.withdraw_problems([p.id for p in waiting], cycle)
+        if waiting:
+            ledger.withdraw_problems([p.id for p in waiting], cycle)
     return len(waiting), cycle
 
 
 def _loose_rows(path: Path):
-    """(prompt, answer, difficulty) of every row of a file added before: only its keys are read."""
-    for where, row, d in json_objects(path, '{"prompt": ..., "answer": ...} object', default_difficulty=None):
+    """(prompt, answer) of every row of a file added before: only those keys are read."""
+    for where, row, _ in json_objects(path, '{"prompt": ..., "answer": ...} object', default_difficulty=None):
         prompt, answer = row.get("prompt"), row.get("answer")
         if not isinstance(prompt, str) or answer is None:
             raise TaskFileError(f"{where}: a row needs 'prompt' and 'answer' to say which problem to withdraw.")
-        yield prompt, str(answer).strip(), d
+        yield prompt, str(answer).strip()
 
 
 def _open_cycle(ledger: Ledger) -> int:

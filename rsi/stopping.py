@@ -120,10 +120,6 @@ class Stopper:
             _signals.restore()
             self._owner = False
 
-    @property
-    def signalled(self) -> str | None:
-        return _signals.received
-
     def reason(self, budget: BudgetConfig, totals: dict[str, float]) -> str | None:
         """Why the run should stop before its next stage; None to go on. A STOP file it answers for
         is removed, so `rsi resume` runs again."""
