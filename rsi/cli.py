@@ -124,6 +124,8 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="raise a limit: budget.<key>=v or loop.cycles=n (repeatable); the rest is frozen")] = None,
+    allow_changed: Annotated[bool, typer.Option(
+        "--allow-changed", help="go on though a task, reward or model file changed since the run started")] = False,
 ) -> None:
     """Continue a stopped or killed run from its last completed stage (exit status 3 if it stops again).
 
@@ -134,7 +136,7 @@ def resume(
     with catch_signals():
         from rsi.loop import resume as resume_run
 
-        _finish(lambda: resume_run(run_dir, console, set_ or []))
+        _finish(lambda: resume_run(run_dir, console, set_ or [], allow_changed=allow_changed))
 
 
 @app.command()

@@ -27,6 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from rsi import inputs
 from rsi.config import Config, dump_config, resumed_config
 from rsi.context import Context, champion, champion_results, current_frontier, heldout_problems
 from rsi.errors import RunDirError
@@ -92,25 +93,28 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
         atomic_write(run_dir / "config.yaml", dump_config(cfg))
         with Ledger(run_dir / LEDGER) as ledger:
             ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
+            inputs.record(ledger, cfg)
         for warning in noisy_settings(cfg):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         return _continue(run_dir, console, [])
 
 
 def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
-           expect: Config | None = None) -> Path:
+           expect: Config | None = None, allow_changed: bool = False) -> Path:
     """Run every stage of `run_dir` that has not completed yet. `overrides` may raise the run's
     limits (budget.*, loop.cycles; recorded as a `resume` event and kept for later resumes); the
     rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or a signal ends it
-    early, and RunDirError at once if another process is running it (`rsi.runlock`)."""
+    early, RunDirError at once if another process is running it (`rsi.runlock`), and
+    `InputChanged` if a file it reads changed since it started, unless `allow_changed`."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER).exists():
         raise RunDirError(f"{run_dir} is not an rsi run directory (no {LEDGER}); start one with `rsi run`.")
     with hold(run_dir):
-        return _continue(run_dir, console or Console(), overrides or [], expect)
+        return _continue(run_dir, console or Console(), overrides or [], expect, allow_changed)
 
 
-def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Config | None = None) -> Path:
+def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Config | None = None,
+              allow_changed: bool = False) -> Path:
     """`resume`'s work, with the run's lock held."""
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
@@ -118,6 +122,8 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
         cfg = resumed_config(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
+        for note in inputs.check(ledger, cfg, allow_changed):
+            console.print(f"[yellow]note:[/] going on with new content: {escape(note)}", highlight=False)
         costs = ledger.costs()
         if note := stale_stop(run_dir, costs[-1]["finished_at"] if costs else None):
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -128,6 +128,18 @@ def test_jsonl_task_in_a_config_is_checked_before_any_work(tmp_path):
     assert cfg.task == f"jsonl:{path}"
 
 
+def test_a_task_file_without_held_out_rows_at_a_difficulty_is_refused_before_any_work(tmp_path):
+    rows = [{"question": f"q{i}", "answer": str(i), "difficulty": 1 + i % 2} for i in range(60)]
+    task = JsonlTask(write_rows(tmp_path, rows, "probe.jsonl"))
+    held_at_2 = {q for q, _ in task.rows[("heldout", 2)]}
+    path = write_rows(tmp_path, [r for r in rows if r["question"] not in held_at_2], "gap.jsonl")
+    base = {"task": f"jsonl:{path}", "seed_data": {"max_difficulty": 1}, "loop": {"max_difficulty": 2}}
+    with pytest.raises(ConfigError, match=r"'eval.min_difficulty'..'eval.max_difficulty'.* no held-out rows at "
+                                          r"difficulty 2"):
+        config_from_dict({**base, "eval": {"max_difficulty": 2}})
+    assert config_from_dict({**base, "eval": {"max_difficulty": 1}}).eval.max_difficulty == 1
+
+
 def test_reasoning_gym_difficulty_follows_its_curriculum_and_its_scorer_verifies():
     task = get_task("reasoning_gym:basic_arithmetic")
     assert (task.min_difficulty, task.max_difficulty) == (1, 5)

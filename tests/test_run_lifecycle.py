@@ -274,3 +274,32 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
     said = console.file.getvalue()
     assert said.count("warning:") == 1 and "raised on 6 of 6 samples in cycle 2's grpo" in said
     assert "KeyError: 'no [such] column'" in said
+
+
+# ---- the files a run reads -----------------------------------------------------------------
+
+def test_relative_paths_are_recorded_absolute_and_a_changed_file_is_refused_on_resume(tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir(), elsewhere.mkdir()
+    (home / "mine.py").write_text("def short(completions, **kw):\n    return [-len(c) for c in completions]\n")
+    monkeypatch.chdir(home)
+    out = cli("run", "quick", "--run-dir", "r", "--set", "loop.cycles=0", "--set", "base.steps=5",
+              "--set", "eval.problems_per_difficulty=4", "--set", "grpo.rewards=[{fn: accuracy}, {fn: mine.py:short}]")
+    assert out.exit_code == 0, out.output
+    run = home / "r"
+    with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
+        assert ledger.run_info()["config"]["grpo"]["rewards"][1]["fn"] == f"{home / 'mine.py'}:short"
+        assert ledger.events("inputs")[0]["detail"]["files"]["grpo.rewards[1].fn"]["path"] == str(home / "mine.py")
+    monkeypatch.chdir(elsewhere)  # every later command, from another directory, reads the same file
+    assert cli("status", run, "--json").exit_code == 0
+    assert cli("resume", run).exit_code == 0
+    (home / "mine.py").write_text("def short(completions, **kw):\n    return [len(c) for c in completions]\n")
+    out = cli("resume", run)
+    assert out.exit_code == 2 and "grpo.rewards[1].fn" in out.output and "changed (sha256" in out.output
+    assert "--allow-changed" in out.output
+    out = cli("resume", run, "--allow-changed")
+    assert out.exit_code == 0 and "going on with new content" in out.output
+    assert cli("resume", run).exit_code == 0  # the new content is now the recorded one
+    with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
+        changes = [e["detail"] for e in ledger.events("inputs")]
+    assert len(changes) == 2 and "grpo.rewards[1].fn" in changes[1]["changed"][0]

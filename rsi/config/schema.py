@@ -7,6 +7,7 @@ through `rsi.config.load_config` / `config_from_dict`, not by constructing `Conf
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -26,6 +27,12 @@ class LoraConfig(_Section):
     target_modules: str | list[str] = Field(
         "all-linear", description="modules that get adapters: 'all-linear' or a list of module names"
     )
+
+
+def absolute(path: str) -> str:
+    """A relative file path made absolute against the current directory, once, when a config is
+    made: a run reads the same file whichever directory a later command runs in."""
+    return path if path.startswith("pkg:") else os.path.abspath(os.path.expanduser(path))
 
 
 class ModelConfig(_Section):
@@ -72,6 +79,11 @@ class ModelConfig(_Section):
             raise Invalid(f"must contain {{prompt}} exactly once (found {found})",
                           "text containing {prompt} once, e.g. 'Question:\\n{prompt}'")
         return template
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, path: str | None) -> str | None:
+        return None if path is None else absolute(path)
 
     @model_validator(mode="after")
     def _path_for_hf(self) -> ModelConfig:
@@ -144,6 +156,8 @@ class RewardConfig(_Section):
 
         if fn in BUILTIN:
             return fn
+        file, colon, name = fn.rpartition(":")
+        fn = f"{absolute(file)}:{name}" if colon and file.endswith(".py") else fn
         try:
             load_reward(fn, 1.0)
         except RewardError as e:
@@ -372,6 +386,9 @@ class Config(_Section):
         from rsi.errors import ConfigError
         from rsi.tasks import PARAMETRIC, get_task, task_names  # lazy: tasks import much more than config needs
 
+        kind, colon, arg = task.partition(":")
+        if colon and kind in ("jsonl", "code_tests") and arg:
+            task = f"{kind}:{absolute(arg)}"
         try:
             get_task(task)
         except ConfigError as e:
@@ -417,6 +434,18 @@ class Config(_Section):
                  f"({self.seed_data.max_difficulty}) and at most task '{self.task}''s max difficulty ({hi}) "
                  f"(got {top}). Allowed: an integer from {low} to {hi}.")
             )
+        drawn = (("eval", "held-out", "heldout", self.eval.min_difficulty, self.eval.max_difficulty),
+                 ("seed_data", "training", "train", self.seed_data.min_difficulty, top))
+        for section, what, split, first, last in drawn:
+            if empty := task.empty_at(split, range(first, last + 1)):
+                end = "eval.max_difficulty" if section == "eval" else "loop.max_difficulty"
+                problems.append(
+                    ((f"{section}.min_difficulty", end),
+                     f"config keys '{section}.min_difficulty'..'{end}': task '{self.task}' has no {what} rows at "
+                     f"difficulty {', '.join(map(str, empty))}, which the run draws {what} problems from. Add rows "
+                     "there (a row is held out by a hash of its content), or narrow the range to difficulties "
+                     "the file has both kinds of rows at.")
+                )
         if self.grpo.steps and self.label.labeler != "verifier" and any(
             r.fn == "accuracy" for r in self.grpo.rewards
         ):

@@ -76,6 +76,11 @@ class Task(abc.ABC):
         got = completion.strip()
         return got.isascii() and got.isdigit() and len(got) in self.answer_lengths(problem.difficulty)
 
+    def empty_at(self, split: str, difficulties) -> list[int]:
+        """The difficulties among `difficulties` where a pooled task (a file's rows, in `self.rows`
+        keyed by (split, difficulty)) has no row of `split`; a generator has items everywhere."""
+        return [d for d in difficulties if self.pooled and not self.rows.get((split, d))]
+
     def solve(self, prompt: str) -> tuple[int, str] | None:
         """(difficulty, answer) of a prompt in this task's format, or None if it is not in that
         format. Tasks that cannot read their prompts back (a file, a gym) return NotImplemented."""
