@@ -78,6 +78,11 @@ def _commands(fn):
     return wrapper
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[bold red]{escape(line)}[/]", soft_wrap=True, highlight=False)
+
+
 def _finish(go) -> None:
     """Run `go()` (which returns the run directory), write the report, say how the run ended."""
     from rsi.report import write_report
@@ -252,8 +257,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     Example: rsi report runs/quick-20261122-101500 --out /tmp/report.html
     """
     from rsi.report import write_report
+    from rsi.status import corrupted, status
 
-    console.print(escape(f"wrote {write_report(run_dir, out)}"), highlight=False)
+    st = status(run_dir)
+    console.print(escape(f"wrote {write_report(run_dir, out, st)}"), highlight=False)
+    _warn(corrupted(st))
 
 
 @app.command()
@@ -265,9 +273,27 @@ def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     Example: rsi export runs/quick-20261122-101500 --out accepted.jsonl
     """
     from rsi.export import export as export_run
+    from rsi.manifest import verify_all
+    from rsi.status import corrupted
 
     path, rows = export_run(run_dir, out)
     console.print(escape(f"wrote {rows} rows to {path}"), highlight=False)
+    _warn(corrupted({"run_dir": str(run_dir), "checkpoints": verify_all(Path(run_dir) / "models")}))
+
+
+@app.command()
+@_commands
+def repair(run_dir: Annotated[Path, typer.Argument(help="the run directory")]) -> None:
+    """Retrain each checkpoint that no longer matches its manifest, with the seeds it was trained
+    with, and keep it only if its weights equal the digest the run recorded.
+
+    Example: rsi repair runs/quick-20261122-101500
+    """
+    from rsi.repair import repair as repair_run
+
+    done = repair_run(run_dir, console)
+    for line in done or ["every checkpoint matches its manifest; nothing to repair"]:
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -99,9 +99,10 @@ def champion(ledger: Ledger) -> str:
     return model_name(champion_cycle(ledger))
 
 
-def champion_cycle(ledger: Ledger) -> int:
-    """The cycle that trained the champion (0: the base). Its friends are promoted with it."""
-    promoted = [g["cycle"] for g in gates(ledger) if g["promote"]]
+def champion_cycle(ledger: Ledger, before: int | None = None) -> int:
+    """The cycle that trained the champion (0: the base), or the champion cycle `before` started.
+    Its friends are promoted with it."""
+    promoted = [g["cycle"] for g in gates(ledger) if g["promote"] and (before is None or g["cycle"] < before)]
     return promoted[-1] if promoted else 0
 
 

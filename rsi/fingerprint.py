@@ -19,7 +19,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-from rsi.hashing import weights_sha256
+from rsi.manifest import checkpoint_sha256
 
 QUERIES = {
     "stages": "SELECT cycle, stage, generated_tokens, train_sequences, train_tokens FROM stages ORDER BY cycle, stage",
@@ -36,7 +36,7 @@ QUERIES = {
 
 
 def fingerprint(run_dir: Path) -> dict:
-    """{table: {"rows", "sha256"}, "champion": name, "champion_sha256": hash} of a run directory."""
+    """{table: {"rows", "sha256"}, "champion": name, "champion_weights_sha256": hash} of a run directory."""
     run_dir = Path(run_dir)
     con = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True)
     try:
@@ -53,7 +53,7 @@ def fingerprint(run_dir: Path) -> dict:
     champion_file = run_dir / "champion"
     champion = champion_file.read_text().strip() if champion_file.is_file() else None
     out["champion"] = champion
-    out["champion_sha256"] = weights_sha256(run_dir / "models" / champion) if champion else None
+    out["champion_weights_sha256"] = checkpoint_sha256(run_dir / "models" / champion) if champion else None
     return out
 
 

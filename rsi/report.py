@@ -29,11 +29,11 @@ from html import escape
 from pathlib import Path
 
 from rsi.export import atomic_write_text
-from rsi.status import accuracy, open_ledger, status
+from rsi.status import accuracy, checkpoints_line, corrupted, open_ledger, status
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}.promote{color:#070}.reject{color:#a00}img{max-width:100%}"""
+th{background:#f3f3f3}.promote{color:#070}.reject{color:#a00}img{max-width:100%}.alert{color:#a00;font-weight:bold}"""
 
 
 def _png(fig) -> str:
@@ -175,6 +175,8 @@ def _summary(st: dict) -> str:
         ["cycles completed", st["cycles_completed"]],
         ["last completed stage", "—" if not st["last_stage"] else f"cycle {st['last_stage'][0]} {st['last_stage'][1]}"],
         ["champion", st["champion"]],
+        ["champion weights sha256", st["champion_weights_sha256"] or "—"],
+        ["checkpoints", checkpoints_line(st["checkpoints"])],
         ["frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}; labelled up to "
                      f"{st['labeled_max_difficulty']}; threshold {st['threshold']})"],
         ["velocity", vel],
@@ -190,10 +192,11 @@ def _summary(st: dict) -> str:
     return _table(["", ""], [[k, str(v)] for k, v in rows])
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write `out` (default `run_dir/report.html`, mode 0600) and return its path."""
+def write_report(run_dir: Path, out: Path | None = None, st: dict | None = None) -> Path:
+    """Write `out` (default `run_dir/report.html`, mode 0600) and return its path; `st` is the
+    run's `status()` if the caller has it already."""
     run_dir = Path(run_dir)
-    st = status(run_dir)
+    st = st or status(run_dir)
     with open_ledger(run_dir) as ledger:
         evals, costs, steps = ledger.evals(), ledger.costs(), grpo_steps(ledger.metrics())
         readings = ledger.readings()
@@ -213,6 +216,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_CSS}</style></head>
 <body><h1>{escape(title)}</h1>
+{"".join(f'<p class="alert">{escape(line)}</p>' for line in corrupted(st))}
 {_summary(st)}
 <h2>Accuracy by difficulty</h2>
 {_accuracy_plot(evals, st) if evals else "<p>No evaluations yet.</p>"}

@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from rich.markup import escape
-
-from rsi.backend import initial_model, merged, with_lora
-from rsi.checkpoint import load_checkpoint, save_checkpoint
+from rsi.checkpoint import load_checkpoint
 from rsi.context import (
     Context,
     champion,
@@ -27,7 +24,6 @@ from rsi.context import (
     model_name,
     timed,
 )
-from rsi.data import mixture, seed_stream
 from rsi.evaluate import evaluate_ladder
 from rsi.gate import decide, veto
 from rsi.generate import generate
@@ -46,55 +42,13 @@ from rsi.monitors import label_audit
 from rsi.progress import bar
 from rsi.records import EvalResult, GateDecision, Problem, Proposal, Reading, Sample
 from rsi.review import AwaitingReview, verdict_for
-from rsi.rewards import load_reward
-from rsi.rl import group_normalised, grpo_train, recorded_update
-from rsi.selfplay import check, proposal_rewards, proposer_prompt, solve_rates
+from rsi.selfplay import check, proposer_prompt
+from rsi.stage_train import stage_base, stage_train
 from rsi.tasks import problems
 from rsi.tasks.guard import GuardedTask
-from rsi.train import train
 
 PROPOSAL_OFFSET = 500_000_000  # train-split items from here on are proposals; seed data stays below
 PROPOSALS_PER_CYCLE = 1_000_000
-
-
-def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label):
-    """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats."""
-    trainable = with_lora(model, ctx.cfg.model.lora)
-    with bar(ctx.console, label, tcfg.steps) as advance:
-        stats = train(trainable, tokenizer, draw, tcfg, seed, on_step=lambda s, loss: advance(1, f"loss {loss:.3f}"))
-    merged(trainable)
-    return stats
-
-
-def fresh_model(ctx: Context, seed: int):
-    """A run's starting model: a new tiny model from `seed`, or the pretrained `model.path`."""
-    return initial_model(ctx.cfg.model, ctx.task.alphabet, seed)
-
-
-def fresh_origin(ctx: Context) -> str:
-    """What `fresh_model` starts from, for checkpoint manifests."""
-    return "scratch" if ctx.cfg.model.kind == "tiny" else str(ctx.cfg.model.path)
-
-
-def stage_base(ctx: Context, cycle: int) -> None:
-    """The base model (and each friend, from its own seed): a tiny model trained from scratch on the
-    seed data, or a pretrained model, trained on the seed data only when `base.steps` > 0."""
-    losses, sequences, tokens = [], 0, 0
-    with timed() as cost:
-        for k in range(ctx.cfg.label.friends + 1):
-            seed = member_seed(ctx, cycle, "base", k)
-            model, tokenizer = fresh_model(ctx, seed)
-            if ctx.cfg.base.steps:
-                draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data, ctx.cfg.propose), None)
-                stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed,
-                                     "base: train" + (f" friend {k}" if k else ""))
-                losses.append(stats.final_loss)
-                sequences, tokens = sequences + stats.sequences, tokens + stats.tokens
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(0, k)), {"cycle": 0, "init": fresh_origin(ctx)})
-    with ctx.ledger.stage(cycle, "base") as w:
-        ctx.ledger.add_metrics(cycle, "base", {"final_loss": losses[0] if losses else None,
-                                               "friends_final_loss": losses[1:]})
-        w.cost(train_sequences=sequences, train_tokens=tokens, **cost)
 
 
 def stage_propose(ctx: Context, cycle: int) -> None:
@@ -211,105 +165,6 @@ def stage_label(ctx: Context, cycle: int) -> None:
             "label_accuracy": audit.value["accuracy"], **task.metrics()})
         ctx.ledger.add_readings(cycle, readings)
         w.cost(**cost)
-
-
-def stage_train(ctx: Context, cycle: int) -> None:
-    """Train this cycle's candidate (and each friend, from its own seed): under self-play first the
-    champion's proposer role (GRPO on its proposals' learnability), then SFT on the accepted
-    samples, then `grpo.steps` of GRPO on this cycle's problems. Skipped when none has work."""
-    cfg = ctx.cfg
-    losses, rl_logs, proposer_logs = [], [], []
-    used = {"train_sequences": 0, "train_tokens": 0, "generated_tokens": 0}
-    with timed() as cost:
-        everything = ctx.ledger.accepted_rows(upto_cycle=cycle)  # read from the ledger as drawn
-        replay, new = everything.split(cycle)
-        sft = bool(new) and (cfg.train.steps > 0 or cfg.loop.mode == "refresh")
-        # self-play: the proposer learns from its scored proposals (inner loop only: they are its own samples)
-        proposer = cfg.propose.by == "model" and cfg.propose.updates > 0 and cfg.loop.mode == "inner"
-        work = sft or cfg.grpo.steps > 0 or proposer
-        for k in range(cfg.label.friends + 1) if work else ():
-            seed = member_seed(ctx, cycle, "train", k)
-            init = model_name(champion_cycle(ctx.ledger), k)
-            if cfg.loop.mode == "refresh":  # the seeds' outer loop: a fresh base on seed data + all verified data
-                model, tokenizer = fresh_model(ctx, seed)
-                tcfg = cfg.base.model_copy(update={"mix": cfg.train.mix})
-                pools, made_from = {"new": everything, "replay": []}, fresh_origin(ctx)
-            else:
-                model, tokenizer = load_checkpoint(ctx.checkpoint(init))
-                tcfg, pools, made_from = cfg.train, {"new": new, "replay": replay}, init
-            who = f"cycle {cycle}" + (f" friend {k}" if k else "")
-            if proposer and k == 0:  # the champion wrote the proposals; train it first, while its weights still did
-                logs = _train_proposer(ctx, cycle, model, tokenizer, seed, f"{who}: proposer")
-                proposer_logs += [{"member": k, **log} for log in logs]
-            if sft:
-                draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data, cfg.propose), tcfg.mix)
-                stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train")
-                losses.append(stats.final_loss)
-                used["train_sequences"] += stats.sequences
-                used["train_tokens"] += stats.tokens
-            if cfg.grpo.steps:
-                logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo")
-                rl_logs += [{"member": k, **log} for log in logs]
-                used["generated_tokens"] += sum(log["generated_tokens"] for log in logs)
-                used["train_sequences"] += sum(log.get("trained_rows", 0) * cfg.grpo.inner_updates for log in logs)
-            save_checkpoint(model, tokenizer, ctx.checkpoint(model_name(cycle, k)),
-                            {"cycle": cycle, "init": made_from, "sft": sft, "grpo_steps": cfg.grpo.steps})
-    with ctx.ledger.stage(cycle, "train") as w:
-        ctx.ledger.add_metrics(cycle, "train", {
-            "new_examples": len(new), "replay_examples": len(replay),
-            "final_loss": losses[0] if losses else None, "friends_final_loss": losses[1:],
-            "skipped": None if work else "no accepted samples this cycle"})
-        if rl_logs:
-            ctx.ledger.add_metrics(cycle, "grpo", {"steps": rl_logs})
-        if proposer_logs:
-            ctx.ledger.add_metrics(cycle, "proposer", {"steps": proposer_logs})
-        w.cost(**used, **cost)
-
-
-def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label: str) -> list[dict]:
-    """GRPO on this cycle's proposals, each rewarded by its learnability (`rsi.selfplay`), with
-    advantages normalised among the proposals written for the same level."""
-    p = ctx.cfg.propose
-    proposals = ctx.ledger.proposals(cycle)
-    rewards = proposal_rewards(proposals, solve_rates(ctx.ledger.problems(cycle=cycle), ctx.ledger.labels(cycle)))
-    adv = group_normalised(rewards, [q.difficulty for q in proposals], ctx.cfg.grpo.variant)
-    trainable = with_lora(model, ctx.cfg.model.lora)
-    with bar(ctx.console, label, p.updates) as advance:
-        logs = recorded_update(trainable, tokenizer, [q.prompt for q in proposals],
-                               [(q.completion, q.finished) for q in proposals], adv, ctx.cfg.grpo, p.updates,
-                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log['loss']:.3f}"),
-                               prefix=p.response_prefix)
-    merged(trainable)
-    if logs:
-        logs[0] |= {"reward_mean": sum(rewards) / max(1, len(rewards)), "learnable": sum(r > 0 for r in rewards),
-                    "proposals": len(proposals)}
-    return logs
-
-
-def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str) -> list[dict]:
-    g = ctx.cfg.grpo
-    ref = load_checkpoint(ctx.checkpoint(init))[0].eval() if g.beta else None
-    rewards = [load_reward(r.fn, r.weight) for r in g.rewards]
-    trainable = with_lora(model, ctx.cfg.model.lora)
-    with bar(ctx.console, label, g.steps) as advance:
-        logs = grpo_train(trainable, tokenizer, ctx.ledger.problems(cycle=cycle), rewards, g, seed,
-                          budget=lambda p: ctx.task.max_answer_chars(p.difficulty) + 1, ref_model=ref,
-                          on_step=lambda log: advance(1, f"reward {log['reward_mean']:.2f}"))
-    merged(trainable)  # in place: `model` now holds the adapter's update
-    warn_reward_errors(ctx, cycle, label, logs)
-    return logs
-
-
-def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[dict]) -> None:
-    """Say once per stage, on the console, which rewards raised (those samples scored 0) and the
-    first exception's text; the counts and texts are in the stage's GRPO metrics."""
-    for r in ctx.cfg.grpo.rewards:
-        n = sum(log.get(f"reward/{r.fn}/errors", 0) for log in logs)
-        if n:
-            first = next(log[k] for log in logs if (k := f"reward/{r.fn}/first_error") in log)
-            total = sum(log.get("samples", 0) for log in logs)
-            ctx.console.print(escape(f"warning: reward {r.fn!r} raised on {n} of {total} samples in cycle {cycle}'s "
-                                     f"{label} (scored 0); the first: {first}"), style="yellow", highlight=False)
 
 
 def _ladder(ctx: Context, task: GuardedTask, name: str, difficulties) -> list[EvalResult]:

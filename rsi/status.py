@@ -26,8 +26,8 @@ from rsi.config import resumed_config
 from rsi.context import gates as effective_gates
 from rsi.curriculum import frontier
 from rsi.errors import RunDirError
-from rsi.hashing import weights_sha256
 from rsi.ledger import Ledger
+from rsi.manifest import checkpoint_sha256, verify_all
 
 
 def open_ledger(run_dir: Path) -> Ledger:
@@ -120,7 +120,8 @@ def status(run_dir: Path) -> dict:
         "cycles_completed": sum(1 for c, s in done if s == "gate" and c >= 1),
         "last_stage": list(done[-1]) if done else None,
         "champion": champion,
-        "champion_sha256": weights_sha256(champ_dir) if champ_dir.is_dir() else None,
+        "champion_weights_sha256": checkpoint_sha256(champ_dir) if champ_dir.is_dir() else None,
+        "checkpoints": verify_all(run_dir / "models"),
         "stopped": stopped,
         "budget": resumed_config(config, raised).budget.model_dump() if config else {},
         "frontier": f_now,
@@ -182,6 +183,9 @@ def format_status(st: dict) -> Group:
         *([("stopped", f"before cycle {st['stopped']['cycle']} {st['stopped']['before']}: "
                        f"{st['stopped']['reason']} (rsi resume continues)")] if st.get("stopped") else []),
         ("champion", str(st["champion"])),
+        ("champion weights", f"sha256 {st['champion_weights_sha256']} (`sha256sum` of its model.safetensors)"
+         if st.get("champion_weights_sha256") else "—"),
+        ("checkpoints", checkpoints_line(st.get("checkpoints", {}))),
         ("frontier", f"{st['frontier']} (cycle 0: {st['frontier_at_cycle0']}, labelled up to "
                      f"{st['labeled_max_difficulty']}, threshold {st['threshold']})"),
         ("velocity", velocity),
@@ -216,7 +220,26 @@ def format_status(st: dict) -> Group:
         parts.append(mon)
     for note in st.get("notes", []):
         parts.append(Text(f"note: {note}", style="yellow"))
+    for problem in corrupted(st):
+        parts.append(Text(problem, style="bold red"))
     return Group(*parts)
+
+
+def checkpoints_line(checks: dict[str, str | None]) -> str:
+    if not checks:
+        return "—"
+    bad = sum(v is not None for v in checks.values())
+    return f"{len(checks) - bad} of {len(checks)} match their manifests" + (f"; {bad} CORRUPTED" if bad else "")
+
+
+def corrupted(st: dict) -> list[str]:
+    """What is wrong with each checkpoint that does not match its manifest, and how to repair it."""
+    bad = {name: why for name, why in st.get("checkpoints", {}).items() if why}
+    if not bad:
+        return []
+    return [f"checkpoint {name}: {why}" for name, why in bad.items()] + [
+        f"repair: `rsi repair {st['run_dir']}` retrains each corrupted checkpoint from the ledger with the seeds it "
+        "was trained with, and checks the new weights against the digest the run recorded."]
 
 
 def format_review(st: dict) -> Group:

@@ -198,7 +198,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
     """Same rows in every ledger table (bar times and events) and the same champion weights as `reference`."""
     assert differences(fingerprint(run), fingerprint(reference)) == []
     assert (run / "champion").read_text() == (reference / "champion").read_text()
-    sha = [json.loads(rsi("status", str(r), "--json").stdout)["champion_sha256"] for r in (run, reference)]
+    sha = [json.loads(rsi("status", str(r), "--json").stdout)["champion_weights_sha256"] for r in (run, reference)]
     assert sha[0] == sha[1] and len(sha[0]) == 64
 
 

@@ -200,7 +200,7 @@ def test_every_command_meets_bad_paths_and_files_with_one_line(new_run, tmp_path
     bad_paths = [tmp_path / "missing", a_file, binary, empty_ledger, tmp_path / "file.jsonl" / "below"]
     for bad in bad_paths:
         for args in (["status", bad], ["report", bad], ["export", bad], ["resume", bad], ["review", bad],
-                     ["add", bad, a_file], ["withdraw", bad, "--all"], ["sandbox", "run", bad]):
+                     ["add", bad, a_file], ["withdraw", bad, "--all"], ["repair", bad], ["sandbox", "run", bad]):
             if args[0] == "sandbox" and bad in (a_file, binary):
                 continue  # a program, if a strange one
             out = cli(*args)
@@ -256,7 +256,7 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
     from rich.console import Console
 
     from rsi.rewards import load_reward, score
-    from rsi.stages import warn_reward_errors
+    from rsi.stage_train import warn_reward_errors
 
     (tmp_path / "r.py").write_text("def broken(completions, **kw):\n    raise KeyError('no [such] column')\n")
     name = f"{tmp_path / 'r.py'}:broken"
@@ -303,3 +303,51 @@ def test_relative_paths_are_recorded_absolute_and_a_changed_file_is_refused_on_r
     with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
         changes = [e["detail"] for e in ledger.events("inputs")]
     assert len(changes) == 2 and "grpo.rewards[1].fn" in changes[1]["changed"][0]
+
+
+# ---- checkpoints checked on every read, and repaired -----------------------------------------
+
+def test_a_corrupted_checkpoint_is_reported_by_every_reader_and_repair_retrains_it_byte_for_byte(tmp_path):
+    from rsi.fingerprint import fingerprint
+    from rsi.manifest import MANIFEST
+
+    run = tmp_path / "r"
+    out = cli("run", "quick", "--run-dir", run, "--set", "loop.cycles=1", "--set", "base.steps=60",
+              "--set", "train.steps=20", "--set", "eval.problems_per_difficulty=10",
+              "--set", "propose.problems_per_difficulty=20")
+    assert out.exit_code == 0, out.output
+    st = json.loads(cli("status", run, "--json").output)
+    weights = run / "models" / "cycle-0001" / "model.safetensors"
+    manifest = json.loads((weights.parent / MANIFEST).read_text())
+    # one digest: what sha256sum prints for the weights file, in the manifest, the ledger and status
+    assert manifest["weights_sha256"] == manifest["files"]["model.safetensors"] == file_digest(weights)
+    assert set(st["checkpoints"].values()) == {None} and len(st["checkpoints"]) == 2
+    before = fingerprint(run)
+    digests = {n: json.loads((run / "models" / n / MANIFEST).read_text())["weights_sha256"]
+               for n in ("cycle-0000", "cycle-0001")}
+    for name in digests:  # a flipped byte in each, the base first (cycle 1 trained from it)
+        f = run / "models" / name / "model.safetensors"
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        f.write_bytes(bytes(data))
+    st = json.loads(cli("status", run, "--json").output)
+    assert all("does not match the sha256" in (st["checkpoints"][n] or "") for n in digests)
+    said = cli("status", run).output
+    assert "0 of 2 match their manifests; 2 CORRUPTED" in said and f"rsi repair {run}" in " ".join(said.split())
+    for args in (["report", run], ["export", run, "--out", tmp_path / "a.jsonl"]):
+        out = cli(*args)
+        assert out.exit_code == 0 and "checkpoint cycle-0001: " in out.output and "rsi repair" in out.output
+    out = cli("repair", run)
+    assert out.exit_code == 0, out.output
+    assert " ".join(out.output.split()).count("equal to the recorded digest") == 2, out.output
+    assert set(json.loads(cli("status", run, "--json").output)["checkpoints"].values()) == {None}
+    after = fingerprint(run)
+    assert after["champion_weights_sha256"] == before["champion_weights_sha256"]
+    with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
+        assert [e["detail"]["checkpoint"] for e in ledger.events("repair")] == ["cycle-0000", "cycle-0001"]
+    assert "nothing to repair" in cli("repair", run).output
+
+
+def file_digest(path: Path) -> str:
+    out = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, check=True).stdout
+    return out.split()[0]
