@@ -26,6 +26,7 @@ from rsi.grpo import group_advantages, grpo_loss, keep_groups
 from rsi.lean import distinct_rows, fused_layers
 from rsi.monitors.hacking import checked
 from rsi.records import Problem
+from rsi.resumable import Resumable
 from rsi.rewards import Reward, score, verify_answers
 from rsi.tokenizer import encode_answer, encode_prompt
 
@@ -73,8 +74,11 @@ def grpo_train(
     budget: Callable[[Problem], int],
     ref_model: PreTrainedModel | None = None,
     on_step: Callable[[dict], None] | None = None,
+    resumable: Resumable | None = None,
 ) -> list[dict]:
-    """Run `cfg.steps` GRPO steps on `problems`; return one diagnostics dict per step.
+    """Run `cfg.steps` GRPO steps on `problems`; return one diagnostics dict per step. With
+    `resumable`, the loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on
+    from the last save.
 
     `budget(problem)` is the answer budget in tokens when `cfg.max_new_tokens` is null.
     """
@@ -88,8 +92,10 @@ def grpo_train(
     model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
     # the first update back-propagates through the sampler's recorded forward (buffers reused step to step)
     recorder = replay.Recorder() if replay.applicable(model) else None
-    G, logs = cfg.group_size, []
-    for step in range(1, cfg.steps + 1):
+    G, logs, first = cfg.group_size, [], 1
+    if resumable is not None and (saved := resumable.restore(model, opt, rng)):
+        first, logs = saved["step"] + 1, saved["logs"]
+    for step in range(first, cfg.steps + 1):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
@@ -118,6 +124,8 @@ def grpo_train(
         else:
             log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
         logs.append(log)
+        if resumable is not None:
+            resumable.save(step, cfg.steps, model, opt, rng, {"logs": logs})
         if on_step:
             on_step(log)
     model.eval()

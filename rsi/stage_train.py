@@ -18,6 +18,7 @@ from rsi.context import Context, champion_cycle, member_seed, model_name, timed
 from rsi.data import mixture, seed_stream
 from rsi.manifest import recorded_sha256
 from rsi.progress import bar
+from rsi.resumable import Resumable, clear, partial_dir
 from rsi.rewards import load_reward
 from rsi.rl import group_normalised, grpo_train, recorded_update
 from rsi.selfplay import proposal_rewards, solve_rates
@@ -48,13 +49,25 @@ def fresh_origin(ctx: Context) -> str:
     return "scratch" if ctx.cfg.model.kind == "tiny" else str(ctx.cfg.model.path)
 
 
-def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label):
+def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resumable: Resumable):
     """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats."""
     trainable = with_lora(model, ctx.cfg.model.lora)
+    last = [0]
+
+    def on_step(step: int, loss: float) -> None:  # a resumed loop starts past 1
+        advance(step - last[0], f"loss {loss:.3f}")
+        last[0] = step
+
     with bar(ctx.console, label, tcfg.steps) as advance:
-        stats = train(trainable, tokenizer, draw, tcfg, seed, on_step=lambda s, loss: advance(1, f"loss {loss:.3f}"))
+        stats = train(trainable, tokenizer, draw, tcfg, seed, on_step=on_step, resumable=resumable)
     merged(trainable)
     return stats
+
+
+def _resumable(ctx: Context, name: str, phase: str, cycle: int, seed: int, steps: int, every: int) -> Resumable:
+    """Where member `name`'s `phase` loop keeps its mid-stage state (`rsi.resumable`)."""
+    return Resumable(partial_dir(ctx.checkpoint(name)) / f"{phase}.pt", every, f"{phase} seed={seed} steps={steps}",
+                     (cycle, "base" if cycle == 0 else "train"))
 
 
 def base_member(ctx: Context, k: int, name: str | None = None) -> Trained:
@@ -66,9 +79,12 @@ def base_member(ctx: Context, k: int, name: str | None = None) -> Trained:
     if ctx.cfg.base.steps:
         draw = mixture({}, seed_stream(ctx.task, ctx.cfg.seed_data, ctx.cfg.propose), None)
         label = "base: train" + (f" friend {k}" if k else "")
-        stats = _train_model(ctx, model, tokenizer, draw, ctx.cfg.base, seed, label)
+        b = ctx.cfg.base
+        stats = _train_model(ctx, model, tokenizer, draw, b, seed, label,
+                             _resumable(ctx, name or out.name, "sft", 0, seed, b.steps, b.checkpoint_every))
         out.loss, out.sequences, out.tokens = stats.final_loss, stats.sequences, stats.tokens
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name), {"cycle": 0, "init": fresh_origin(ctx)})
+    clear(path)
     out.weights_sha256 = recorded_sha256(path)
     return out
 
@@ -132,15 +148,18 @@ def train_member(ctx: Context, cycle: int, k: int, p: Plan, init_cycle: int, nam
                                                                                f"{who}: proposer")]
     if p.sft:
         draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data, cfg.propose), tcfg.mix)
-        stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train")
+        stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train",
+                             _resumable(ctx, name or out.name, "sft", cycle, seed, tcfg.steps, tcfg.checkpoint_every))
         out.loss, out.sequences, out.tokens = stats.final_loss, stats.sequences, stats.tokens
     if p.grpo:
-        logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo")
+        logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo",
+                     _resumable(ctx, name or out.name, "grpo", cycle, seed, cfg.grpo.steps, cfg.grpo.checkpoint_every))
         out.rl_logs = [{"member": k, **log} for log in logs]
         out.generated_tokens = sum(log["generated_tokens"] for log in logs)
         out.sequences += sum(log.get("trained_rows", 0) * cfg.grpo.inner_updates for log in logs)
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name),
                            {"cycle": cycle, "init": made_from, "sft": p.sft, "grpo_steps": cfg.grpo.steps})
+    clear(path)
     out.weights_sha256 = recorded_sha256(path)
     return out
 
@@ -186,15 +205,22 @@ def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label
     return logs
 
 
-def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str) -> list[dict]:
+def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str,
+          resumable: Resumable) -> list[dict]:
     g = ctx.cfg.grpo
     ref = load_checkpoint(ctx.checkpoint(init))[0].eval() if g.beta else None
     rewards = [load_reward(r.fn, r.weight) for r in g.rewards]
     trainable = with_lora(model, ctx.cfg.model.lora)
+    last = [0]
+
+    def on_step(log: dict) -> None:  # a resumed loop starts past step 1
+        advance(log["step"] - last[0], f"reward {log['reward_mean']:.2f}")
+        last[0] = log["step"]
+
     with bar(ctx.console, label, g.steps) as advance:
         logs = grpo_train(trainable, tokenizer, ctx.ledger.problems(cycle=cycle), rewards, g, seed,
                           budget=lambda p: ctx.task.max_answer_chars(p.difficulty) + 1, ref_model=ref,
-                          on_step=lambda log: advance(1, f"reward {log['reward_mean']:.2f}"))
+                          on_step=on_step, resumable=resumable)
     merged(trainable)  # in place: `model` now holds the adapter's update
     warn_reward_errors(ctx, cycle, label, logs)
     return logs

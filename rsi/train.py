@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from rsi.config import TrainConfig
 from rsi.objectives import OBJECTIVES, lm_loss
 from rsi.records import Example
+from rsi.resumable import Resumable
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,10 @@ def train(
     cfg: TrainConfig,
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
+    resumable: Resumable | None = None,
 ) -> TrainStats:
-    """Run `cfg.steps` optimiser steps on batches `draw(rng, cfg.batch_size)`."""
+    """Run `cfg.steps` optimiser steps on batches `draw(rng, cfg.batch_size)`. With `resumable`, the
+    loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on from the last save."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     make_batch = OBJECTIVES.get(cfg.objective)
@@ -51,7 +54,10 @@ def train(
     model.train()
     sequences = tokens = 0
     recent: list[float] = []
-    for step in range(1, cfg.steps + 1):
+    first = 1
+    if resumable is not None and (saved := resumable.restore(model, opt, rng)):
+        first, sequences, tokens, recent = saved["step"] + 1, saved["sequences"], saved["tokens"], saved["recent"]
+    for step in range(first, cfg.steps + 1):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         ids, labels = make_batch(tokenizer, draw(rng, cfg.batch_size))  # (B, T), (B, T)
@@ -63,6 +69,9 @@ def train(
         sequences += ids.shape[0]
         tokens += int((ids != tokenizer.pad_token_id).sum())
         recent = ([*recent, loss.item()])[-50:]
+        if resumable is not None:
+            resumable.save(step, cfg.steps, model, opt, rng,
+                           {"sequences": sequences, "tokens": tokens, "recent": recent})
         if on_step:
             on_step(step, recent[-1])
     model.eval()

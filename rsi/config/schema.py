@@ -135,6 +135,9 @@ class TrainConfig(_Section):
     warmup_steps: int = Field(50, ge=0, description="steps of linear learning-rate warmup")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
+    checkpoint_every: int = Field(
+        100, ge=0, description="save the loop's state (weights, optimiser, data position, random state) every "
+        "this many steps, so a killed stage resumes from there; 0: only between stages")
     mix: MixConfig | None = Field(
         default_factory=MixConfig, description="batch composition by source; null: train on one source only"
     )
@@ -182,6 +185,9 @@ class GrpoConfig(_Section):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the G answers")
+    checkpoint_every: int = Field(
+        10, ge=0, description="save the loop's state (weights, optimiser, random state, step logs) every this many "
+        "steps, so a killed stage resumes from there; 0: only between stages")
     max_new_tokens: int | None = Field(
         None, gt=0, description="answer budget in tokens; null: the task's answer length at each difficulty + 1"
     )
