@@ -33,6 +33,7 @@ from rsi.context import Context, champion, champion_results, current_frontier, h
 from rsi.errors import RunDirError
 from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
+from rsi.resumable import clear_all
 from rsi.runlock import LOCK_FILE, hold
 from rsi.stages import STAGES, stages_of
 from rsi.stopping import RunStopped, Stopper, stale_stop
@@ -122,7 +123,9 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
         cfg = resumed_config(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
-        for note in inputs.check(ledger, cfg, allow_changed):
+        if changed := inputs.check(ledger, cfg, allow_changed):
+            clear_all(run_dir / "models")  # a stage's saved mid-stage state was made from the old content
+        for note in changed:
             console.print(f"[yellow]note:[/] going on with new content: {escape(note)}", highlight=False)
         costs = ledger.costs()
         if note := stale_stop(run_dir, costs[-1]["finished_at"] if costs else None):

@@ -25,6 +25,7 @@ from rsi.context import Context, champion_cycle
 from rsi.errors import CheckpointError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import MANIFEST, verify_all, weights_sha256
+from rsi.resumable import clear
 from rsi.runlock import hold
 from rsi.stage_train import base_member, plan, train_member
 from rsi.tasks import get_task
@@ -71,6 +72,7 @@ def _repair_one(ctx: Context, name: str) -> str:
     else:
         made = train_member(ctx, cycle, k, plan(ctx, cycle), champion_cycle(ctx.ledger, before=cycle), tmp)
     path, new = ctx.checkpoint(name), ctx.checkpoint(tmp)
+    clear(new)
     if expected is not None and made.weights_sha256 != expected:
         shutil.rmtree(new, ignore_errors=True)
         raise CheckpointError(

@@ -5,9 +5,11 @@ after their last, what their next step depends on: the trainable weights, the op
 the Python and torch random states and the loop's own counters. A rerun of the stage (`rsi
 resume` after a kill) restores them and goes on from the step after, to the same weights and
 figures as an uninterrupted run (tested against the run's fingerprint). The state lives in
-`models/<checkpoint>.partial/<phase>.pt` until that member's checkpoint is saved; a state saved
-for another call (seed, steps) is ignored. It is written with `torch.save` and read back with
-`weights_only=True` (tensors and plain values; no code is unpickled).
+`models/<checkpoint>.partial/<phase>.pt` until the stage commits (a member that finished before
+a kill restores its final state and does no step again); a state saved for another call (seed,
+steps) is ignored, and a resume that allows changed inputs (`--allow-changed`) drops them all.
+It is written with `torch.save` and read back with `weights_only=True` (tensors and plain values;
+no code is unpickled).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Resumable:
     path: Path  # the state file
     every: int  # steps between saves; 0: never
     key: str  # the call it belongs to: phase, seed, steps
-    where: tuple[int, str] = (0, "")  # (cycle, stage), for fault injection
+    where: tuple[int, str, str] = (0, "", "")  # (cycle, stage, "<checkpoint>/<phase>"), for fault injection
 
     def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer, rng: random.Random) -> dict | None:
         """Load the saved state into `model`, `opt` and `rng`; return the loop's counters (with
@@ -60,7 +62,8 @@ class Resumable:
         torch.save({"key": self.key, "weights": weights, "optimizer": opt.state_dict(), "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "loop": {**loop, "step": step}}, tmp)
         os.replace(tmp, self.path)
-        crash_point(*self.where, f"saved-{step}")  # fault injection: killed right after a save
+        cycle, stage, what = self.where
+        crash_point(cycle, stage, f"{what}/saved-{step}")  # fault injection: killed right after a save
 
 
 def partial_dir(checkpoint: Path) -> Path:
@@ -69,8 +72,14 @@ def partial_dir(checkpoint: Path) -> Path:
 
 
 def clear(checkpoint: Path) -> None:
-    """Forget the mid-stage state once the member's checkpoint is saved."""
+    """Forget the mid-stage state once the stage that saves `checkpoint` has committed."""
     shutil.rmtree(partial_dir(checkpoint), ignore_errors=True)
+
+
+def clear_all(models_dir: Path) -> None:
+    """Forget every mid-stage state of a run (its inputs changed: a saved state no longer applies)."""
+    for d in Path(models_dir).glob("*.partial"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _tuples(x):

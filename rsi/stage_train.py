@@ -67,7 +67,7 @@ def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resuma
 def _resumable(ctx: Context, name: str, phase: str, cycle: int, seed: int, steps: int, every: int) -> Resumable:
     """Where member `name`'s `phase` loop keeps its mid-stage state (`rsi.resumable`)."""
     return Resumable(partial_dir(ctx.checkpoint(name)) / f"{phase}.pt", every, f"{phase} seed={seed} steps={steps}",
-                     (cycle, "base" if cycle == 0 else "train"))
+                     (cycle, "base" if cycle == 0 else "train", f"{name}/{phase}"))
 
 
 def base_member(ctx: Context, k: int, name: str | None = None) -> Trained:
@@ -84,7 +84,6 @@ def base_member(ctx: Context, k: int, name: str | None = None) -> Trained:
                              _resumable(ctx, name or out.name, "sft", 0, seed, b.steps, b.checkpoint_every))
         out.loss, out.sequences, out.tokens = stats.final_loss, stats.sequences, stats.tokens
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name), {"cycle": 0, "init": fresh_origin(ctx)})
-    clear(path)
     out.weights_sha256 = recorded_sha256(path)
     return out
 
@@ -99,6 +98,8 @@ def stage_base(ctx: Context, cycle: int) -> None:
                                                "friends_final_loss": [t.loss for t in done[1:] if t.loss is not None],
                                                "checkpoints": {t.name: t.weights_sha256 for t in done}})
         w.cost(train_sequences=sum(t.sequences for t in done), train_tokens=sum(t.tokens for t in done), **cost)
+    for t in done:
+        clear(ctx.checkpoint(t.name))
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,6 @@ def train_member(ctx: Context, cycle: int, k: int, p: Plan, init_cycle: int, nam
         out.sequences += sum(log.get("trained_rows", 0) * cfg.grpo.inner_updates for log in logs)
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name),
                            {"cycle": cycle, "init": made_from, "sft": p.sft, "grpo_steps": cfg.grpo.steps})
-    clear(path)
     out.weights_sha256 = recorded_sha256(path)
     return out
 
@@ -183,6 +183,8 @@ def stage_train(ctx: Context, cycle: int) -> None:
             ctx.ledger.add_metrics(cycle, "proposer", {"steps": proposer_logs})
         w.cost(train_sequences=sum(t.sequences for t in done), train_tokens=sum(t.tokens for t in done),
                generated_tokens=sum(t.generated_tokens for t in done), **cost)
+    for t in done:  # kept until the stage committed: a member done before a kill restores its final state
+        clear(ctx.checkpoint(t.name))
 
 
 def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label: str) -> list[dict]:

@@ -86,21 +86,23 @@ def test_grpo_killed_after_a_save_resumes_to_the_uninterrupted_weights_and_logs(
 
 
 def test_a_run_killed_inside_train_resumes_mid_stage_to_the_uninterrupted_fingerprint(tmp_path):
-    args = ["quick", "--set", "loop.cycles=1", "--set", "base.steps=60", "--set", "base.checkpoint_every=20",
+    args = ["quick", "--set", "loop.cycles=1", "--set", "label.friends=1",
+            "--set", "base.steps=60", "--set", "base.checkpoint_every=20",
             "--set", "train.steps=60", "--set", "train.checkpoint_every=20", "--set", "eval.problems_per_difficulty=10",
             "--set", "propose.problems_per_difficulty=20"]
     reference, run = tmp_path / "whole", tmp_path / "killed"
     subprocess.run([*RSI, "run", *args, "--run-dir", reference], check=True, capture_output=True)
-    for at in ("0/base/saved-40", "1/train/saved-40"):
+    for at in ("0/base/cycle-0000/sft/saved-40", "1/train/friend1-0001/sft/saved-40"):
         out = subprocess.run([*RSI, "run" if at[0] == "0" else "resume", *(args if at[0] == "0" else []),
                               *(["--run-dir"] if at[0] == "0" else []), run],
                              env=os.environ | {"RSI_KILL_AT": at}, capture_output=True, text=True)
         assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
-        name = "cycle-0000" if at[0] == "0" else "cycle-0001"
+        name = at.split("/")[2]
         assert (run / "models" / f"{name}.partial" / "sft.pt").is_file()
     out = subprocess.run([*RSI, "resume", run], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    said = out.stdout + out.stderr  # it went on from the save at step 40, not from step 1
-    assert "cycle 1: train 41/60" in said and "cycle 1: train 6/60" not in said, said
+    said = out.stdout + out.stderr  # the candidate, done before the kill, did no step again; its friend went on
+    assert "cycle 1: train" not in said, said
+    assert "cycle 1 friend 1: train 41/60" in said and "cycle 1 friend 1: train 6/60" not in said, said
     assert not list((run / "models").glob("*.partial"))
     assert differences(fingerprint(run), fingerprint(reference)) == []
