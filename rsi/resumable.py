@@ -39,8 +39,11 @@ class Resumable:
         "step", the last step done), or None when nothing saved for this call."""
         if not self.every or not self.path.is_file():
             return None
-        state = torch.load(self.path, weights_only=True)
-        if state.get("key") != self.key:
+        try:
+            state = torch.load(self.path, weights_only=True)
+        except Exception:  # unreadable (a damaged disk, another torch): the stage starts over, as before
+            return None
+        if not isinstance(state, dict) or state.get("key") != self.key:
             return None
         with torch.no_grad():
             params = dict(model.named_parameters())

@@ -4,6 +4,7 @@ killed at any point redoes at most the stage it was in, with nothing lost or dup
 
 Cycle 0 has two stages, `base` (train a model from scratch on ground-truth seed data) and
 `evaluate`; every later cycle runs `propose`, `generate`, `label`, `train`, `evaluate`, `gate`.
+The two that train, `base` and `train`, are in `rsi.stage_train`.
 """
 
 from __future__ import annotations

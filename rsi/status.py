@@ -25,7 +25,7 @@ from rich.text import Text
 from rsi.config import resumed_config
 from rsi.context import gates as effective_gates
 from rsi.curriculum import frontier
-from rsi.errors import RunDirError
+from rsi.errors import ConfigError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import checkpoint_sha256, verify_all
 
@@ -108,6 +108,7 @@ def status(run_dir: Path) -> dict:
         kept_fraction[str(c)] = len(kept) / len(lbs)
         label_accuracy[str(c)] = sum(audited) / len(audited) if audited else None
     cpu_upto = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) for c in by_cycle}
+    budget, unusable = _budget(config, raised)
     champ_dir = run_dir / "models" / champion
     last_stop = stops[-1] if stops else None
     stopped = None if last_stop is None or last_stop["detail"]["stages_done"] != len(done) else {
@@ -123,7 +124,7 @@ def status(run_dir: Path) -> dict:
         "champion_weights_sha256": checkpoint_sha256(champ_dir) if champ_dir.is_dir() else None,
         "checkpoints": verify_all(run_dir / "models"),
         "stopped": stopped,
-        "budget": resumed_config(config, raised).budget.model_dump() if config else {},
+        "budget": budget,
         "frontier": f_now,
         "frontier_at_cycle0": f_base,
         "labeled_max_difficulty": config.get("seed_data", {}).get("max_difficulty"),
@@ -143,8 +144,19 @@ def status(run_dir: Path) -> dict:
         "frontier_by_cycle": {str(c): front(accuracy(evals, m, upto_cycle=c)) for c, m in by_cycle.items()},
         "cpu_s_by_cycle": {str(c): v for c, v in cpu_upto.items()},
         "monitors": {r["monitor"]: {k: r[k] for k in ("cycle", "alert", "message", "value")} for r in readings},
-        "notes": [n for e in warnings for n in e["detail"]["notes"]],
+        "notes": [n for e in warnings for n in e["detail"]["notes"]] + ([unusable] if unusable else []),
     }
+
+
+def _budget(config: dict, raised: list[str]) -> tuple[dict, str | None]:
+    """The run's effective budget, and a note when its config no longer validates on this machine
+    (a task or reward file moved away): status still reads, a resume would refuse."""
+    if not config:
+        return {}, None
+    try:
+        return resumed_config(config, raised).budget.model_dump(), None
+    except ConfigError as e:
+        return config.get("budget", {}), f"the run's config does not validate here, so `rsi resume` would refuse: {e}"
 
 
 def _pct(x: float | None) -> str:

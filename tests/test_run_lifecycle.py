@@ -303,6 +303,10 @@ def test_relative_paths_are_recorded_absolute_and_a_changed_file_is_refused_on_r
     with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
         changes = [e["detail"] for e in ledger.events("inputs")]
     assert len(changes) == 2 and "grpo.rewards[1].fn" in changes[1]["changed"][0]
+    (home / "mine.py").rename(home / "moved.py")  # status still reads the run; a resume refuses
+    out = cli("status", run, "--json")
+    assert out.exit_code == 0 and "does not validate here" in json.loads(out.output)["notes"][-1]
+    assert cli("resume", run).exit_code == 2
 
 
 # ---- checkpoints checked on every read, and repaired -----------------------------------------
