@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -60,8 +61,9 @@ def _commands(fn):
     (a path, a permission, a full disk), and a second Ctrl-C or SIGTERM."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from rsi.stopping import Interrupted
+        from rsi.stopping import Interrupted, forced_signal
 
+        forced_signal()  # forget one from an earlier in-process command
         try:
             return fn(*args, **kwargs)
         except RsiError as e:
@@ -71,11 +73,20 @@ def _commands(fn):
         except UnicodeDecodeError as e:  # a reader that did not say which file: still one line
             _fail(f"a file given to this command is not UTF-8 text ({e.reason} at byte {e.start})")
         except Interrupted as e:
-            err.print(f"[bold yellow]interrupted:[/] {e}: stopped at once; the stage in progress was rolled back "
-                      "(`rsi resume` redoes it)", soft_wrap=True, highlight=False)
-            raise typer.Exit(128 + e.signum) from None
+            _interrupted(e.signum)
+        except Exception:  # the aftermath of a second signal inside an import is still an interrupt
+            if (signum := forced_signal()) is None:
+                raise
+            _interrupted(signum)
 
     return wrapper
+
+
+def _interrupted(signum: int) -> None:
+    name = signal.Signals(signum).name
+    err.print(f"[bold yellow]interrupted:[/] {name}: stopped at once; the stage in progress was rolled back "
+              "(`rsi resume` redoes it)", soft_wrap=True, highlight=False)
+    raise typer.Exit(128 + signum) from None
 
 
 def _warn(lines: list[str]) -> None:

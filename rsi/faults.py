@@ -30,15 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsi.crashpoints import KILL_ENV
+from rsi.rundir import ledger_path
+
 RSI = [sys.executable, "-m", "rsi.cli"]
 POLL_S = 0.05
-KILL_ENV = "RSI_KILL_AT"
-
-
-def crash_point(cycle: int, stage: str, where: str) -> None:
-    """SIGKILL this process here if `RSI_KILL_AT` names this point (`<cycle>/<stage>/<where>`)."""
-    if os.environ.get(KILL_ENV) == f"{cycle}/{stage}/{where}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,7 @@ def reference_stages(run_dir: Path) -> list[tuple[int, str, float]]:
 
 
 def _query(run_dir: Path, sql: str, timeout_s: float = 5) -> list[tuple]:
-    con = sqlite3.connect(f"file:{Path(run_dir) / 'ledger.sqlite'}?mode=ro", uri=True, timeout=timeout_s)
+    con = sqlite3.connect(f"file:{ledger_path(run_dir)}?mode=ro", uri=True, timeout=timeout_s)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -66,7 +62,7 @@ def _query(run_dir: Path, sql: str, timeout_s: float = 5) -> list[tuple]:
 
 def _committed(run_dir: Path) -> list[tuple[int, str]] | None:
     """Stages committed so far, or None while the run has no ledger with a run row yet."""
-    if not (Path(run_dir) / "ledger.sqlite").exists():
+    if not ledger_path(run_dir).exists():
         return None
     try:
         # a short busy timeout: while the run writes, poll again rather than wait

@@ -20,6 +20,7 @@ import sqlite3
 from pathlib import Path
 
 from rsi.manifest import checkpoint_sha256
+from rsi.rundir import CHAMPION, ledger_path
 
 QUERIES = {
     "stages": "SELECT cycle, stage, generated_tokens, train_sequences, train_tokens FROM stages ORDER BY cycle, stage",
@@ -38,7 +39,7 @@ QUERIES = {
 def fingerprint(run_dir: Path) -> dict:
     """{table: {"rows", "sha256"}, "champion": name, "champion_weights_sha256": hash} of a run directory."""
     run_dir = Path(run_dir)
-    con = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{ledger_path(run_dir)}?mode=ro", uri=True)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         out: dict = {}
@@ -50,7 +51,7 @@ def fingerprint(run_dir: Path) -> dict:
             out[name] = {"rows": n, "sha256": h.hexdigest()}
     finally:
         con.close()
-    champion_file = run_dir / "champion"
+    champion_file = run_dir / CHAMPION
     champion = champion_file.read_text().strip() if champion_file.is_file() else None
     out["champion"] = champion
     out["champion_weights_sha256"] = checkpoint_sha256(run_dir / "models" / champion) if champion else None

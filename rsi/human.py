@@ -75,7 +75,7 @@ def read_rows(path: Path, task, index: HeldoutIndex, alphabet: str | None = None
 
 
 def _open(run_dir: Path):
-    from rsi.loop import LEDGER
+    from rsi.rundir import LEDGER
 
     path = Path(run_dir) / LEDGER
     if not path.is_file():

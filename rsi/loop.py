@@ -1,10 +1,6 @@
 """The loop: runs cycles of stages over a run directory, and is the only holder of state.
 
-    runs/<name>/config.yaml    the resolved config, frozen at start
-    runs/<name>/ledger.sqlite  everything that happened
-    runs/<name>/models/        one checkpoint per trained model
-    runs/<name>/champion       the promoted checkpoint's name
-    runs/<name>/state.json     the last completed stage
+    runs/<name>/               what it holds: `rsi.rundir`
 
 Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
 simply runs every stage that is not done yet. Before each stage the loop asks `rsi.stopping`
@@ -18,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import os
 import time
 from collections import Counter
 from datetime import datetime
@@ -34,18 +29,11 @@ from rsi.errors import RunDirError
 from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
 from rsi.resumable import clear_all
+from rsi.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
 from rsi.runlock import LOCK_FILE, hold
 from rsi.stages import STAGES, stages_of
 from rsi.stopping import RunStopped, Stopper, stale_stop
 from rsi.tasks import get_task
-
-LEDGER = "ledger.sqlite"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def release_memory() -> None:
@@ -90,8 +78,8 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
     with hold(run_dir):
         if (run_dir / LEDGER).exists():  # another process made it meanwhile
             return _continue(run_dir, console, [], expect=cfg)
-        (run_dir / "models").mkdir(exist_ok=True)
-        atomic_write(run_dir / "config.yaml", dump_config(cfg))
+        (run_dir / MODELS).mkdir(exist_ok=True)
+        atomic_write_text(run_dir / CONFIG, dump_config(cfg))
         with Ledger(run_dir / LEDGER) as ledger:
             ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
             inputs.record(ledger, cfg)
@@ -124,7 +112,7 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
         cfg = resumed_config(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
         if changed := inputs.check(ledger, cfg, allow_changed):
-            clear_all(run_dir / "models")  # a stage's saved mid-stage state was made from the old content
+            clear_all(run_dir / MODELS)  # a stage's saved mid-stage state was made from the old content
         for note in changed:
             console.print(f"[yellow]note:[/] going on with new content: {escape(note)}", highlight=False)
         costs = ledger.costs()
@@ -133,8 +121,8 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
         if overrides:
             ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
                              {"overrides": overrides})
-        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / "models", console)
-        (run_dir / "models").mkdir(exist_ok=True)
+        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console)
+        (run_dir / MODELS).mkdir(exist_ok=True)
         with Stopper(run_dir) as stopper:
             _run_cycles(ctx, run_dir, stopper)
         if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
@@ -168,15 +156,15 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
                 raise
             ran = True
             release_memory()
-            atomic_write(run_dir / "state.json", json.dumps({"cycle": cycle, "stage": stage}))
-            atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+            atomic_write_text(run_dir / STATE, json.dumps({"cycle": cycle, "stage": stage}))
+            atomic_write_text(run_dir / CHAMPION, champion(ctx.ledger) + "\n")
         if ran:
             ctx.console.print(summary_line(ctx, cycle, time.perf_counter() - t0))
             if cycle == 0 and (notes := cycle0_notes(ctx)):
                 ctx.ledger.add_event(0, "warning", {"notes": notes})
                 for note in notes:
                     ctx.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    atomic_write(run_dir / "champion", champion(ctx.ledger) + "\n")
+    atomic_write_text(run_dir / CHAMPION, champion(ctx.ledger) + "\n")
 
 
 def cycle0_notes(ctx: Context) -> list[str]:

@@ -26,6 +26,7 @@ from rsi.errors import CheckpointError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import MANIFEST, verify_all, weights_sha256
 from rsi.resumable import clear
+from rsi.rundir import ledger_path
 from rsi.runlock import hold
 from rsi.stage_train import base_member, plan, train_member
 from rsi.tasks import get_task
@@ -37,9 +38,9 @@ def repair(run_dir: Path, console: Console | None = None) -> list[str]:
     """Retrain the run's corrupted checkpoints; return what was repaired, one line each. Raises
     CheckpointError when a retrained checkpoint differs from the recorded digest."""
     run_dir, console = Path(run_dir), console or Console()
-    if not (run_dir / "ledger.sqlite").exists():
-        raise RunDirError(f"{run_dir} is not an rsi run directory (no ledger.sqlite).")
-    with hold(run_dir, "rsi repair"), Ledger(run_dir / "ledger.sqlite", create=False) as ledger:
+    if not ledger_path(run_dir).exists():
+        raise RunDirError(f"{run_dir} is not an rsi run directory (no ledger).")
+    with hold(run_dir, "rsi repair"), Ledger(ledger_path(run_dir), create=False) as ledger:
         bad = sorted((name for name, why in verify_all(run_dir / "models").items() if why), key=_order)
         if not bad:
             return []

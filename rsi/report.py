@@ -28,7 +28,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from rsi.export import atomic_write_text
+from rsi.rundir import atomic_write_text
 from rsi.status import accuracy, checkpoints_line, corrupted, open_ledger, status
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rsi.faults import crash_point
+from rsi.crashpoints import crash_point
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from rsi.errors import RsiError
 from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.records import GateDecision, Reading
+from rsi.rundir import ledger_path
 from rsi.runlock import hold
 from rsi.status import open_ledger
 from rsi.stopping import RunStopped
@@ -131,10 +132,10 @@ def record(run_dir: Path, approve: bool, why: str, by: str | None = None, cycle:
         st = summary(run_dir, cycle)
         detail = {"candidate": st["candidate"], "verdict": "approve" if approve else "reject",
                   "by": by or getpass.getuser(), "why": why.strip(), "overrule": st["kind"] == "overrule"}
-        with Ledger(Path(run_dir) / "ledger.sqlite", create=False) as ledger:
+        with Ledger(ledger_path(run_dir), create=False) as ledger:
             ledger.add_event(st["cycle"], "review", detail)
             if detail["overrule"]:
-                from rsi.loop import atomic_write
+                from rsi.rundir import CHAMPION, atomic_write_text
 
-                atomic_write(Path(run_dir) / "champion", champion(ledger) + "\n")
+                atomic_write_text(Path(run_dir) / CHAMPION, champion(ledger) + "\n")
     return detail | {"cycle": st["cycle"]}

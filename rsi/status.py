@@ -28,6 +28,7 @@ from rsi.curriculum import frontier
 from rsi.errors import ConfigError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import checkpoint_sha256, verify_all
+from rsi.rundir import CHAMPION, ledger_path
 
 
 def open_ledger(run_dir: Path) -> Ledger:
@@ -35,7 +36,7 @@ def open_ledger(run_dir: Path) -> Ledger:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: no such run directory")
-    path = run_dir / "ledger.sqlite"
+    path = ledger_path(run_dir)
     if not path.is_file():
         raise RunDirError(f"{path}: no ledger here; {run_dir} is not an rsi run directory "
                           "(or its run never started)")
@@ -88,7 +89,7 @@ def status(run_dir: Path) -> dict:
         return None if threshold is None else frontier(acc, threshold, min_d)
 
     by_cycle = champions(evals, gates)
-    champion_file = run_dir / "champion"
+    champion_file = run_dir / CHAMPION
     champion = (champion_file.read_text().strip() if champion_file.is_file()
                 else by_cycle[max(by_cycle)])
     champ_acc = accuracy(evals, champion)

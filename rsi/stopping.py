@@ -63,6 +63,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: str | None = None
+        self.forced: int | None = None  # the signal that interrupted at once; kept after `restore`
         self._previous: dict[int, object] = {}
 
     def install(self) -> bool:
@@ -82,6 +83,7 @@ class _Signals:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.received is not None:
+            self.forced = signum
             raise Interrupted(signum)
         self.received = signal.Signals(signum).name
         os.write(2, f"\n{self.received}: stopping before the next stage (send it again to stop now, losing the "
@@ -89,6 +91,14 @@ class _Signals:
 
 
 _signals = _Signals()
+
+
+def forced_signal() -> int | None:
+    """The signal that last interrupted the process at once (then forgotten), or None. An
+    interrupt that lands inside an import can leave that module half made, so what the program
+    raises next may be an ImportError rather than `Interrupted`: the CLI asks this to tell."""
+    signum, _signals.forced = _signals.forced, None
+    return signum
 
 
 @contextmanager

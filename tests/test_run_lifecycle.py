@@ -109,6 +109,29 @@ def test_a_signal_in_the_first_moments_is_a_clean_stop_and_a_second_one_stops_at
     assert "interrupted: SIGINT: stopped at once" in twice.stderr and "Traceback" not in twice.stderr
 
 
+def test_a_second_signal_that_breaks_an_import_is_still_an_interrupt(capsys):
+    import typer
+
+    from rsi.cli import _commands
+    from rsi.stopping import _signals
+
+    @_commands
+    def command():
+        _signals.forced = signal.SIGINT  # what the handler records as it raises Interrupted mid-import
+        raise ModuleNotFoundError("Could not import module 'PreTrainedModel'")
+
+    with pytest.raises(typer.Exit) as e:
+        command()
+    assert e.value.exit_code == 130 and _signals.forced is None
+
+    @_commands
+    def unrelated():
+        raise ModuleNotFoundError("no module named 'x'")
+
+    with pytest.raises(ModuleNotFoundError):  # with no second signal, an error is not an interrupt
+        unrelated()
+
+
 # ---- people's rows -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("row, why", [

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rsi.crashpoints import crash_point
 from rsi.errors import LedgerError
-from rsi.faults import crash_point
 from rsi.ledger.accepted import EXAMPLES, ONE, ROWS, ExampleRows, example
 from rsi.ledger.schema import now, prepare
 from rsi.ledger.writer import StageWriter
