@@ -285,11 +285,12 @@ def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     """
     from rsi.export import export as export_run
     from rsi.manifest import verify_all
+    from rsi.rundir import MODELS
     from rsi.status import corrupted
 
     path, rows = export_run(run_dir, out)
     console.print(escape(f"wrote {rows} rows to {path}"), highlight=False)
-    _warn(corrupted({"run_dir": str(run_dir), "checkpoints": verify_all(Path(run_dir) / "models")}))
+    _warn(corrupted({"run_dir": str(run_dir), "checkpoints": verify_all(Path(run_dir) / MODELS)}))
 
 
 @app.command()

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 
 from rsi.manifest import checkpoint_sha256
-from rsi.rundir import CHAMPION, ledger_path
+from rsi.rundir import CHAMPION, MODELS, ledger_path
 
 QUERIES = {
     "stages": "SELECT cycle, stage, generated_tokens, train_sequences, train_tokens FROM stages ORDER BY cycle, stage",
@@ -54,7 +54,7 @@ def fingerprint(run_dir: Path) -> dict:
     champion_file = run_dir / CHAMPION
     champion = champion_file.read_text().strip() if champion_file.is_file() else None
     out["champion"] = champion
-    out["champion_weights_sha256"] = checkpoint_sha256(run_dir / "models" / champion) if champion else None
+    out["champion_weights_sha256"] = checkpoint_sha256(run_dir / MODELS / champion) if champion else None
     return out
 
 

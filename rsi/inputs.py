@@ -12,6 +12,7 @@ changed). The model is checked only until the base stage has loaded it into the 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from rsi.config import Config
@@ -45,8 +46,6 @@ def digest(path: Path) -> str | None:
         return file_sha256(path)
     if not path.is_dir():
         return None
-    import hashlib
-
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         h.update(f"{f.relative_to(path)}\0{file_sha256(f)}\n".encode())

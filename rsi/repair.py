@@ -26,7 +26,7 @@ from rsi.errors import CheckpointError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import MANIFEST, verify_all, weights_sha256
 from rsi.resumable import clear
-from rsi.rundir import ledger_path
+from rsi.rundir import MODELS, ledger_path
 from rsi.runlock import hold
 from rsi.stage_train import base_member, plan, train_member
 from rsi.tasks import get_task
@@ -41,16 +41,13 @@ def repair(run_dir: Path, console: Console | None = None) -> list[str]:
     if not ledger_path(run_dir).exists():
         raise RunDirError(f"{run_dir} is not an rsi run directory (no ledger).")
     with hold(run_dir, "rsi repair"), Ledger(ledger_path(run_dir), create=False) as ledger:
-        bad = sorted((name for name, why in verify_all(run_dir / "models").items() if why), key=_order)
+        bad = sorted((name for name, why in verify_all(run_dir / MODELS).items() if why), key=_order)
         if not bad:
             return []
         cfg = resumed_config(ledger.run_info()["config"], ledger.resume_overrides(), f"the config of run {run_dir}")
         inputs.check(ledger, cfg)  # a changed task or reward file would train other weights
-        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / "models", console)
-        done = []
-        for name in bad:
-            done.append(_repair_one(ctx, name))
-        return done
+        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console)
+        return [_repair_one(ctx, name) for name in bad]
 
 
 def _order(name: str) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from rsi.curriculum import frontier
 from rsi.errors import ConfigError, RunDirError
 from rsi.ledger import Ledger
 from rsi.manifest import checkpoint_sha256, verify_all
-from rsi.rundir import CHAMPION, ledger_path
+from rsi.rundir import CHAMPION, MODELS, ledger_path
 
 
 def open_ledger(run_dir: Path) -> Ledger:
@@ -110,7 +110,7 @@ def status(run_dir: Path) -> dict:
         label_accuracy[str(c)] = sum(audited) / len(audited) if audited else None
     cpu_upto = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) for c in by_cycle}
     budget, unusable = _budget(config, raised)
-    champ_dir = run_dir / "models" / champion
+    champ_dir = run_dir / MODELS / champion
     last_stop = stops[-1] if stops else None
     stopped = None if last_stop is None or last_stop["detail"]["stages_done"] != len(done) else {
         "cycle": last_stop["cycle"], "before": last_stop["detail"]["before"], "reason": last_stop["detail"]["reason"],
@@ -123,7 +123,7 @@ def status(run_dir: Path) -> dict:
         "last_stage": list(done[-1]) if done else None,
         "champion": champion,
         "champion_weights_sha256": checkpoint_sha256(champ_dir) if champ_dir.is_dir() else None,
-        "checkpoints": verify_all(run_dir / "models"),
+        "checkpoints": verify_all(run_dir / MODELS),
         "stopped": stopped,
         "budget": budget,
         "frontier": f_now,
