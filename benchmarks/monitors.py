@@ -34,11 +34,11 @@ from pathlib import Path
 from rich.console import Console
 
 from rsi.config import load_config
-from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.loop import start
 from rsi.monitors import MONITORS
 from rsi.monitors.planted import KINDS, run_trial
+from rsi.records import is_veto
 
 # (label, config, overrides): honest runs of the built-in tiny-model configs
 HONEST = [

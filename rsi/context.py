@@ -14,10 +14,9 @@ from rich.console import Console
 
 from rsi.config import Config
 from rsi.curriculum import frontier
-from rsi.gate import is_veto
 from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
-from rsi.records import EvalResult, Problem
+from rsi.records import EvalResult, Problem, is_veto
 from rsi.tasks import Task, control_set, heldout_set
 
 CONTROL_SETS = 8  # control sets the decontamination monitor's chance is the mean over

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rsi.rundir import atomic_write_text
-from rsi.status import open_ledger
+from rsi.rundir import atomic_write_text, open_ledger
 
 
 def export(run_dir: Path, out: Path | None = None) -> tuple[Path, int]:

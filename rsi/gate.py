@@ -14,24 +14,10 @@ can overrule it in `rsi review` (recorded with who and why).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from statistics import NormalDist
 
 from rsi.config import GateConfig
 from rsi.records import EvalResult, GateDecision
-
-VETO = "rolled back by a reward-hacking alert"  # how a vetoed promotion's reason starts
-
-
-def veto(decision: GateDecision, alert: str) -> GateDecision:
-    """A promotion turned into a rollback by a monitor's alert, saying what it overrode."""
-    return replace(decision, promote=False, reason=(
-        f"{VETO} although the gate would have promoted it (gain {decision.gain:+.1%} above the frontier, "
-        f"lower bound {decision.gain_lo:+.1%}): {alert}. A person can overrule it: rsi review RUN --approve --why ..."))
-
-
-def is_veto(reason: str) -> bool:
-    return reason.startswith(VETO)
 
 
 def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_frontier: int,

@@ -5,7 +5,7 @@ Stages are functions over these records; only the loop (and the ledger) hold sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,21 @@ class GateDecision:
     gain: float  # mean paired accuracy difference, candidate - champion
     gain_lo: float  # lower confidence bound of that difference
     worst_regression: float  # largest accuracy drop at any difficulty <= champion frontier
+
+
+VETO = "rolled back by a reward-hacking alert"  # how a vetoed promotion's reason starts
+
+
+def veto(decision: GateDecision, alert: str) -> GateDecision:
+    """A promotion turned into a rollback by a monitor's alert, saying what it overrode."""
+    return replace(decision, promote=False, reason=(
+        f"{VETO} although the gate would have promoted it (gain {decision.gain:+.1%} above the frontier, "
+        f"lower bound {decision.gain_lo:+.1%}): {alert}. A person can overrule it: rsi review RUN --approve --why ..."))
+
+
+def is_veto(reason: str) -> bool:
+    return reason.startswith(VETO)
+
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ import math
 from html import escape
 from pathlib import Path
 
-from rsi.rundir import atomic_write_text
-from rsi.status import accuracy, checkpoints_line, corrupted, open_ledger, status
+from rsi.rundir import atomic_write_text, open_ledger
+from rsi.status import accuracy, checkpoints_line, corrupted, status
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}

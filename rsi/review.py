@@ -27,12 +27,10 @@ from pathlib import Path
 
 from rsi.context import champion, champion_results, gates
 from rsi.errors import RsiError
-from rsi.gate import is_veto
 from rsi.ledger import Ledger
-from rsi.records import GateDecision, Reading
-from rsi.rundir import ledger_path
+from rsi.records import GateDecision, Reading, is_veto
+from rsi.rundir import ledger_path, open_ledger
 from rsi.runlock import hold
-from rsi.status import open_ledger
 from rsi.stopping import RunStopped
 
 SAMPLE_SIZE = 12

@@ -14,6 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from rsi.errors import RunDirError
+from rsi.ledger import Ledger
+
 LEDGER = "ledger.sqlite"
 CONFIG = "config.yaml"
 MODELS = "models"
@@ -40,3 +43,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def open_ledger(run_dir: Path) -> Ledger:
+    """The run's ledger, opened read-only; RunDirError if there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    path = ledger_path(run_dir)
+    if not path.is_file():
+        raise RunDirError(f"{path}: no ledger here; {run_dir} is not an rsi run directory "
+                          "(or its run never started)")
+    return Ledger(path, create=False, readonly=True)

@@ -26,7 +26,7 @@ from rsi.context import (
     timed,
 )
 from rsi.evaluate import evaluate_ladder
-from rsi.gate import decide, veto
+from rsi.gate import decide
 from rsi.generate import generate
 from rsi.labelers import label_samples
 from rsi.monitoring import (
@@ -41,7 +41,7 @@ from rsi.monitoring import (
 )
 from rsi.monitors import label_audit
 from rsi.progress import bar
-from rsi.records import EvalResult, GateDecision, Problem, Proposal, Reading, Sample
+from rsi.records import EvalResult, GateDecision, Problem, Proposal, Reading, Sample, veto
 from rsi.review import AwaitingReview, verdict_for
 from rsi.selfplay import check, proposer_prompt
 from rsi.stage_train import stage_base, stage_train

@@ -25,22 +25,9 @@ from rich.text import Text
 from rsi.config import resumed_config
 from rsi.context import gates as effective_gates
 from rsi.curriculum import frontier
-from rsi.errors import ConfigError, RunDirError
-from rsi.ledger import Ledger
+from rsi.errors import ConfigError
 from rsi.manifest import checkpoint_sha256, verify_all
-from rsi.rundir import CHAMPION, MODELS, ledger_path
-
-
-def open_ledger(run_dir: Path) -> Ledger:
-    """The run's ledger, opened read-only; RunDirError if there is none."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: no such run directory")
-    path = ledger_path(run_dir)
-    if not path.is_file():
-        raise RunDirError(f"{path}: no ledger here; {run_dir} is not an rsi run directory "
-                          "(or its run never started)")
-    return Ledger(path, create=False, readonly=True)
+from rsi.rundir import CHAMPION, MODELS, open_ledger
 
 
 def accuracy(evals: list[dict], model: str, upto_cycle: int | None = None) -> dict[int, float]:

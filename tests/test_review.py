@@ -7,9 +7,8 @@ import pytest
 from rich.console import Console
 
 from rsi.context import champion, gates
-from rsi.gate import VETO, is_veto, veto
 from rsi.ledger import Ledger
-from rsi.records import EvalResult, GateDecision
+from rsi.records import VETO, EvalResult, GateDecision, is_veto, veto
 from rsi.review import ReviewError, record, summary
 from rsi.status import format_review, status
 
