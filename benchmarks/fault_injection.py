@@ -4,8 +4,8 @@ Runs CONFIG (default `quick`) once uninterrupted as the reference, then `--chain
 config, each killed with SIGKILL once per session in every other stage (even-numbered stages in
 even chains, odd in odd ones) at a random time into the stage, and resumed until it ends; then two
 more chains killed inside the commit of every stage (even, odd), after all its rows are written
-(`rsi.faults.kill_chain`). Each chain's final ledger and champion are compared with the
-reference's (`rsi.fingerprint`: every table's rows bar times, the champion's weights). Prints
+(`rsi.run.faults.kill_chain`). Each chain's final ledger and champion are compared with the
+reference's (`rsi.views.fingerprint`: every table's rows bar times, the champion's weights). Prints
 every kill, the kills per stage, and per chain whether it ended equal; the last line is JSON.
 
     .venv/bin/python benchmarks/fault_injection.py [CONFIG] [--chains 8] [--seed 0] [--out runs/bench-faults]
@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from rsi.faults import RSI, kill_chain, reference_stages
-from rsi.fingerprint import differences, fingerprint
+from rsi.run.faults import RSI, kill_chain, reference_stages
+from rsi.views.fingerprint import differences, fingerprint
 
 
 def main() -> None:

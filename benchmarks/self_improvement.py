@@ -22,7 +22,7 @@ from rich.console import Console
 from rsi.config import load_config
 from rsi.ledger import Ledger
 from rsi.loop import start
-from rsi.status import status
+from rsi.views.status import status
 
 
 def run(cfg, run_dir: Path, console: Console) -> tuple[dict, float]:

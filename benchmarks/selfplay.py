@@ -21,15 +21,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rsi.checkpoint import load_checkpoint
 from rsi.config import load_config
-from rsi.generate import generate
+from rsi.engine.checkpoint import load_checkpoint
+from rsi.engine.generate import generate
 from rsi.loop import start
 from rsi.records import Problem
 from rsi.sandbox.pool import shared
-from rsi.selfplay import check, learnability, proposer_prompt
 from rsi.tasks import get_task
 from rsi.tasks.code_io import pose
+from rsi.tasks.selfplay import check, learnability, proposer_prompt
 
 
 def judge(cfg, proposer_dir: Path, solver, levels: list[int], n: int, samples: int, seed: int) -> dict:

@@ -61,7 +61,7 @@ def _commands(fn):
     (a path, a permission, a full disk), and a second Ctrl-C or SIGTERM."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from rsi.stopping import Interrupted, forced_signal
+        from rsi.run.stopping import Interrupted, forced_signal
 
         forced_signal()  # forget one from an earlier in-process command
         try:
@@ -96,8 +96,8 @@ def _warn(lines: list[str]) -> None:
 
 def _finish(go) -> None:
     """Run `go()` (which returns the run directory), write the report, say how the run ended."""
-    from rsi.report import write_report
-    from rsi.stopping import RunStopped
+    from rsi.run.stopping import RunStopped
+    from rsi.views.report import write_report
 
     try:
         out = go()
@@ -124,7 +124,7 @@ def run(
 
     Example: rsi run quick --set loop.cycles=3 --set budget.cpu_hours=1 --run-dir runs/try
     """
-    from rsi.stopping import catch_signals
+    from rsi.run.stopping import catch_signals
 
     with catch_signals():  # first: a signal while torch loads is a clean stop too
         from rsi.config import load_config
@@ -147,7 +147,7 @@ def resume(
 
     Example: rsi resume runs/default-20261122-101500 --set budget.cpu_hours=4
     """
-    from rsi.stopping import catch_signals
+    from rsi.run.stopping import catch_signals
 
     with catch_signals():
         from rsi.loop import resume as resume_run
@@ -163,8 +163,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
     Example: rsi status runs/quick-20261122-101500 --json
     """
-    from rsi.status import format_status
-    from rsi.status import status as get_status
+    from rsi.views.status import format_status
+    from rsi.views.status import status as get_status
 
     st = get_status(run_dir)
     if as_json:
@@ -194,7 +194,7 @@ def review(
 
     Example: rsi review runs/quick-20261122-101500 --approve --by alice --why "gains hold at d4-d5"
     """
-    from rsi.review import ReviewError, record, summary
+    from rsi.stages.review import ReviewError, record, summary
 
     if approve and reject:
         raise ReviewError("pass one of --approve and --reject, not both")
@@ -211,7 +211,7 @@ def review(
     if as_json:
         print(json.dumps(st, indent=1))
     else:
-        from rsi.status import format_review
+        from rsi.views.status import format_review
 
         console.print(format_review(st))
 
@@ -230,7 +230,7 @@ def add(
 
     Example: rsi add runs/quick-20261122-101500 my_problems.jsonl
     """
-    from rsi.human import add_problems
+    from rsi.run.human import add_problems
 
     cycle, made, known = add_problems(run_dir, file)
     skipped = f" ({known} rows the run already had were skipped)" if known else ""
@@ -250,7 +250,7 @@ def withdraw(
 
     Example: rsi withdraw runs/quick-20261122-101500 --file my_problems.jsonl
     """
-    from rsi.human import withdraw_problems
+    from rsi.run.human import withdraw_problems
 
     if (file is None) == (not all_):
         raise RsiError("pass --file FILE (that file's rows) or --all (every human problem not used yet), one of them")
@@ -267,8 +267,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
     Example: rsi report runs/quick-20261122-101500 --out /tmp/report.html
     """
-    from rsi.report import write_report
-    from rsi.status import corrupted, status
+    from rsi.views.report import write_report
+    from rsi.views.status import corrupted, status
 
     st = status(run_dir)
     console.print(escape(f"wrote {write_report(run_dir, out, st)}"), highlight=False)
@@ -283,10 +283,10 @@ def export(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
     Example: rsi export runs/quick-20261122-101500 --out accepted.jsonl
     """
-    from rsi.export import export as export_run
-    from rsi.manifest import verify_all
-    from rsi.rundir import MODELS
-    from rsi.status import corrupted
+    from rsi.engine.manifest import verify_all
+    from rsi.run.rundir import MODELS
+    from rsi.views.export import export as export_run
+    from rsi.views.status import corrupted
 
     path, rows = export_run(run_dir, out)
     console.print(escape(f"wrote {rows} rows to {path}"), highlight=False)

@@ -1,5 +1,5 @@
 """Named points where a test may SIGKILL the process (`RSI_KILL_AT=<cycle>/<stage>/<where>`): the
-one piece of fault injection the product carries; the harness that drives it is `rsi.faults`."""
+one piece of fault injection the product carries; the harness that drives it is `rsi.run.faults`."""
 
 from __future__ import annotations
 

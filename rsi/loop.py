@@ -1,12 +1,12 @@
 """The loop: runs cycles of stages over a run directory, and is the only holder of state.
 
-    runs/<name>/               what it holds: `rsi.rundir`
+    runs/<name>/               what it holds: `rsi.run.rundir`
 
 Progress is the ledger: a stage counts as done once its transaction committed, so `resume`
-simply runs every stage that is not done yet. Before each stage the loop asks `rsi.stopping`
+simply runs every stage that is not done yet. Before each stage the loop asks `rsi.run.stopping`
 whether to stop (a spent budget, a STOP file, SIGINT or SIGTERM); if so, or if the gate stops for a human
-review (`rsi.review`), it records why and raises `RunStopped`. One process at a time runs a
-run: `start` and `resume` hold its lock (`rsi.runlock`).
+review (`rsi.stages.review`), it records why and raises `RunStopped`. One process at a time runs a
+run: `start` and `resume` hold its lock (`rsi.run.runlock`).
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from rsi import inputs
 from rsi.config import Config, dump_config, resumed_config
-from rsi.context import Context, champion, champion_results, current_frontier, heldout_problems
 from rsi.errors import RunDirError
+from rsi.learn.resumable import clear_all
 from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
-from rsi.resumable import clear_all
-from rsi.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
-from rsi.runlock import LOCK_FILE, hold
+from rsi.run import inputs
+from rsi.run.context import Context, champion, champion_results, current_frontier, heldout_problems
+from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
+from rsi.run.runlock import LOCK_FILE, hold
+from rsi.run.stopping import RunStopped, Stopper, stale_stop
 from rsi.stages import STAGES, stages_of
-from rsi.stopping import RunStopped, Stopper, stale_stop
 from rsi.tasks import get_task
 
 
@@ -93,7 +93,7 @@ def resume(run_dir: Path, console: Console | None = None, overrides: list[str] |
     """Run every stage of `run_dir` that has not completed yet. `overrides` may raise the run's
     limits (budget.*, loop.cycles; recorded as a `resume` event and kept for later resumes); the
     rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or a signal ends it
-    early, RunDirError at once if another process is running it (`rsi.runlock`), and
+    early, RunDirError at once if another process is running it (`rsi.run.runlock`), and
     `InputChanged` if a file it reads changed since it started, unless `allow_changed`."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER).exists():

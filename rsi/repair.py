@@ -1,13 +1,13 @@
 """`rsi repair RUN`: retrain every checkpoint that no longer matches its manifest.
 
 A checkpoint is what its stage's training call made from the ledger, the checkpoint it started
-from and its seed (`rsi.stage_train`), so the same call makes it again. Checkpoints are repaired
+from and its seed (`rsi.stages.train`), so the same call makes it again. Checkpoints are repaired
 in cycle order (a later one may start from an earlier one), each into `<name>.repair` first; it
 replaces the corrupted one only when its weights digest equals the one the stage recorded in its
 metrics (or, for runs older than that record, the digest in the checkpoint's own manifest, if that
 is readable). A mismatch (another machine, thread count or library version trains differently)
 keeps the corrupted checkpoint and says so. Each repair is a `repair` event in the ledger; the run's
-lock is held throughout (`rsi.runlock`), so no run or resume works on it meanwhile.
+lock is held throughout (`rsi.run.runlock`), so no run or resume works on it meanwhile.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rsi import inputs
 from rsi.config import resumed_config
-from rsi.context import Context, champion_cycle
+from rsi.engine.manifest import MANIFEST, verify_all, weights_sha256
 from rsi.errors import CheckpointError, RunDirError
+from rsi.learn.resumable import clear
 from rsi.ledger import Ledger
-from rsi.manifest import MANIFEST, verify_all, weights_sha256
-from rsi.resumable import clear
-from rsi.rundir import MODELS, ledger_path
-from rsi.runlock import hold
-from rsi.stage_train import base_member, plan, train_member
+from rsi.run import inputs
+from rsi.run.context import Context, champion_cycle
+from rsi.run.rundir import MODELS, ledger_path
+from rsi.run.runlock import hold
+from rsi.stages.train import base_member, plan, train_member
 from rsi.tasks import get_task
 
 _NAME = re.compile(r"^(?:cycle|friend(\d+))-(\d{4})$")

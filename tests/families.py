@@ -6,8 +6,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rsi.config import ModelConfig
-from rsi.model import build_tiny_model
-from rsi.tokenizer import build_char_tokenizer
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer
 
 TOK = build_char_tokenizer("0123456789s:=")
 SIZES = dict(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

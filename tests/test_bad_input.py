@@ -15,17 +15,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsi.checkpoint import load_checkpoint, save_checkpoint
 from rsi.config import Config, ModelConfig, config_from_dict, load_config
+from rsi.engine.checkpoint import load_checkpoint, save_checkpoint
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer
 from rsi.errors import ConfigError, LedgerError, RsiError
-from rsi.human import read_rows
 from rsi.ledger import Ledger
-from rsi.model import build_tiny_model
 from rsi.monitors import HeldoutIndex
 from rsi.records import GateDecision, Label, Problem, Sample
+from rsi.run.human import read_rows
 from rsi.tasks import get_task
 from rsi.tasks.jsonl import JsonlTask, TaskFileError
-from rsi.tokenizer import build_char_tokenizer
 
 # derandomize: the same examples on every machine, so CI is reproducible (drop it locally to explore others)
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,

@@ -1,7 +1,7 @@
 import random
 
 from rsi.config import MixConfig, SeedDataConfig
-from rsi.data import mixture, seed_stream
+from rsi.learn.data import mixture, seed_stream
 from rsi.records import Example
 from rsi.tasks import get_task
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from rsi.config import load_config
-from rsi.faults import kill_chain, reference_stages
-from rsi.fingerprint import differences, fingerprint
 from rsi.monitors import MONITORS, HeldoutIndex
+from rsi.run.faults import kill_chain, reference_stages
 from rsi.tasks import get_task, problem, problems
+from rsi.views.fingerprint import differences, fingerprint
 
 pytestmark = pytest.mark.slow
 RSI = [sys.executable, "-m", "rsi.cli"]
@@ -426,8 +426,8 @@ def test_a_local_hf_checkpoint_runs_the_loop_with_lora(tmp_path):
     """kind 'hf' end to end on a small Qwen2 directory (fast): no base training, LoRA merged into checkpoints."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from rsi.engine.tokenizer import build_char_tokenizer
     from rsi.tasks import get_task
-    from rsi.tokenizer import build_char_tokenizer
 
     tok = build_char_tokenizer(get_task("sort").alphabet)
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -4,9 +4,9 @@ import pytest
 from pydantic import ValidationError
 
 from rsi.config import GateConfig
-from rsi.evaluate import wilson
-from rsi.gate import decide
 from rsi.records import EvalResult
+from rsi.stages.evaluate import wilson
+from rsi.stages.gate import decide
 
 
 def res(model, d, per):

@@ -12,16 +12,16 @@ from conftest import TEST_LIMITS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rsi.learn.rewards import load_reward, score
 from rsi.ledger import Ledger
 from rsi.monitors import verifier
 from rsi.records import Label, Problem, Verdict
-from rsi.rewards import load_reward, score
 from rsi.sandbox.grading import MAX_DEPTH, MAX_DIGITS, MAX_REASON, clean, grade_function, same
 from rsi.sandbox.limits import Execution
-from rsi.selfplay import _value
 from rsi.tasks import get_task
 from rsi.tasks.base import Task
 from rsi.tasks.guard import GuardedTask, verify_guarded
+from rsi.tasks.selfplay import _value
 
 TOKEN = "@@rsi-0123456789abcdef@@"
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -132,7 +132,7 @@ def test_a_raising_verifier_scores_that_sample_zero_and_is_counted():
 
 
 def test_the_accuracy_reward_counts_verifier_errors(monkeypatch):
-    import rsi.rewards as rewards
+    import rsi.learn.rewards as rewards
 
     p = Problem("fragile", 1, "train", 0, "q", "a")
     monkeypatch.setattr(rewards, "get_task", lambda name: Fragile())

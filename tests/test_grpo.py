@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from rsi.grpo import STD_EPS, group_advantages, grpo_loss, keep_groups
+from rsi.learn.grpo_loss import STD_EPS, group_advantages, grpo_loss, keep_groups
 
 
 def test_advantages_by_variant():

@@ -1,7 +1,7 @@
 from rsi.config import FilterConfig, LabelConfig
-from rsi.labelers import label_samples
 from rsi.monitors import HeldoutIndex
 from rsi.records import Sample
+from rsi.stages.label import label_samples
 from rsi.tasks import get_task, problem
 
 TASK = get_task("addition")

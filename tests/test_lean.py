@@ -4,11 +4,11 @@ import pytest
 import torch
 from families import TINY, TOK, family_models
 
-from rsi.backend import with_lora
 from rsi.config import LoraConfig
-from rsi.generate import generate
-from rsi.lean import LeanDecoder
-from rsi.model import build_tiny_model
+from rsi.engine.backend import with_lora
+from rsi.engine.generate import generate
+from rsi.engine.lean import LeanDecoder
+from rsi.engine.model import build_tiny_model
 
 
 @pytest.mark.parametrize("name, model", [(n, m.eval()) for n, m in family_models(0)])
@@ -43,7 +43,7 @@ def test_models_it_does_not_cover_fall_back():
 
 
 def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
-    from rsi.backend import sampling_view
+    from rsi.engine.backend import sampling_view
 
     model = build_tiny_model(TINY, TOK, 0)
     wrapped = with_lora(model, LoraConfig(r=2))

@@ -1,4 +1,4 @@
-"""rsi.linear: oneDNN's float32 linear and its hand-written backward equal F.linear's."""
+"""rsi.engine.linear: oneDNN's float32 linear and its hand-written backward equal F.linear's."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsi import linear as lin
+from rsi.engine import linear as lin
 
 
 def test_the_onednn_kernel_is_used_on_this_build():

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from rsi.config import GrpoConfig, ModelConfig, TrainConfig, load_config
-from rsi.data import mixture, seed_stream
-from rsi.fingerprint import differences, fingerprint
-from rsi.model import build_tiny_model
-from rsi.resumable import Resumable
-from rsi.rewards import Reward
-from rsi.rl import grpo_train
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer
+from rsi.learn.data import mixture, seed_stream
+from rsi.learn.grpo import grpo_train
+from rsi.learn.resumable import Resumable
+from rsi.learn.rewards import Reward
+from rsi.learn.sft import train
 from rsi.tasks import get_task, problem
-from rsi.tokenizer import build_char_tokenizer
-from rsi.train import train
+from rsi.views.fingerprint import differences, fingerprint
 
 SORT = get_task("sort")
 TOK = build_char_tokenizer(SORT.alphabet)

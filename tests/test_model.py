@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from rsi.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
 from rsi.config import ModelConfig, TrainConfig
+from rsi.engine.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
+from rsi.engine.generate import generate, sample
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer
 from rsi.errors import CheckpointError
-from rsi.generate import generate, sample
-from rsi.model import build_tiny_model
-from rsi.objectives import IGNORE, pretrain_batch, sft_batch
+from rsi.learn.objectives import IGNORE, pretrain_batch, sft_batch
+from rsi.learn.sft import lr_at, train
 from rsi.records import Example
-from rsi.tokenizer import build_char_tokenizer
-from rsi.train import lr_at, train
 
 TOK = build_char_tokenizer("0123456789+=")
 SMALL = ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64)

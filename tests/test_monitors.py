@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 
 from rsi.config import MonitorsConfig
-from rsi.context import heldout_index
-from rsi.monitoring import chance_overlap
 from rsi.monitors import HeldoutIndex, decontamination, diversity, label_audit, reward_hacking, sample_drift
 from rsi.monitors.planted import run_trial
 from rsi.records import Label
+from rsi.run.context import heldout_index
+from rsi.stages.monitoring import chance_overlap
 from rsi.tasks import control_set, get_task, problems
 
 CFG = MonitorsConfig()

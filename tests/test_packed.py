@@ -5,10 +5,10 @@ import torch
 from families import SIZES, TINY, TOK, family_models
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from rsi import packed
-from rsi.lean import fused_layers
-from rsi.model import build_tiny_model
-from rsi.packed import packed_logprobs
+from rsi.engine import packed
+from rsi.engine.lean import fused_layers
+from rsi.engine.model import build_tiny_model
+from rsi.engine.packed import packed_logprobs
 
 PROMPTS = torch.tensor([[0, 1, 5, 6, 7], [1, 8, 9, 4, 5]])  # the first left-padded by one token
 ATTN = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
@@ -59,9 +59,9 @@ def test_single_token_completions_need_no_completion_forward():
 
 @pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj", "down_proj"]])
 def test_lora_adapters_train_through_the_packed_forward_as_through_peft(targets):
-    from rsi.backend import with_lora
     from rsi.config import LoraConfig
-    from rsi.rl import completion_logprobs
+    from rsi.engine.backend import with_lora
+    from rsi.learn.grpo import completion_logprobs
 
     torch.manual_seed(4)
     model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, alpha=6, target_modules=targets))
@@ -88,8 +88,8 @@ def test_lora_adapters_train_through_the_packed_forward_as_through_peft(targets)
 
 
 def test_adapters_it_cannot_reproduce_fall_back_to_peft():
-    from rsi.backend import with_lora
     from rsi.config import LoraConfig
+    from rsi.engine.backend import with_lora
 
     model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, dropout=0.1))
     assert not packed.supports(model)  # LoRA dropout: the packed forward has none

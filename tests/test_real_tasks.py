@@ -7,9 +7,9 @@ import pytest
 
 from rsi.config import config_from_dict
 from rsi.errors import ConfigError
-from rsi.mathcheck import MathChecker
 from rsi.tasks import get_task, heldout_set, problem, problems
 from rsi.tasks.jsonl import JsonlTask, TaskFileError
+from rsi.tasks.mathcheck import MathChecker
 
 WA = get_task("word_arithmetic")
 
@@ -69,17 +69,17 @@ def test_jsonl_splits_rows_by_content_and_keeps_them_disjoint(qa):
 def test_a_small_file_is_evaluated_on_its_distinct_heldout_rows_only(qa, monkeypatch):
     """50 held-out items of a 60-row file reuse a few rows by index; the run evaluates (and the gate
     counts) each distinct problem once, and evals.n says how many there are."""
-    import rsi.evaluate
-    from rsi.generate import Completion
+    import rsi.stages.evaluate
+    from rsi.engine.generate import Completion
 
     for d in (1, 2):
         held = heldout_set(qa, d, 50)
         assert len(held) == len(qa.rows[("heldout", d)]) < 50
         assert len({p.prompt for p in held}) == len(held)
     asked = []
-    monkeypatch.setattr(rsi.evaluate, "generate", lambda model, tok, prompts, *a, **k: asked.extend(prompts) or [
+    monkeypatch.setattr(rsi.stages.evaluate, "generate", lambda model, tok, prompts, *a, **k: asked.extend(prompts) or [
         [Completion("<answer>x</answer>", 1, True)] for _ in prompts])
-    r = rsi.evaluate.evaluate_difficulty(None, None, qa, 1, 50, "m")
+    r = rsi.stages.evaluate.evaluate_difficulty(None, None, qa, 1, 50, "m")
     assert r.n == len(qa.rows[("heldout", 1)]) == len(r.per_problem) == len(asked) and r.correct == 0
 
 

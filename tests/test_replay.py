@@ -1,19 +1,19 @@
-"""rsi.replay: an update back-propagated through the sampler's recorded forward equals one through
+"""rsi.engine.tape: an update back-propagated through the sampler's recorded forward equals one through
 the model's own forward, in log-probabilities, gradients and the GRPO step it takes."""
 
 import pytest
 import torch
 from families import MAKERS, TOK
 
-from rsi import replay
 from rsi.config import GrpoConfig, ModelConfig
-from rsi.generate import generate
-from rsi.model import build_tiny_model
-from rsi.replay import Recorder, replay_logprobs, traced_logprobs
-from rsi.rewards import Reward
-from rsi.rl import grpo_train
+from rsi.engine import tape as replay
+from rsi.engine.generate import generate
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tape import Recorder, replay_logprobs, traced_logprobs
+from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt
+from rsi.learn.grpo import grpo_train
+from rsi.learn.rewards import Reward
 from rsi.tasks import get_task, problem
-from rsi.tokenizer import build_char_tokenizer, encode_prompt
 
 
 def row_alone(model, prompt: list[int], completion: list[int]) -> torch.Tensor:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from rsi.context import champion, gates
 from rsi.ledger import Ledger
 from rsi.records import VETO, EvalResult, GateDecision, is_veto, veto
-from rsi.review import ReviewError, record, summary
-from rsi.status import format_review, status
+from rsi.run.context import champion, gates
+from rsi.stages.review import ReviewError, record, summary
+from rsi.views.status import format_review, status
 
 CONFIG = {"curriculum": {"threshold": 0.8}, "seed_data": {"max_difficulty": 2}, "eval": {"min_difficulty": 1,
                                                                                            "max_difficulty": 4}}

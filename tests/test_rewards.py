@@ -2,7 +2,7 @@
 
 import pytest
 
-from rsi.rewards import RewardError, extract_answer, load_reward, score
+from rsi.learn.rewards import RewardError, extract_answer, load_reward, score
 from rsi.tasks import get_task, problem
 
 SORT = get_task("sort")

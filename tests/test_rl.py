@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from rsi.config import GrpoConfig, ModelConfig
-from rsi.model import build_tiny_model
-from rsi.rewards import Reward, load_reward
-from rsi.rl import completion_logprobs, grpo_train
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt, text_encoder
+from rsi.learn.grpo import completion_logprobs, grpo_train
+from rsi.learn.rewards import Reward, load_reward
 from rsi.tasks import get_task, problem
-from rsi.tokenizer import build_char_tokenizer, encode_prompt, text_encoder
 
 SORT = get_task("sort")
 TOK = build_char_tokenizer(SORT.alphabet)

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 from rsi.cli import app
 from rsi.config import load_config
 from rsi.errors import RunDirError
-from rsi.human import add_problems, read_rows, withdraw_problems
 from rsi.ledger import Ledger
 from rsi.loop import resume
 from rsi.monitors import HeldoutIndex
-from rsi.runlock import hold
+from rsi.run.human import add_problems, read_rows, withdraw_problems
+from rsi.run.runlock import hold
 from rsi.tasks import get_task, problems
 from rsi.tasks.jsonl import TaskFileError
 
@@ -56,7 +56,7 @@ def rows(path: Path, *items: dict) -> Path:
 # ---- one process per run -------------------------------------------------------------------
 
 def test_a_second_process_is_refused_at_once_naming_the_holder_and_kill_9_frees_the_run(new_run):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom rsi.runlock import hold\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom rsi.run.runlock import hold\n"
                                f"with hold({str(new_run)!r}, 'rsi resume (test)'):\n"
                                "    print('held', flush=True)\n    time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
@@ -113,7 +113,7 @@ def test_a_second_signal_that_breaks_an_import_is_still_an_interrupt(capsys):
     import typer
 
     from rsi.cli import _commands
-    from rsi.stopping import _signals
+    from rsi.run.stopping import _signals
 
     @_commands
     def command():
@@ -278,8 +278,8 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
 
     from rich.console import Console
 
-    from rsi.rewards import load_reward, score
-    from rsi.stage_train import warn_reward_errors
+    from rsi.learn.rewards import load_reward, score
+    from rsi.stages.train import warn_reward_errors
 
     (tmp_path / "r.py").write_text("def broken(completions, **kw):\n    raise KeyError('no [such] column')\n")
     name = f"{tmp_path / 'r.py'}:broken"
@@ -335,8 +335,8 @@ def test_relative_paths_are_recorded_absolute_and_a_changed_file_is_refused_on_r
 # ---- checkpoints checked on every read, and repaired -----------------------------------------
 
 def test_a_corrupted_checkpoint_is_reported_by_every_reader_and_repair_retrains_it_byte_for_byte(tmp_path):
-    from rsi.fingerprint import fingerprint
-    from rsi.manifest import MANIFEST
+    from rsi.engine.manifest import MANIFEST
+    from rsi.views.fingerprint import fingerprint
 
     run = tmp_path / "r"
     out = cli("run", "quick", "--run-dir", run, "--set", "loop.cycles=1", "--set", "base.steps=60",

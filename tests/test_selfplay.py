@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from rsi.config import GrpoConfig, ModelConfig, ProposeConfig, SeedDataConfig, load_config
-from rsi.data import seed_stream
+from rsi.engine.model import build_tiny_model
+from rsi.engine.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 from rsi.errors import ConfigError, LedgerError
+from rsi.learn.data import seed_stream
+from rsi.learn.grpo import completion_logprobs, group_normalised, recorded_update
 from rsi.ledger import Ledger
-from rsi.model import build_tiny_model
 from rsi.records import Label, Problem, Proposal
-from rsi.rl import completion_logprobs, group_normalised, recorded_update
-from rsi.selfplay import check, learnability, parse, proposal_rewards, proposer_example, solve_rates
 from rsi.tasks import get_task
 from rsi.tasks.code_io import pose, program_input
-from rsi.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
+from rsi.tasks.selfplay import check, learnability, parse, proposal_rewards, proposer_example, solve_rates
 
 CODE = get_task("code_io")
 TINY_FORMAT = "def f(x):\n y = x\n y = y * 3\n return y\n#f(4)"
@@ -196,7 +196,7 @@ def test_generated_and_widened_programs_are_pure(sandbox):
 
 
 def test_a_check_that_raises_drops_only_that_proposal(sandbox, monkeypatch):
-    import rsi.selfplay as sp
+    import rsi.tasks.selfplay as sp
 
     real = sp._value
     monkeypatch.setattr(sp, "_value", lambda ex, token: (_ for _ in ()).throw(OverflowError("boom"))

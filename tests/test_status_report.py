@@ -7,13 +7,13 @@ import json
 import pytest
 from rich.console import Console
 
-from rsi.curriculum import frontier
 from rsi.errors import RunDirError
-from rsi.export import export
 from rsi.ledger import Ledger
 from rsi.records import EvalResult, GateDecision, Label, Problem, Sample
-from rsi.report import write_report
-from rsi.status import format_status, status
+from rsi.run.curriculum import frontier
+from rsi.views.export import export
+from rsi.views.report import write_report
+from rsi.views.status import format_status, status
 
 CONFIG = {"curriculum": {"threshold": 0.8}, "seed_data": {"max_difficulty": 2}}
 PROMOTE_REASON = "gain +25.0% above the frontier (lower bound +5.0%)"

@@ -1,4 +1,4 @@
-"""Budgets, the STOP file and SIGTERM as `rsi.stopping` sees them (the loop's use is in test_end_to_end)."""
+"""Budgets, the STOP file and SIGTERM as `rsi.run.stopping` sees them (the loop's use is in test_end_to_end)."""
 
 import os
 import signal
@@ -9,7 +9,7 @@ import pytest
 
 from rsi.config import BudgetConfig, load_config, resumed_config
 from rsi.errors import ConfigError
-from rsi.stopping import Interrupted, Stopper, budget_spent, stale_stop
+from rsi.run.stopping import Interrupted, Stopper, budget_spent, stale_stop
 
 SPENT = {"wall_s": 7200.0, "cpu_s": 3600.0, "generated_tokens": 5000, "train_sequences": 0, "train_tokens": 0}
 

@@ -155,7 +155,7 @@ class RewardConfig(_Section):
     @field_validator("fn")
     @classmethod
     def _known_reward(cls, fn: str) -> str:
-        from rsi.rewards import BUILTIN, RewardError, load_reward
+        from rsi.learn.rewards import BUILTIN, RewardError, load_reward
 
         if fn in BUILTIN:
             return fn
@@ -170,10 +170,10 @@ class RewardConfig(_Section):
 
 
 class GrpoConfig(_Section):
-    """Reinforcement learning with verifiable rewards in each cycle's train stage (see rsi/grpo.py)."""
+    """Reinforcement learning with verifiable rewards in each cycle's train stage (see rsi/learn/grpo_loss.py)."""
 
     steps: int = Field(0, ge=0, description="GRPO steps per cycle, after the SFT steps (0: no GRPO)")
-    variant: Literal["grpo", "dr_grpo", "dapo"] = Field("grpo", description="loss variant; see rsi/grpo.py")
+    variant: Literal["grpo", "dr_grpo", "dapo"] = Field("grpo", description="loss variant; see rsi/learn/grpo_loss.py")
     prompts_per_step: int = Field(8, gt=0, description="problems per step")
     group_size: int = Field(8, ge=2, description="answers sampled per problem (G)")
     inner_updates: int = Field(1, ge=1, description="optimizer updates per sampled batch (mu)")
@@ -229,7 +229,7 @@ class ProposeConfig(_Section):
     )
     by: Literal["task", "model"] = Field(
         "task", description="'task': the task's generator writes the problems; 'model': the champion writes them "
-        "(self-play, code_io tasks; see rsi/selfplay.py)",
+        "(self-play, code_io tasks; see rsi/tasks/selfplay.py)",
     )
     prompt: str = Field(
         "#propose {difficulty}\n", description="by 'model': the proposer prompt; {difficulty} is the level asked for"

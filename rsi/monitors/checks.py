@@ -3,7 +3,7 @@
 - `decontamination`: how many problems (propose stage) and accepted samples (label stage) were
   dropped for overlapping a held-out set, by kind (`exact`, `ngram`), against what chance predicts:
   for problems, the mean share of the same problems that overlap control sets drawn like the
-  held-out set from items no run evaluates (`rsi.monitoring.chance_overlap`); for samples, the
+  held-out set from items no run evaluates (`rsi.stages.monitoring.chance_overlap`); for samples, the
   share whose problem's true answer overlaps it. They are dropped either way. A procedural task
   whose problem space is small meets its own held-out set by chance (code_io at difficulty 1-3:
   about 40 %), and a proposer that favours common items meets it more often still; neither is

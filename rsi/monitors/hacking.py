@@ -63,7 +63,7 @@ def step_stats(rewards: Sequence[float], verified: Sequence[bool], formed: Seque
 
 def checked(problems: Sequence, completions: Sequence[str], verdicts: Sequence, rewards: Sequence[float]) -> dict:
     """`step_stats` of one GRPO step: its problems, their sampled answers, the task's verdicts on
-    them and their training rewards (`rsi.rl.grpo_train`'s step logs)."""
+    them and their training rewards (`rsi.learn.grpo.grpo_train`'s step logs)."""
     from rsi.tasks import get_task  # lazy: the monitors' other readings need no task
 
     formed = [get_task(p.task).well_formed(p, c) for p, c in zip(problems, completions, strict=True)]

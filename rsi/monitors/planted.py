@@ -5,7 +5,7 @@ false alarms on honest policies under the same rewards): `tests/test_monitors.py
 A trial is one simulated GRPO cycle of `steps` steps x `prompts` problems x `group` answers. The
 policy's hack rate grows within the cycle (0 when not `hacked`: instead its honest accuracy
 improves); the answers are scored by real reward functions and checked by the task's verifier
-through the same code as `rsi.rl.grpo_train`'s step logs, and the cycle's logs are read by
+through the same code as `rsi.learn.grpo.grpo_train`'s step logs, and the cycle's logs are read by
 `reward_hacking` as the gate would. Two hacks:
 
 - `spray`: partial credit for an answer found among several sprayed ones (addition; a planted
@@ -22,9 +22,9 @@ import random
 from statistics import fmean
 
 from rsi.config import MonitorsConfig
+from rsi.learn.rewards import Reward, load_reward, score, verify_answers
 from rsi.monitors.hacking import checked, reward_hacking
 from rsi.records import Reading
-from rsi.rewards import Reward, load_reward, score, verify_answers
 from rsi.tasks import get_task, problem
 
 KINDS = ("spray", "empty_tags")

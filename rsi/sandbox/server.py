@@ -22,7 +22,7 @@ The server makes itself non-dumpable, so a program running as the same uid can n
 write its memory or descriptors through /proc; signals from inside the namespace cannot reach an
 init process without a handler, and it installs none. It imports nothing a program could share
 state through (no `random`, no hash-seeded state a program can read: proposals run twice are
-judged by `rsi.selfplay` on their structure as well).
+judged by `rsi.tasks.selfplay` on their structure as well).
 """
 
 import ctypes

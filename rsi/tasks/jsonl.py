@@ -8,7 +8,7 @@ difficulty is row i modulo that split's rows there.
 
 The prompt is the question followed by the R1 instructions. The verifier compares the last
 `<answer>` tag (else the whole completion) with the reference using math-verify, run in a
-worker process with an external time limit (`rsi.mathcheck`), so a hostile answer cannot hang
+worker process with an external time limit (`rsi.tasks.mathcheck`), so a hostile answer cannot hang
 the loop: it scores 0 with the reason recorded.
 
 Example (a two-row file):
@@ -28,9 +28,9 @@ import string
 from pathlib import Path
 
 from rsi.errors import ConfigError
-from rsi.mathcheck import MathChecker
 from rsi.records import Problem, Verdict
 from rsi.tasks.base import R1_INSTRUCTIONS, Task, answer_text, has_answer_tag
+from rsi.tasks.mathcheck import MathChecker
 
 HELDOUT_FRACTION = 0.2
 ANSWER_BUDGET = 256  # tokens of reasoning and answer per completion

@@ -1,0 +1,261 @@
+"""The GRPO training loop: sample G answers per problem, score them, and step on `rsi.learn.grpo_loss`'s loss.
+
+Each step draws `prompts_per_step` problems, samples `group_size` answers to each with the
+current policy (batched, KV cache), scores them with the configured reward components, turns
+the total into group-normalised advantages, and takes `inner_updates` optimiser steps on the
+clipped surrogate (the first on-policy, so its ratio is 1). With `beta` > 0 a frozen reference
+model (the cycle's starting champion) adds the KL penalty. Every step's diagnostics are returned
+as a plain dict, for the ledger and the report.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from functools import partial
+from statistics import fmean, pstdev
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rsi.config import GrpoConfig
+from rsi.engine import packed
+from rsi.engine import tape as replay
+from rsi.engine.backend import sampling_view
+from rsi.engine.generate import Completion, generate, left_pad
+from rsi.engine.lean import distinct_rows, fused_layers
+from rsi.engine.tokenizer import encode_answer, encode_prompt
+from rsi.learn.grpo_loss import group_advantages, grpo_loss, keep_groups
+from rsi.learn.resumable import Resumable
+from rsi.learn.rewards import Reward, score, verify_answers
+from rsi.monitors.hacking import checked
+from rsi.records import Problem
+
+
+def completion_logprobs(
+    model: PreTrainedModel, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities (B, C) of each completion's tokens given its prompt, and their mask (B, C).
+
+    Models `rsi.engine.lean` covers run `rsi.engine.packed` (no padding computed, each distinct prompt once). Others
+    run the model's own forward: prompts left-padded and completions right-padded, so every
+    completion starts at the same position and only the last C + 1 positions' logits are computed;
+    when prompts differ in length an attention mask and position ids keep padding invisible.
+    """
+    if packed.supports(model):  # each distinct prompt once, no padding computed
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        firsts, index = distinct_rows(prompts)
+        ids, attn = left_pad([prompts[b] for b in firsts], max(map(len, prompts)), pad_id)
+        return packed.packed_logprobs(base, fused_layers(base), ids, attn, index, completions)
+    B, Lp, C = len(prompts), max(map(len, prompts)), max(1, max(map(len, completions)))
+    ids = torch.full((B, Lp + C), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, Lp + C), dtype=torch.long)
+    mask = torch.zeros((B, C))
+    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        ids[b, Lp - len(p): Lp] = torch.tensor(p)
+        ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
+        attn[b, Lp - len(p): Lp + len(c)] = 1
+        mask[b, : len(c)] = 1
+    kwargs = {}
+    if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
+        kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
+    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
+    target = ids[:, Lp:]  # (B, C)
+    logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logp * mask, mask
+
+
+def grpo_train(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: Sequence[Problem],
+    rewards: Sequence[Reward],
+    cfg: GrpoConfig,
+    seed: int,
+    budget: Callable[[Problem], int],
+    ref_model: PreTrainedModel | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    resumable: Resumable | None = None,
+) -> list[dict]:
+    """Run `cfg.steps` GRPO steps on `problems`; return one diagnostics dict per step. With
+    `resumable`, the loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on
+    from the last save.
+
+    `budget(problem)` is the answer budget in tokens when `cfg.max_new_tokens` is null.
+    """
+    if not problems:
+        raise ValueError("GRPO needs at least one problem to sample answers for")
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    params = [p for p in model.parameters() if p.requires_grad]  # with LoRA, only the adapter
+    # fused: one kernel for every parameter's update instead of a dozen small ops each
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
+    # the first update back-propagates through the sampler's recorded forward (buffers reused step to step)
+    recorder = replay.Recorder() if replay.applicable(model) else None
+    G, logs, first = cfg.group_size, [], 1
+    if resumable is not None and (saved := resumable.restore(model, opt, rng)):
+        first, logs = saved["step"] + 1, saved["logs"]
+    for step in range(first, cfg.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+        batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
+        max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
+        with sampling_view(model) as sampler:
+            outs = generate(sampler, tokenizer, [p.prompt for p in batch], max_new, n=G,
+                            temperature=cfg.temperature, seed=rng.randrange(2**31), recorder=recorder)
+        flat: list[Completion] = [c for cs in outs for c in cs]
+        flat_problems = [p for p in batch for _ in range(G)]
+        texts = [c.text for c in flat]
+        verdicts = verify_answers(texts, flat_problems)  # once: for `accuracy` and for the monitor's stats
+        scores = score(rewards, texts, flat_problems, verdicts)
+        total = torch.tensor(scores.total)
+        adv = group_advantages(total, G, cfg.variant)
+        rows = list(range(len(flat)))
+        if cfg.variant == "dapo":
+            rows = keep_groups(total, G).nonzero().flatten().tolist()
+        log = _step_log(step, scores, total, G, flat) | checked(flat_problems, texts, verdicts, scores.total)
+        if rows:
+            replayed = None
+            traces = recorder.traces if recorder is not None else []
+            if traces and sum(len(r) for r, _ in traces) == len(flat):  # every batch was recorded
+                replayed = partial(replay.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
+            log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
+                               [flat[i] for i in rows], adv[rows], ref_model, max_new, replayed))
+        else:
+            log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
+        logs.append(log)
+        if resumable is not None:
+            resumable.save(step, cfg.steps, model, opt, rng, {"logs": logs})
+        if on_step:
+            on_step(log)
+    model.eval()
+    return logs
+
+
+def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new,
+            replayed: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict:
+    """`inner_updates` optimiser steps on these completions. `replayed()`, when given, is the first
+    update's log-probabilities through the sampler's recorded forward (`rsi.engine.tape`), at the
+    weights that sampled them: no forward pass for it nor for the old policy's log-probabilities."""
+    prompts = [encode_prompt(tokenizer, p.prompt) for p in problems]
+    answers = [list(c.token_ids) for c in comps]
+    first = replayed() if replayed is not None else None
+    ref_logp = old_logp = None
+    with torch.no_grad():
+        if cfg.beta:
+            ref_logp, _ = completion_logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
+        if cfg.inner_updates > 1:
+            old_logp = first[0].detach() if first else completion_logprobs(model, prompts, answers,
+                                                                            tokenizer.pad_token_id)[0]
+    losses, kls, clips = [], [], []
+    for k in range(cfg.inner_updates):
+        if k == 0 and first is not None:
+            logp, mask = first
+        else:
+            logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+        loss, stats = grpo_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask, cfg.variant,
+                                eps=cfg.eps, eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_logp,
+                                max_tokens=max_new)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        kls.append(stats.kl)
+        clips.append(stats.clip_fraction)
+    return {"loss": fmean(losses), "kl": fmean(kls), "clip_fraction": fmean(clips), "trained_rows": len(comps)}
+
+
+def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Completion]) -> dict:
+    groups = total.view(-1, G)
+    log: dict = {
+        "step": step,
+        "reward_mean": float(total.mean()),
+        "reward_std": float(total.std()) if total.numel() > 1 else 0.0,
+        "zero_variance_groups": float((groups == groups[:, :1]).all(dim=1).float().mean()),
+        "answer_tokens_mean": fmean(c.n_tokens for c in flat),
+        "samples": len(flat),
+        "generated_tokens": sum(c.n_tokens for c in flat),
+    }
+    for name, values in scores.components.items():
+        log[f"reward/{name}/mean"] = fmean(values)
+        log[f"reward/{name}/std"] = pstdev(values)
+        log[f"reward/{name}/errors"] = scores.errors[name]
+        if name in scores.first_errors:
+            log[f"reward/{name}/first_error"] = scores.first_errors[name]
+    return log
+
+
+def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:
+    """Advantages of `rewards` normalised within each group (rows sharing a `groups` key), for groups
+    of any size; see `rsi.learn.grpo_loss.group_advantages`."""
+    out = torch.zeros(len(rewards))
+    members: dict[object, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    for rows in members.values():
+        if len(rows) > 1:
+            out[rows] = group_advantages(torch.tensor([rewards[i] for i in rows]), len(rows), variant)  # type: ignore[arg-type]
+    return out
+
+
+def recorded_update(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[tuple[str, bool]],
+    advantages: torch.Tensor,
+    cfg: GrpoConfig,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    on_step: Callable[[dict], None] | None = None,
+    prefix: str = "",
+) -> list[dict]:
+    """`steps` GRPO updates on completions this model sampled earlier (the self-play proposer's).
+
+    `completions[i]` = (text, finished) answers `prompts[i]` (fed as they are, not as problems; each
+    completion starts with `prefix`) with `advantages[i]`. The rows are
+    re-tokenised; their log-probabilities under the starting weights are the old policy's, so the
+    first update is on-policy (ratio 1) and later ones are clipped PPO-style. Rows with advantage 0
+    carry no signal and are skipped. Uses `cfg`'s variant, lr, eps and grad_clip; no KL term.
+    """
+    rows = [i for i in range(len(prompts)) if float(advantages[i]) != 0.0]
+    if not rows or not steps:
+        return [{"step": 0, "skipped": "every proposal's reward was equal"}] if steps else []
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    p_ids = [encode_prompt(tokenizer, prompts[i], prefix) for i in rows]
+    a_ids = [encode_answer(tokenizer, text, prefix)[: None if done else -1]  # a cut-off completion had no end token
+             for text, done in (completions[i] for i in rows)]
+    adv = advantages[rows]
+    pad = tokenizer.pad_token_id
+    with torch.no_grad():  # the old policy: these weights, before any update
+        old = []
+        for k in range(0, len(rows), batch_size):
+            logp, mask = completion_logprobs(model, p_ids[k:k + batch_size], a_ids[k:k + batch_size], pad)
+            old += [logp[b, : int(mask[b].sum())] for b in range(len(logp))]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    model.train()
+    logs = []
+    for step in range(1, steps + 1):
+        batch = rng.sample(range(len(rows)), min(batch_size, len(rows)))
+        logp, mask = completion_logprobs(model, [p_ids[b] for b in batch], [a_ids[b] for b in batch], pad)
+        old_logp = torch.zeros_like(logp)
+        for j, b in enumerate(batch):
+            old_logp[j, : len(old[b])] = old[b]
+        loss, stats = grpo_loss(logp, old_logp, adv[batch], mask, cfg.variant, eps=cfg.eps, eps_high=cfg.eps_high,
+                                max_tokens=logp.shape[1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        log = {"step": step, "loss": loss.item(), "rows": len(batch), "clip_fraction": stats.clip_fraction,
+               "ratio_mean": stats.ratio_mean}
+        logs.append(log)
+        if on_step:
+            on_step(log)
+    model.eval()
+    return logs

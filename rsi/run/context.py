@@ -1,0 +1,146 @@
+"""What every stage works with: the `Context` the loop builds, and the run's state derived from
+the ledger (the champion, its results, the frontier), which no stage keeps anywhere else."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property, partial
+from pathlib import Path
+
+from rich.console import Console
+
+from rsi.config import Config
+from rsi.ledger import Ledger
+from rsi.monitors import HeldoutIndex
+from rsi.records import EvalResult, Problem, is_veto
+from rsi.run.curriculum import frontier
+from rsi.tasks import Task, control_set, heldout_set
+
+CONTROL_SETS = 8  # control sets the decontamination monitor's chance is the mean over
+
+
+@dataclass
+class Context:
+    """What every stage needs; built by the loop."""
+
+    cfg: Config
+    task: Task
+    ledger: Ledger
+    models_dir: Path
+    console: Console
+
+    def checkpoint(self, name: str):
+        return self.models_dir / name
+
+    def stage_seed(self, cycle: int, stage: str) -> int:
+        return random.Random(f"{self.cfg.seed}/{cycle}/{stage}").randrange(2**31)
+
+    @cached_property
+    def heldout(self) -> HeldoutIndex:
+        """Every held-out evaluation prompt of the run, for decontamination."""
+        return heldout_index(self.cfg, self.task)
+
+    @cached_property
+    def controls(self) -> list[HeldoutIndex]:
+        """The held-out ladder's `CONTROL_SETS` control sets (`rsi.tasks.control_set`), indexed like `heldout`."""
+        return [heldout_index(self.cfg, self.task, partial(control_set, k=k)) for k in range(CONTROL_SETS)]
+
+
+def model_name(cycle: int, member: int = 0) -> str:
+    """Checkpoint name of cycle's model; member k >= 1 is the k-th friend (`label.friends`)."""
+    return f"cycle-{cycle:04d}" if member == 0 else f"friend{member}-{cycle:04d}"
+
+
+def member_seed(ctx: Context, cycle: int, stage: str, member: int) -> int:
+    return ctx.stage_seed(cycle, stage if member == 0 else f"{stage}/friend{member}")
+
+
+@contextmanager
+def timed():
+    cost = {"wall_s": 0.0, "cpu_s": 0.0}
+    w, c = time.perf_counter(), time.process_time()
+    yield cost
+    cost["wall_s"], cost["cpu_s"] = time.perf_counter() - w, time.process_time() - c
+
+
+# ---- state derived from the ledger -------------------------------------------------------------
+
+def gates(ledger: Ledger) -> list[dict]:
+    """The gate decisions in cycle order, where a promotion a monitor vetoed (`rsi.stages.gate.veto`) and a
+    person then overruled in `rsi review` counts as promoted, its reason saying by whom and why.
+    The gates table itself is never rewritten: the overrule is a `review` event."""
+    rows = ledger.gates()
+    reviews = ledger.events("review") if any(is_veto(g["reason"]) for g in rows) else []
+    out = []
+    for g in rows:
+        review = overrule_of(g, reviews)
+        if review is not None:
+            g = g | {"promote": True,
+                     "reason": f"{g['reason']} — overruled in review by {review['by']}: {review['why']}"}
+        out.append(g)
+    return out
+
+
+def overrule_of(gate: dict, reviews: list[dict]) -> dict | None:
+    """The latest of `reviews` (`review` events) of a vetoed gate's candidate, if it approves."""
+    if gate["promote"] or not is_veto(gate["reason"]):
+        return None
+    found = [e["detail"] for e in reviews
+             if e["cycle"] == gate["cycle"] and e["detail"]["candidate"] == gate["candidate"]]
+    return found[-1] if found and found[-1]["verdict"] == "approve" else None
+
+
+def champion(ledger: Ledger) -> str:
+    """The promoted candidate of the latest promoting gate, else the base model."""
+    return model_name(champion_cycle(ledger))
+
+
+def champion_cycle(ledger: Ledger, before: int | None = None) -> int:
+    """The cycle that trained the champion (0: the base), or the champion cycle `before` started.
+    Its friends are promoted with it."""
+    promoted = [g["cycle"] for g in gates(ledger) if g["promote"] and (before is None or g["cycle"] < before)]
+    return promoted[-1] if promoted else 0
+
+
+def champion_results(ledger: Ledger, name: str) -> dict[int, EvalResult]:
+    """Every held-out result of model `name`, the latest per difficulty."""
+    out: dict[int, EvalResult] = {}
+    for cycle in sorted({e["cycle"] for e in ledger.evals(name)}):
+        for r in ledger.eval_results(cycle, name):
+            out[r.difficulty] = r
+    return out
+
+
+def current_frontier(ctx: Context, name: str) -> int:
+    acc = {d: r.accuracy for d, r in champion_results(ctx.ledger, name).items()}
+    return frontier(acc, ctx.cfg.curriculum.threshold, ctx.cfg.eval.min_difficulty)
+
+
+def consecutive_rollbacks(ledger: Ledger) -> int:
+    n = 0
+    for g in reversed(gates(ledger)):
+        if g["promote"]:
+            break
+        n += 1
+    return n
+
+
+def heldout_problems(cfg: Config, task: Task, draw=heldout_set) -> list[Problem]:
+    """Every problem of the run's held-out evaluation ladder (`draw=control_set`: of its control set)."""
+    e = cfg.eval
+    return [p for d in range(e.min_difficulty, e.max_difficulty + 1) for p in draw(task, d, e.problems_per_difficulty)]
+
+
+def heldout_index(cfg: Config, task: Task, draw=heldout_set) -> HeldoutIndex:
+    """The held-out prompts indexed for decontamination (`monitors.ngram`, `monitors.ngram_overlap`)."""
+    return HeldoutIndex([p.prompt for p in heldout_problems(cfg, task, draw)], cfg.monitors.ngram,
+                        cfg.monitors.ngram_overlap)
+
+
+def train_skipped(ledger: Ledger, cycle: int) -> bool:
+    """Whether cycle `cycle`'s train stage made no candidate (no sample was accepted)."""
+    return any(m["cycle"] == cycle and m["stage"] == "train" and m["metrics"].get("skipped")
+               for m in ledger.metrics())

@@ -1,0 +1,26 @@
+"""The stages of a cycle, one file each. Each stage is a function (ctx, cycle) that reads its inputs
+from the ledger and checkpoints, computes, and commits its outputs and costs in one ledger
+transaction (`ledger.stage`), so a run killed at any point redoes at most the stage it was in, with
+nothing lost or duplicated.
+
+Cycle 0 has two stages, `base` (train a model from scratch on ground-truth seed data) and
+`evaluate`; every later cycle runs `propose`, `generate`, `label`, `train`, `evaluate`, `gate`.
+The two that train, `base` and `train`, share `rsi.stages.train`; `monitoring` holds the
+monitor readings the stages take, `review` the gate's human side.
+"""
+
+from __future__ import annotations
+
+from rsi.stages.evaluate import stage_evaluate
+from rsi.stages.gate import stage_gate
+from rsi.stages.generate import stage_generate
+from rsi.stages.label import stage_label
+from rsi.stages.propose import stage_propose
+from rsi.stages.train import stage_base, stage_train
+
+STAGES = {"base": stage_base, "propose": stage_propose, "generate": stage_generate, "label": stage_label,
+          "train": stage_train, "evaluate": stage_evaluate, "gate": stage_gate}
+
+
+def stages_of(cycle: int) -> tuple[str, ...]:
+    return ("base", "evaluate") if cycle == 0 else ("propose", "generate", "label", "train", "evaluate", "gate")

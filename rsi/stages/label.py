@@ -1,0 +1,120 @@
+"""Labelers and filters: turn a cycle's samples into kept training targets, each with a reason.
+
+For every sample, in order:
+1. `well_formed` (optional): the task's format/length check, which never reads the ground truth.
+2. The labeler decides the target:
+   - `verifier`: keep a sample its task's verifier accepts.
+   - `vote`: no verifier is consulted. The most common well-formed answer among a problem's
+     samples becomes the label if at least `vote_threshold` of all its samples agree on it; the
+     samples that gave it are kept. With `label.friends` > 0 a problem's samples come from an
+     ensemble (the champion and its independently seeded friends), so the vote is across models.
+3. `decontaminate` (optional): drop a kept sample whose problem prompt or completion overlaps a
+   held-out evaluation set (`contaminated`, e.g. `rsi.monitors.HeldoutIndex.hit`).
+4. `dedup` (optional): keep one sample per (prompt, answer).
+
+Every label also records `audit_correct`, the answer's true correctness from the task's
+verifier. It is an audit column for reports; training never reads it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+
+from rsi.config import FilterConfig, LabelConfig
+from rsi.monitors import label_audit
+from rsi.monitors.overlap import REASONS
+from rsi.records import Label, Problem, Sample
+from rsi.registry import Registry
+from rsi.run.context import Context, timed
+from rsi.stages.monitoring import alerted, decontamination_reading, diversity_reading
+from rsi.tasks import Task
+from rsi.tasks.guard import GuardedTask
+
+# (task, problem, well-formed samples, number of samples drawn, cfg) -> {sample index: (kept, reason, agreement)}
+Labeler = Callable[[Task, Problem, list[Sample], int, LabelConfig], dict[int, tuple[bool, str, float]]]
+LABELERS: Registry[Labeler] = Registry("labeler")
+
+
+def verifier_labeler(task, problem, samples, n_drawn, cfg):
+    out = {}
+    for s, v in zip(samples, task.verify_many([(problem, s.completion) for s in samples]), strict=True):
+        out[s.index] = (v.correct, "verified" if v.correct else f"rejected by verifier: {v.reason}", float(v.correct))
+    return out
+
+
+def vote_labeler(task, problem, samples, n_drawn, cfg):
+    votes = Counter(s.completion.strip() for s in samples)
+    if not votes:
+        return {}
+    top, count = votes.most_common(1)[0]
+    share = count / n_drawn
+    out = {}
+    for s in samples:
+        if share < cfg.vote_threshold:
+            out[s.index] = (False, f"no majority: top answer has {count}/{n_drawn} < {cfg.vote_threshold:.0%}", share)
+        elif s.completion.strip() == top:
+            out[s.index] = (True, f"majority {count}/{n_drawn}", share)
+        else:
+            out[s.index] = (False, f"disagrees with majority {count}/{n_drawn}", share)
+    return out
+
+
+LABELERS.register("verifier", verifier_labeler)
+LABELERS.register("vote", vote_labeler)
+
+
+def label_samples(task: Task, problems: list[Problem], samples: list[Sample], label_cfg: LabelConfig,
+                  filter_cfg: FilterConfig, contaminated: Callable[[str], str | None]) -> list[Label]:
+    """One Label per sample, in sample order. `contaminated(text)` names how a text overlaps a
+    held-out set ('exact', 'ngram') or returns None."""
+    labeler = LABELERS.get(label_cfg.labeler)
+    by_problem: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_problem.setdefault(s.problem_id, []).append(s)
+    decisions: list[tuple[Problem, Sample, str, bool, str, float]] = []
+    seen: set[tuple[str, str]] = set()
+    for p in problems:
+        drawn = by_problem.get(p.id, [])
+        formed = [s for s in drawn if not filter_cfg.well_formed or task.well_formed(p, s.completion)]
+        decided = labeler(task, p, formed, len(drawn), label_cfg)
+        for s in drawn:
+            answer = s.completion.rstrip()  # leading spaces are code: an induction body starts " y = x"
+            kept, reason, agreement = decided.get(s.index, (False, "malformed: fails the task's format check", 0.0))
+            if kept and filter_cfg.decontaminate:
+                hit = contaminated(p.prompt) or contaminated(answer)
+                if hit:
+                    kept, reason = False, REASONS[hit]
+            if kept and filter_cfg.dedup:
+                if (p.prompt, answer) in seen:
+                    kept, reason = False, "duplicate of a kept sample"
+                seen.add((p.prompt, answer))
+            decisions.append((p, s, answer, kept, reason, agreement))
+    audits = task.verify_many([(p, answer) for p, _, answer, *_ in decisions])  # one batch: code runs in parallel
+    return [Label(p.id, s.index, answer, kept, reason, agreement, audit_correct=v.correct)
+            for (p, s, answer, kept, reason, agreement), v in zip(decisions, audits, strict=True)]
+
+
+def stage_label(ctx: Context, cycle: int) -> None:
+    """Label the cycle's samples, then take the label-side monitor readings: decontamination,
+    label audit (below its floor the cycle's labels are all un-kept) and diversity."""
+    m = ctx.cfg.monitors
+    with timed() as cost:
+        todo, samples = ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle)
+        task = GuardedTask(ctx.task)
+        labels = label_samples(task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
+        audit = label_audit(labels, ctx.cfg.label.labeler, m)
+        if audit.alert:
+            labels = [replace(lab, kept=False, reason=f"label audit below floor (was: {lab.reason})") if lab.kept
+                      else lab for lab in labels]
+        kept = [lab for lab in labels if lab.kept]
+        readings = alerted(ctx, [decontamination_reading(ctx, cycle, todo, labels), audit,
+                                 diversity_reading(ctx, todo, samples)])
+    with ctx.ledger.stage(cycle, "label") as w:
+        ctx.ledger.add_labels(cycle, labels)
+        ctx.ledger.add_metrics(cycle, "label", {
+            "samples": len(labels), "kept": len(kept), "kept_fraction": len(kept) / max(1, len(labels)),
+            "label_accuracy": audit.value["accuracy"], **task.metrics()})
+        ctx.ledger.add_readings(cycle, readings)
+        w.cost(**cost)

@@ -1,0 +1,134 @@
+"""The monitors' side of the stages: their inputs gathered from the ledger and the run's records,
+read into `rsi.monitors` functions, and their alerts shown on the console."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from statistics import fmean, pstdev
+
+from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift, verifier
+from rsi.monitors.hacking import relative_length
+from rsi.records import Label, Problem, Proposal, Reading, Sample
+from rsi.run.context import Context
+from rsi.tasks import problems
+from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
+
+
+def alerted(ctx: Context, readings: list[Reading]) -> list[Reading]:
+    for r in readings:
+        if r.alert:
+            ctx.console.print(f"[yellow]monitor {r.monitor}:[/] {r.message}")
+    return readings
+
+
+def decontaminated(ctx: Context, proposed: list[Problem]) -> tuple[list[Problem], dict[str, str]]:
+    """The problems that overlap no held-out prompt, and {dropped problem id: 'exact' | 'ngram'}."""
+    if not ctx.cfg.filter.decontaminate:
+        return proposed, {}
+    hits = {p.id: hit for p in proposed if (hit := ctx.heldout.hit(p.prompt))}
+    return [p for p in proposed if p.id not in hits], hits
+
+
+CHANCE_SAMPLE = 500  # fresh task problems per difficulty for a pooled task's chance overlap
+
+
+def chance_overlap(ctx: Context, proposed: list[Problem]) -> tuple[float, float]:
+    """What chance alone drops, as (mean, standard deviation): the shares of the same problems that
+    overlap each of the held-out ladder's control sets, drawn like it from held-out items no run
+    evaluates. Problems that crowd a small space's common items meet a control set as often as the
+    held-out set, give or take how common the items each set happened to draw are (code_io 1-3, the
+    commonest 60 programs: 51 % +- 8.5 % over 12 control sets, the held-out set 60 %); problems
+    reproduced from the evaluation meet only the held-out set. A pooled task (a file's rows) has no
+    unseen held-out items: there chance is the share of its fresh training problems at the same
+    difficulties (up to `CHANCE_SAMPLE` each) that overlap the held-out set."""
+    if not proposed:
+        return 0.0, 0.0
+    if not ctx.task.pooled:
+        shares = [sum(c.hit(p.prompt) is not None for p in proposed) / len(proposed) for c in ctx.controls]
+        return fmean(shares), pstdev(shares)
+    counts = Counter(p.difficulty for p in proposed)
+    reference = [q for d, k in sorted(counts.items()) for q in problems(ctx.task, d, "train", min(k, CHANCE_SAMPLE))]
+    return sum(ctx.heldout.hit(q.prompt) is not None for q in reference) / len(reference), 0.0
+
+
+def without_dropped(proposals: list[Proposal], dropped: dict[str, str]) -> list[Proposal]:
+    """Self-play proposals less their dropped problems; one left with none is no longer valid."""
+    out = []
+    for q in proposals:
+        ids = tuple(i for i in q.problem_ids if i not in dropped)
+        if q.valid and not ids:
+            q = replace(q, valid=False, reason=REASONS[dropped[q.problem_ids[0]]])
+        out.append(replace(q, problem_ids=ids))
+    return out
+
+
+def decontamination_reading(ctx: Context, cycle: int, problems_: list[Problem], labels: list[Label]) -> Reading:
+    """The propose stage's drops and the label stage's, each against its chance share: the propose
+    stage's `chance_overlap`, and for samples the share of the accepted ones whose problem's true
+    answer (what a perfect model would write) overlaps a held-out prompt."""
+    propose = next(x["metrics"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "propose")
+    kinds = {reason: kind for kind, reason in REASONS.items()}
+    dropped = Counter(kinds[lab.reason] for lab in labels if lab.reason in kinds)
+    accepted = [lab for lab in labels if lab.kept or lab.reason in kinds or lab.reason.startswith("duplicate")]
+    by_id = {p.id: p for p in problems_}
+    hit = {i: ctx.heldout.hit(by_id[i].prompt) or ctx.heldout.hit(by_id[i].answer)
+           for i in {lab.problem_id for lab in accepted}} if ctx.cfg.filter.decontaminate else {}
+    sample_chance = sum(hit.get(lab.problem_id) is not None for lab in accepted) / len(accepted) if accepted else 0.0
+    return decontamination(propose.get("contaminated", {}), propose.get("checked", propose["problems"]),
+                           dict(dropped), len(accepted), ctx.cfg.monitors,
+                           (propose.get("chance_contaminated", 0.0), sample_chance), propose.get("chance_spread", 0.0))
+
+
+def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) -> Reading:
+    """This cycle's problems against as many of the task's own, and the champion's first answer to
+    each against the true answers."""
+    first = {s.problem_id: s.completion for s in samples if s.index == 0}
+    counts = Counter(p.difficulty for p in todo)
+    reference = [p.prompt for d, k in sorted(counts.items()) for p in problems(ctx.task, d, "train", k)]
+    answered = [p for p in todo if p.id in first]
+    return diversity([p.prompt for p in todo], reference, [first[p.id] for p in answered],
+                     [p.answer for p in answered], ctx.cfg.monitors)
+
+
+def hacking_reading(ctx: Context, cycle: int, gain: float | None) -> Reading:
+    """From the cycle's GRPO steps (the champion's own), else from the champion's sampled answers
+    against those of the run's first cycle."""
+    grpo = [x["metrics"]["steps"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "grpo"]
+    steps = [s for logs in grpo for s in logs if s.get("member", 0) == 0]
+    if steps:
+        return reward_hacking(steps, gain, ctx.cfg.monitors)
+    first = min(c for c, stage in ctx.ledger.completed_stages() if stage == "generate")
+    return sample_drift(*answer_stats(ctx, cycle), answer_stats(ctx, first) if first != cycle else None,
+                        ctx.cfg.monitors)
+
+
+def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
+    """Mean length relative to the reference answers (`relative_length`) and well-formed share of
+    the champion's (not its friends') samples in `cycle`."""
+    by_id = {p.id: p for p in ctx.ledger.problems(cycle=cycle)}
+    own = [s for s in ctx.ledger.samples(cycle) if s.index < ctx.cfg.generate.samples_per_problem]
+    if not own:
+        return 0.0, 0.0
+    formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)
+    length = sum(relative_length(s.completion, by_id[s.problem_id].answer) for s in own)
+    return length / len(own), formed / len(own)
+
+
+def verifier_reading(ctx: Context, cycle: int) -> Reading:
+    """Samples the verifier raised on in this cycle's propose (self-play checks), label, GRPO
+    (the accuracy reward) and evaluate stages, from their metrics."""
+    errors, first = {}, ""
+    for x in ctx.ledger.metrics():
+        if x["cycle"] != cycle:
+            continue
+        m, stage = x["metrics"], x["stage"]
+        if stage == "propose":
+            n = m.get("dropped", {}).get(VERIFIER_ERROR, 0)
+        elif stage in ("grpo", "proposer"):
+            n = sum(s.get("reward/accuracy/errors", 0) for s in m.get("steps", []))
+        else:
+            n = m.get("verifier_errors", 0)
+        errors[stage] = errors.get(stage, 0) + n
+        first = first or m.get("first_verifier_error", "")
+    return verifier({s: n for s, n in errors.items() if n}, first)
