@@ -27,14 +27,14 @@ import time
 def run_variant(variant: str, steps: int) -> dict:
     """GRPO steps in this process with one log-probability path; per-step timings and peak RSS."""
     from rsi.config import load_config
-    from rsi.engine import packed
+    from rsi.engine import forward
     from rsi.engine.backend import initial_model, with_lora
     from rsi.learn import grpo as rl
     from rsi.learn.rewards import load_reward
     from rsi.tasks import get_task, problems
 
     if variant == "hf":
-        packed.supports = lambda model: False
+        forward.training = lambda model: "hf"
     cfg = load_config("smollm2-arithmetic")
     model, tok = initial_model(cfg.model, "", 0)
     probs = problems(get_task(cfg.task), 1, "train", 64)

@@ -5,7 +5,7 @@ Stages are functions over these records; only the loop (and the ledger) hold sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,10 @@ class Sample:
     """One completion the policy generated for a problem."""
 
     problem_id: str
-    index: int  # which of the n samples for this problem
+    index: int  # which of the samples for this problem (member k's are k*n .. k*n+n-1)
     completion: str
     n_tokens: int
+    model: str = ""  # the checkpoint that wrote it (the champion or a friend)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,59 @@ def veto(decision: GateDecision, alert: str) -> GateDecision:
 def is_veto(reason: str) -> bool:
     return reason.startswith(VETO)
 
+
+
+@dataclass(frozen=True)
+class ProposeFacts:
+    """What the propose stage found, kept as its ledger metrics and read back typed
+    (`rsi.run.context.propose_facts`): the decontamination monitor reads it."""
+
+    frontier: int
+    difficulties: list[int]
+    problems: int  # recorded, after decontamination
+    checked: int  # proposed problems checked against the held-out set
+    contaminated: dict[str, int]  # drops by kind ("exact", "near", ...)
+    contaminated_ids: dict[str, str]  # problem id -> kind
+    chance_contaminated: float  # the share a same-task problem overlaps by chance
+    chance_spread: float
+    proposals: int | None = None  # self-play only: proposals written, valid, dropped by reason
+    valid: int | None = None
+    dropped: dict[str, int] | None = None
+
+    def metrics(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in _OPTIONAL}
+
+    @classmethod
+    def read(cls, m: dict) -> ProposeFacts:
+        """From a propose stage's metrics, those of runs recorded before a key existed included."""
+        return cls(m["frontier"], m.get("difficulties", []), m["problems"], m.get("checked", m["problems"]),
+                   m.get("contaminated", {}), m.get("contaminated_ids", {}), m.get("chance_contaminated", 0.0),
+                   m.get("chance_spread", 0.0), m.get("proposals"), m.get("valid"), m.get("dropped"))
+
+
+_OPTIONAL = ("proposals", "valid", "dropped")
+
+
+@dataclass(frozen=True)
+class TrainFacts:
+    """What the train stage did, kept as its ledger metrics and read back typed
+    (`rsi.run.context.train_facts`): the evaluate and gate stages read `skipped`."""
+
+    new_examples: int
+    replay_examples: int
+    final_loss: float | None
+    friends_final_loss: list[float]
+    skipped: str | None  # why no candidate was trained, or None
+    checkpoints: dict[str, str]  # checkpoint name -> weights_sha256
+
+    def metrics(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, m: dict) -> TrainFacts:
+        """From a train stage's metrics, those of runs recorded before a key existed included."""
+        return cls(m.get("new_examples", 0), m.get("replay_examples", 0), m.get("final_loss"),
+                   m.get("friends_final_loss", []), m.get("skipped"), m.get("checkpoints", {}))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from rsi.engine.checkpoint import load_checkpoint, save_checkpoint
 from rsi.engine.generate import generate
 from rsi.engine.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 from rsi.errors import ConfigError
-from rsi.learn.objectives import IGNORE, sft_batch
+from rsi.learn.objectives import sft_batch
 from rsi.records import Example
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 <>/:=?+"
@@ -62,12 +62,12 @@ def test_prompt_template_wraps_problems_not_proposer_prompts_and_is_saved_with_t
     assert all(c[0].text.startswith("def") for c in out)
     assert generate(model, tok, ["2+2"], 4)[0][0].text.startswith("<answer>")
     # SFT trains the answer after whichever prompt and prefix the example has
-    ids, labels = sft_batch(tok, [Example("2+2", "<answer>4", 1, "seed"), Example("propose", "def f", 1, "seed",
-                                                                                 prefix="def")])
+    contexts, targets = sft_batch(tok, [Example("2+2", "<answer>4", 1, "seed"), Example("propose", "def f", 1, "seed",
+                                                                                     prefix="def")])
     for row, prompt, answer in ((0, "<user>q: 2+2 =?</user><assistant><answer>", "4"),
                                 (1, "<user>propose</user><assistant>def", " f")):
-        assert tok.decode(ids[row, : len(prompt)]) == prompt  # one token per character
-        assert tok.decode([t for t in labels[row].tolist() if t != IGNORE][:-1]) == answer
+        assert tok.decode(contexts[row]) == prompt  # one token per character
+        assert tok.decode(targets[row][:-1]) == answer
     save_checkpoint(model, tok, tmp_path / "ck", {"cycle": 0})
     _, again = load_checkpoint(tmp_path / "ck")
     assert encode_prompt(again, "2+2") == encode_prompt(tok, "2+2")

@@ -97,7 +97,7 @@ def test_unknown_key_in_yaml_names_path_and_lists_allowed(tmp_path):
         load_config(str(path))
     msg = str(e.value)
     assert "'train.lrr' is not allowed" in msg
-    assert "allowed keys under 'train': batch_size, checkpoint_every, grad_clip, lr, mix" in msg
+    assert "allowed keys under 'train': batch_size, betas, checkpoint_every, grad_clip, lr, mix" in msg
     assert str(path) in msg
 
 

@@ -5,6 +5,7 @@ import torch
 from families import TINY, TOK, family_models
 
 from rsi.config import LoraConfig
+from rsi.engine import forward
 from rsi.engine.backend import with_lora
 from rsi.engine.generate import generate
 from rsi.engine.lean import LeanDecoder
@@ -31,20 +32,18 @@ def test_generate_uses_the_lean_path_and_gives_the_hf_tokens(monkeypatch):
     model = build_tiny_model(TINY, TOK, 1)
     prompts = ["s:31=", "s:4159=", "s:2=", "s:31="]
     lean = generate(model, TOK, prompts, 8, n=2)
-    monkeypatch.setattr(LeanDecoder, "supports", staticmethod(lambda m: False))
+    monkeypatch.setattr(forward, "sampling", lambda m: "hf")
     hf = generate(model, TOK, prompts, 8, n=2)
     assert [[c.token_ids for c in cs] for cs in lean] == [[c.token_ids for c in cs] for cs in hf]
 
 
 def test_models_it_does_not_cover_fall_back():
     model = build_tiny_model(TINY, TOK, 0)
-    assert LeanDecoder.supports(model)
-    assert not LeanDecoder.supports(with_lora(model, LoraConfig(r=2)))  # peft-wrapped: the HF forward
+    assert forward.sampling(model) == "lean"
+    assert forward.sampling(with_lora(model, LoraConfig(r=2))) == "hf"  # peft-wrapped: the HF forward
 
 
 def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
-    from rsi.engine.backend import sampling_view
-
     model = build_tiny_model(TINY, TOK, 0)
     wrapped = with_lora(model, LoraConfig(r=2))
     for n, p in wrapped.named_parameters():
@@ -53,8 +52,8 @@ def test_lora_model_samples_through_a_merged_view_that_is_undone_after():
     ids = torch.tensor([[TOK.bos_token_id, 5, 6, 7]])
     want = wrapped(input_ids=ids).logits
     before = {k: v.clone() for k, v in model.state_dict().items() if "lora" not in k}
-    with sampling_view(wrapped) as plain:
-        assert LeanDecoder.supports(plain)
+    with forward.sampler(wrapped) as plain:
+        assert forward.sampling(plain) == "lean"
         torch.testing.assert_close(LeanDecoder(plain, 1, 8).prefill(ids, None), want[:, -1], atol=1e-5, rtol=1e-5)
     after = {k: v for k, v in model.state_dict().items() if "lora" not in k}
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)

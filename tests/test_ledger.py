@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_round_trips(ledger):
     assert info["name"] == "demo" and info["config"] == {"curriculum": {"threshold": 0.9}}
     assert ledger.problems() == probs
     assert ledger.problems(cycle=1, split="train") == probs and ledger.problems(cycle=2) == []
-    assert ledger.samples(1) == samples
+    assert ledger.samples(1) == [replace(s, model="cycle-0000") for s in samples]  # a sample carries its model
     assert ledger.labels(1) == labels
     assert ledger.eval_results(1, "cycle-0001") == results
     [row] = ledger.evals(model="cycle-0001")[1:]

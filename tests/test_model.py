@@ -5,14 +5,15 @@ import math
 import pytest
 import torch
 
-from rsi.config import ModelConfig, TrainConfig
+from rsi.config import GrpoConfig, ModelConfig, TrainConfig
 from rsi.engine.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
 from rsi.engine.generate import generate, sample
 from rsi.engine.model import build_tiny_model
 from rsi.engine.tokenizer import build_char_tokenizer
 from rsi.errors import CheckpointError
-from rsi.learn.objectives import IGNORE, pretrain_batch, sft_batch
-from rsi.learn.sft import lr_at, train
+from rsi.learn.objectives import pretrain_batch, sft_batch
+from rsi.learn.optim import lr_at
+from rsi.learn.sft import train
 from rsi.records import Example
 
 TOK = build_char_tokenizer("0123456789+=")
@@ -27,15 +28,42 @@ def test_char_tokenizer_round_trip_and_specials():
 
 def test_objectives_mask_the_right_tokens():
     ex = [Example("12+3=", "51", 2, "seed"), Example("1+1=", "2", 1, "seed")]
-    ids, labels = sft_batch(TOK, ex)
-    assert ids.shape == labels.shape == (2, 9)  # <bos> 12+3= 51 <eos>
-    first = labels[0][labels[0] != IGNORE].tolist()
-    assert first == TOK("51", add_special_tokens=False)["input_ids"] + [TOK.eos_token_id]
-    # label[t] predicts token t+1: the answer's first token sits right after "="
-    assert labels[0, 5].item() == ids[0, 6].item()
-    ids_p, labels_p = pretrain_batch(TOK, ex)
-    assert (labels_p[1] != IGNORE).sum().item() == 1 + 4 + 1 - 0  # "1+1=2" then <eos>
-    assert ids_p[1, -1].item() == TOK.pad_token_id and labels_p[1, -1].item() == IGNORE
+    contexts, targets = sft_batch(TOK, ex)
+    assert [len(c) + len(t) for c, t in zip(contexts, targets, strict=True)] == [9, 7]  # <bos> 12+3= 51 <eos>
+    assert contexts[0] == [TOK.bos_token_id, *TOK("12+3=", add_special_tokens=False)["input_ids"]]
+    assert targets[0] == TOK("51", add_special_tokens=False)["input_ids"] + [TOK.eos_token_id]
+    contexts_p, targets_p = pretrain_batch(TOK, ex)
+    assert contexts_p[1] == [TOK.bos_token_id] and len(targets_p[1]) == 5 + 1  # "1+1=2" then <eos>
+    assert [c + t for c, t in zip(contexts_p, targets_p, strict=True)] == [c + t for c, t in zip(contexts, targets,
+                                                                                                 strict=True)]
+
+
+def test_the_answer_loss_is_the_models_own_cross_entropy_over_the_targets():
+    """SFT's loss through the engine's packed forward equals the Hugging Face forward's cross-entropy
+    over the labelled positions of a right-padded batch, value and gradients."""
+    import torch.nn.functional as F
+
+    from rsi.engine.forward import answer_loss, training
+
+    model = build_tiny_model(SMALL, TOK, seed=0)
+    assert training(model) == "packed"
+    ex = [Example("12+3=", "51", 2, "seed"), Example("1+1=", "2", 1, "seed"), Example("9=", "9", 1, "seed")]
+    contexts, targets = sft_batch(TOK, ex)
+    loss = answer_loss(model, contexts, targets, TOK.pad_token_id)
+    loss.backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    T = max(len(c) + len(t) for c, t in zip(contexts, targets, strict=True))
+    ids = torch.full((3, T), TOK.pad_token_id)
+    labels = torch.full((3, T), -100)
+    for b, (c, t) in enumerate(zip(contexts, targets, strict=True)):
+        ids[b, : len(c) + len(t)] = torch.tensor(c + t)
+        labels[b, len(c) - 1: len(c) + len(t) - 1] = torch.tensor(t)
+    want = F.cross_entropy(model(input_ids=ids).logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    want.backward()
+    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-5)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(got[n], p.grad, atol=1e-5, rtol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
 
 
 def test_tiny_model_is_nope():
@@ -86,8 +114,10 @@ def test_sampler_draws_from_the_softmax_and_never_a_zero_probability_token(tempe
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():
     cfg = TrainConfig(objective="sft", steps=100, batch_size=1, lr=1.0, warmup_steps=10, weight_decay=0, grad_clip=1)
-    assert lr_at(5, cfg) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.05))))
-    assert lr_at(100, cfg) == pytest.approx(0.1)
+    assert lr_at(5, cfg, 100) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.05))))
+    assert lr_at(100, cfg, 100) == pytest.approx(0.1)
+    flat = GrpoConfig(lr=1.0, warmup_steps=10)  # GRPO's default schedule: warm-up, then constant
+    assert (lr_at(5, flat, 100), lr_at(10, flat, 100), lr_at(100, flat, 100)) == (0.5, 1.0, 1.0)
 
 
 def test_checkpoint_round_trip_and_corruption_is_detected(tmp_path):

@@ -5,7 +5,7 @@ import torch
 from families import SIZES, TINY, TOK, family_models
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from rsi.engine import packed
+from rsi.engine import forward, packed
 from rsi.engine.lean import fused_layers
 from rsi.engine.model import build_tiny_model
 from rsi.engine.packed import packed_logprobs
@@ -61,17 +61,16 @@ def test_single_token_completions_need_no_completion_forward():
 def test_lora_adapters_train_through_the_packed_forward_as_through_peft(targets):
     from rsi.config import LoraConfig
     from rsi.engine.backend import with_lora
-    from rsi.learn.grpo import completion_logprobs
 
     torch.manual_seed(4)
     model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, alpha=6, target_modules=targets))
     for n, p in model.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.3)  # a non-zero adapter
-    assert packed.supports(model)
+    assert forward.training(model) == "packed"
     prompts = [[1, 5, 6, 7], [1, 5, 6, 7], [1, 8, 9, 4, 5]]
     completions = [[3, 4, 5], [6], [7, 8]]
-    logp, _ = completion_logprobs(model, prompts, completions, TOK.pad_token_id)
+    logp, _ = forward.logprobs(model, prompts, completions, TOK.pad_token_id)
     logp.sum().backward()
     adapters = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert adapters and all("lora_" in n for n in adapters)
@@ -92,4 +91,4 @@ def test_adapters_it_cannot_reproduce_fall_back_to_peft():
     from rsi.engine.backend import with_lora
 
     model = with_lora(Qwen2ForCausalLM(Qwen2Config(**SIZES)), LoraConfig(r=2, dropout=0.1))
-    assert not packed.supports(model)  # LoRA dropout: the packed forward has none
+    assert forward.training(model) == "hf"  # LoRA dropout: the packed forward has none

@@ -2,8 +2,9 @@
 
 import pytest
 
-from rsi.learn.rewards import RewardError, extract_answer, load_reward, score
+from rsi.learn.rewards import RewardError, load_reward, score
 from rsi.tasks import get_task, problem
+from rsi.tasks.base import answer_text as extract_answer
 
 SORT = get_task("sort")
 P = [problem(SORT, 3, "train", i) for i in range(3)]

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from rsi.config import GrpoConfig, ModelConfig
+from rsi.engine.forward import logprobs
 from rsi.engine.model import build_tiny_model
 from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt, text_encoder
-from rsi.learn.grpo import completion_logprobs, grpo_train
+from rsi.learn.grpo import grpo_train
 from rsi.learn.rewards import Reward, load_reward
 from rsi.tasks import get_task, problem
 
@@ -15,13 +16,13 @@ TOK = build_char_tokenizer(SORT.alphabet)
 SMALL = ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64)
 
 
-def test_completion_logprobs_match_unpadded_rows():
+def test_logprobs_match_unpadded_rows():
     model = build_tiny_model(SMALL, TOK, seed=0).eval()
     prompts = [encode_prompt(TOK, problem(SORT, d, "train", 0).prompt) for d in (2, 4)]  # different lengths
     enc = text_encoder(TOK)
     answers = [[*enc("13"), TOK.eos_token_id], enc("1")]
     with torch.no_grad():
-        logp, mask = completion_logprobs(model, prompts, answers, TOK.pad_token_id)
+        logp, mask = logprobs(model, prompts, answers, TOK.pad_token_id)
         for b, (p, a) in enumerate(zip(prompts, answers, strict=True)):
             logits = model(input_ids=torch.tensor([p + a])).logits[0].float()  # (T, V)
             want = torch.log_softmax(logits[len(p) - 1: len(p) + len(a) - 1], -1).gather(-1, torch.tensor(a)[:, None])

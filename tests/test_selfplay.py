@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from rsi.config import GrpoConfig, ModelConfig, ProposeConfig, SeedDataConfig, load_config
+from rsi.engine.forward import logprobs
 from rsi.engine.model import build_tiny_model
 from rsi.engine.tokenizer import build_char_tokenizer, encode_answer, encode_prompt
 from rsi.errors import ConfigError, LedgerError
 from rsi.learn.data import seed_stream
-from rsi.learn.grpo import completion_logprobs, group_normalised, recorded_update
+from rsi.learn.grpo import group_normalised, recorded_update
 from rsi.ledger import Ledger
 from rsi.records import Label, Problem, Proposal
 from rsi.tasks import get_task
@@ -111,7 +112,7 @@ def test_recorded_update_moves_probability_towards_rewarded_proposals():
 
     def logps():
         with torch.no_grad():
-            lp, _ = completion_logprobs(model, [encode_prompt(tok, prompt)] * 2,
+            lp, _ = logprobs(model, [encode_prompt(tok, prompt)] * 2,
                                         [encode_answer(tok, good), encode_answer(tok, bad)], tok.pad_token_id)
         return lp.sum(1)
 

@@ -123,18 +123,34 @@ class MixConfig(_Section):
         return self
 
 
-class TrainConfig(_Section):
-    """Optimisation settings. Defaults are those of `train`; `base` overrides some (see `_BASE`)."""
+class OptimiserConfig(_Section):
+    """The one optimiser (AdamW) and learning-rate schedule every trainer uses (`rsi.learn.optim`);
+    `train`, `base` and `grpo` each carry these keys, with their own defaults."""
+
+    lr: float = Field(5e-4, gt=0, description="peak learning rate (AdamW), after linear warmup")
+    warmup_steps: int = Field(50, ge=0, description="steps of linear learning-rate warmup")
+    schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="after warmup: 'cosine' decays to a tenth of lr at the last step; 'constant' stays")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW's moment decay rates (beta1, beta2)")
+    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise Invalid("each beta must be in [0, 1)", "two numbers in [0, 1), e.g. [0.9, 0.98]")
+        return betas
+
+
+class TrainConfig(OptimiserConfig):
+    """SFT settings. Defaults are those of `train`; `base` overrides some (see `_BASE`)."""
 
     objective: Literal["pretrain", "sft"] = Field(
         "sft", description="'pretrain': loss on every token; 'sft': loss on answer tokens only"
     )
     steps: int = Field(400, ge=0, description="optimizer steps")
     batch_size: int = Field(128, gt=0, description="sequences per optimizer step")
-    lr: float = Field(5e-4, gt=0, description="peak learning rate (AdamW), after linear warmup")
-    warmup_steps: int = Field(50, ge=0, description="steps of linear learning-rate warmup")
-    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
-    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
     checkpoint_every: int = Field(
         100, ge=0, description="save the loop's state (weights, optimiser, data position, random state) every "
         "this many steps, so a killed stage resumes from there; 0: only between stages")
@@ -169,7 +185,7 @@ class RewardConfig(_Section):
         return fn
 
 
-class GrpoConfig(_Section):
+class GrpoConfig(OptimiserConfig):
     """Reinforcement learning with verifiable rewards in each cycle's train stage (see rsi/learn/grpo_loss.py)."""
 
     steps: int = Field(0, ge=0, description="GRPO steps per cycle, after the SFT steps (0: no GRPO)")
@@ -182,8 +198,9 @@ class GrpoConfig(_Section):
     beta: float = Field(0.0, ge=0, description="KL penalty to the cycle's starting champion (0: no reference)")
     lr: float = Field(1e-4, gt=0, description="learning rate (AdamW, constant after warmup)")
     warmup_steps: int = Field(0, ge=0, description="steps of linear learning-rate warmup")
+    schedule: Literal["cosine", "constant"] = Field("constant", description="after warmup: 'constant' or 'cosine'")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
-    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW's moment decay rates (beta1, beta2)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the G answers")
     checkpoint_every: int = Field(
         10, ge=0, description="save the loop's state (weights, optimiser, random state, step logs) every this many "

@@ -22,7 +22,6 @@ the checkpoint is saved, so checkpoints are always plain HF models.
 from __future__ import annotations
 
 import importlib.util
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -132,20 +131,6 @@ def with_lora(model: PreTrainedModel, cfg: LoraConfig | None) -> PreTrainedModel
 
     return get_peft_model(model, PeftLora(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                           target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
-
-
-@contextmanager
-def sampling_view(model: PreTrainedModel):
-    """The plain model to sample from: a LoRA-wrapped model has its adapter merged in for the duration
-    (so the lean sampler can run it) and unmerged after; any other model is yielded as it is."""
-    if not hasattr(model, "merge_adapter"):
-        yield model
-        return
-    model.merge_adapter()
-    try:
-        yield model.get_base_model()
-    finally:
-        model.unmerge_adapter()
 
 
 def merged(model: PreTrainedModel) -> PreTrainedModel:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rsi.engine import forward
+from rsi.engine.forward import left_pad
 from rsi.engine.lean import LeanDecoder, distinct_rows
 from rsi.engine.tokenizer import encode_prompt, response_prefix
 
@@ -61,7 +63,7 @@ def generate(
     model's prompt template and with its response prefix, unless `prefix` is given: then they are
     fed as they are, and each completion starts with `prefix` (the self-play proposer's).
     """
-    lean = LeanDecoder.supports(model)
+    lean = forward.sampling(model) == "lean"
     was_training = model.training
     if not lean:
         model.eval()  # dropout off for the model's own forward (the lean one has none)
@@ -142,16 +144,6 @@ def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> to
     u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=cdf.dtype) * cdf[:, -1:]  # scaled by the total
     # right=True: the first entry whose cumulative probability exceeds u, never a zero-probability one
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
-
-
-def left_pad(prompts, T: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask), both (len(prompts), T), prompts aligned to the right."""
-    ids = torch.full((len(prompts), T), pad, dtype=torch.long)
-    attn = torch.zeros((len(prompts), T), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, T - len(p):] = torch.tensor(p)
-        attn[b, T - len(p):] = 1
-    return ids, attn
 
 
 def _hf_decoder(model, ids: torch.Tensor, attn: torch.Tensor | None):

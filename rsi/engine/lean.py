@@ -38,18 +38,10 @@ SUPPORTED = {"llama", "qwen2", "smollm3"}
 class LeanDecoder:
     """Prefill then one-token steps with a fixed-size KV cache of `capacity` positions."""
 
-    @staticmethod
-    def supports(model: PreTrainedModel) -> bool:
-        if hasattr(model, "get_base_model"):
-            return False  # a peft wrapper: sample from `backend.sampling_view(model)` instead
-        if any(getattr(m, "merged", True) is False for m in model.modules()):
-            return False  # LoRA layers whose adapter is not merged into `.weight`
-        return architecture_supported(model)
-
     @torch.no_grad()
     def __init__(self, model: PreTrainedModel, batch: int, capacity: int, recorder=None) -> None:
         self.model, self.layers = model, fused_layers(model, fold=True)
-        self.rec = recorder  # an `rsi.engine.tape.Recorder`: keeps every layer's activations for a replayed update
+        self.rec = recorder  # an `rsi.engine.tape.Recorder`: keeps every layer's activations for a taped update
         self.head = model.lm_head.weight * model.model.norm.weight[None]  # (V, hidden): the final norm's gain folded
         self.eps = model.config.rms_norm_eps
         H, KV, D = heads(model.config)

@@ -14,7 +14,7 @@ token is predicted, and log-softmax in chunks of rows, so a large vocabulary's (
 float32 tensors never exist for the whole batch at once.
 
 The result equals running every row alone through the model (tests hold values and gradients to
-the Hugging Face forward's); `rsi.engine.lean.LeanDecoder.supports` says which models qualify.
+the Hugging Face forward's); `rsi.engine.forward.training` says which models qualify.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
-from rsi.engine import lora
 from rsi.engine.layout import Layout, shift
 from rsi.engine.lean import (
     Layer,
-    architecture_supported,
     attend,
     finish,
     project_qkv,
@@ -39,17 +37,6 @@ from rsi.engine.lean import (
 from rsi.engine.linear import linear
 
 LOGIT_CHUNK_ELEMENTS = 2**24  # log-softmax over at most this many logits at a time (64 MB in float32)
-
-
-def supports(model: PreTrainedModel) -> bool:
-    """Whether `packed_logprobs` computes `model`'s own forward: an architecture `rsi.engine.lean` covers, plain
-    or wrapped by peft with adapters `rsi.engine.lora` reproduces, and no attention dropout while training."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not architecture_supported(base) or (model.training and getattr(base.config, "attention_dropout", 0.0)):
-        return False
-    if hasattr(model, "get_base_model"):
-        return lora.trainable(model)
-    return not any(getattr(m, "merged", True) is False for m in model.modules())
 
 
 def packed_logprobs(model: PreTrainedModel, layers: list[Layer], prompt_ids: torch.Tensor, prompt_attn: torch.Tensor,

@@ -6,7 +6,7 @@ already computed that forward, token by token: it keeps each layer's activations
 q|k|v, attention output, residual after attention, gate|up), and this module runs the backward
 over them by hand (`rsi.engine.backprop`), so the update costs a backward pass and no forward pass.
 
-`replay_logprobs` returns the log-probabilities (B, C) with an autograd graph like any forward's:
+`tape_logprobs` returns the log-probabilities (B, C) with an autograd graph like any forward's:
 the LM head and log-softmax run under autograd on the recorded final hidden states, which come
 out of `_Replay`, an autograd function whose backward is the hand-written decoder backward and
 returns every decoder parameter's gradient. The result is the model's own function: tests hold
@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 
 from rsi.engine.backprop import block_backward
 from rsi.engine.layout import Layout, shift
-from rsi.engine.lean import LeanDecoder, fused_layers, heads, rope_tables
+from rsi.engine.lean import fused_layers, heads, rope_tables
 from rsi.engine.packed import target_logprobs
 
 COMPACT_BELOW = 0.8  # the share of real tokens below which a trace's filler rows are dropped first
@@ -139,14 +139,7 @@ def _fits(pooled: tuple[list, torch.Tensor], shapes, finals_shape, dtype) -> boo
                     for h, s in zip(hl, sl, strict=True)))
 
 
-def applicable(model: PreTrainedModel) -> bool:
-    """Whether the sampler can trace `model` for a replayed update (a plain model the lean sampler
-    runs, no attention dropout, something to train)."""
-    return (LeanDecoder.supports(model) and not getattr(model.config, "attention_dropout", 0.0)
-            and any(p.requires_grad for p in model.parameters()))
-
-
-def replay_logprobs(model: PreTrainedModel, trace: Trace, completions) -> tuple[torch.Tensor, torch.Tensor]:
+def tape_logprobs(model: PreTrainedModel, trace: Trace, completions) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities (B, C) of the traced rows' completions and their mask, with a graph whose
     backward needs no forward pass (see the module docstring). `completions[b]` is row b's sample."""
     B, C = len(completions), max(1, max(map(len, completions)))
@@ -169,12 +162,12 @@ def replay_logprobs(model: PreTrainedModel, trace: Trace, completions) -> tuple[
 
 
 def traced_logprobs(model: PreTrainedModel, traces: list, completions: list, rows: list[int]):
-    """`replay_logprobs` over `generate`'s traces (`(rows of the batch, Trace)` each), for the completions
+    """`tape_logprobs` over `generate`'s traces (`(rows of the batch, Trace)` each), for the completions
     at flat indices `rows`, in that order: log-probabilities (len(rows), C) and mask, C their longest."""
     C = max(1, max(len(completions[r]) for r in rows))
     parts, masks, at = [], [], {}
     for batch_rows, trace in traces:
-        logp, mask = replay_logprobs(model, trace, [completions[r] for r in batch_rows])
+        logp, mask = tape_logprobs(model, trace, [completions[r] for r in batch_rows])
         pad = max(0, C - logp.shape[1])
         parts.append(F.pad(logp, (0, pad))[:, :C])
         masks.append(F.pad(mask, (0, pad))[:, :C])

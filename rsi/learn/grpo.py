@@ -19,50 +19,16 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rsi.config import GrpoConfig
-from rsi.engine import packed
-from rsi.engine import tape as replay
-from rsi.engine.backend import sampling_view
-from rsi.engine.generate import Completion, generate, left_pad
-from rsi.engine.lean import distinct_rows, fused_layers
+from rsi.engine import tape
+from rsi.engine.forward import logprobs, sampler, taped
+from rsi.engine.generate import Completion, generate
 from rsi.engine.tokenizer import encode_answer, encode_prompt
 from rsi.learn.grpo_loss import group_advantages, grpo_loss, keep_groups
+from rsi.learn.optim import Optimiser
 from rsi.learn.resumable import Resumable
 from rsi.learn.rewards import Reward, score, verify_answers
 from rsi.monitors.hacking import checked
 from rsi.records import Problem
-
-
-def completion_logprobs(
-    model: PreTrainedModel, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities (B, C) of each completion's tokens given its prompt, and their mask (B, C).
-
-    Models `rsi.engine.lean` covers run `rsi.engine.packed` (no padding computed, each distinct prompt once). Others
-    run the model's own forward: prompts left-padded and completions right-padded, so every
-    completion starts at the same position and only the last C + 1 positions' logits are computed;
-    when prompts differ in length an attention mask and position ids keep padding invisible.
-    """
-    if packed.supports(model):  # each distinct prompt once, no padding computed
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        firsts, index = distinct_rows(prompts)
-        ids, attn = left_pad([prompts[b] for b in firsts], max(map(len, prompts)), pad_id)
-        return packed.packed_logprobs(base, fused_layers(base), ids, attn, index, completions)
-    B, Lp, C = len(prompts), max(map(len, prompts)), max(1, max(map(len, completions)))
-    ids = torch.full((B, Lp + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, Lp + C), dtype=torch.long)
-    mask = torch.zeros((B, C))
-    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
-        ids[b, Lp - len(p): Lp] = torch.tensor(p)
-        ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
-        attn[b, Lp - len(p): Lp + len(c)] = 1
-        mask[b, : len(c)] = 1
-    kwargs = {}
-    if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
-        kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
-    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
-    target = ids[:, Lp:]  # (B, C)
-    logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return logp * mask, mask
 
 
 def grpo_train(
@@ -87,22 +53,18 @@ def grpo_train(
         raise ValueError("GRPO needs at least one problem to sample answers for")
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    params = [p for p in model.parameters() if p.requires_grad]  # with LoRA, only the adapter
-    # fused: one kernel for every parameter's update instead of a dozen small ops each
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    opt = Optimiser(model.parameters(), cfg)
     model.train()  # for the model's own forward (dropout); `generate` keeps the mode it finds
     # the first update back-propagates through the sampler's recorded forward (buffers reused step to step)
-    recorder = replay.Recorder() if replay.applicable(model) else None
+    recorder = tape.Recorder() if taped(model) else None
     G, logs, first = cfg.group_size, [], 1
     if resumable is not None and (saved := resumable.restore(model, opt, rng)):
         first, logs = saved["step"] + 1, saved["logs"]
     for step in range(first, cfg.steps + 1):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * (min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
         max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
-        with sampling_view(model) as sampler:
-            outs = generate(sampler, tokenizer, [p.prompt for p in batch], max_new, n=G,
+        with sampler(model) as plain:
+            outs = generate(plain, tokenizer, [p.prompt for p in batch], max_new, n=G,
                             temperature=cfg.temperature, seed=rng.randrange(2**31), recorder=recorder)
         flat: list[Completion] = [c for cs in outs for c in cs]
         flat_problems = [p for p in batch for _ in range(G)]
@@ -116,12 +78,12 @@ def grpo_train(
             rows = keep_groups(total, G).nonzero().flatten().tolist()
         log = _step_log(step, scores, total, G, flat) | checked(flat_problems, texts, verdicts, scores.total)
         if rows:
-            replayed = None
+            taped_logp = None
             traces = recorder.traces if recorder is not None else []
             if traces and sum(len(r) for r, _ in traces) == len(flat):  # every batch was recorded
-                replayed = partial(replay.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
-            log.update(_update(model, tokenizer, opt, cfg, [batch[i // G] for i in rows],
-                               [flat[i] for i in rows], adv[rows], ref_model, max_new, replayed))
+                taped_logp = partial(tape.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
+            log.update(_update(model, tokenizer, opt, step, cfg, [batch[i // G] for i in rows],
+                               [flat[i] for i in rows], adv[rows], ref_model, max_new, taped_logp))
         else:
             log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
         logs.append(log)
@@ -133,34 +95,31 @@ def grpo_train(
     return logs
 
 
-def _update(model, tokenizer, opt, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new,
-            replayed: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict:
-    """`inner_updates` optimiser steps on these completions. `replayed()`, when given, is the first
+def _update(model, tokenizer, opt: Optimiser, step: int, cfg: GrpoConfig, problems, comps, adv, ref_model, max_new,
+            taped_logp: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict:
+    """`inner_updates` optimiser steps on these completions. `taped_logp()`, when given, is the first
     update's log-probabilities through the sampler's recorded forward (`rsi.engine.tape`), at the
     weights that sampled them: no forward pass for it nor for the old policy's log-probabilities."""
     prompts = [encode_prompt(tokenizer, p.prompt) for p in problems]
     answers = [list(c.token_ids) for c in comps]
-    first = replayed() if replayed is not None else None
+    first = taped_logp() if taped_logp is not None else None
     ref_logp = old_logp = None
     with torch.no_grad():
         if cfg.beta:
-            ref_logp, _ = completion_logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
+            ref_logp, _ = logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
         if cfg.inner_updates > 1:
-            old_logp = first[0].detach() if first else completion_logprobs(model, prompts, answers,
+            old_logp = first[0].detach() if first else logprobs(model, prompts, answers,
                                                                             tokenizer.pad_token_id)[0]
     losses, kls, clips = [], [], []
     for k in range(cfg.inner_updates):
         if k == 0 and first is not None:
             logp, mask = first
         else:
-            logp, mask = completion_logprobs(model, prompts, answers, tokenizer.pad_token_id)
+            logp, mask = logprobs(model, prompts, answers, tokenizer.pad_token_id)
         loss, stats = grpo_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask, cfg.variant,
                                 eps=cfg.eps, eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_logp,
                                 max_tokens=max_new)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
-        opt.step()
+        opt.step(step, loss, cfg.steps)
         losses.append(loss.item())
         kls.append(stats.kl)
         clips.append(stats.clip_fraction)
@@ -234,24 +193,21 @@ def recorded_update(
     with torch.no_grad():  # the old policy: these weights, before any update
         old = []
         for k in range(0, len(rows), batch_size):
-            logp, mask = completion_logprobs(model, p_ids[k:k + batch_size], a_ids[k:k + batch_size], pad)
+            logp, mask = logprobs(model, p_ids[k:k + batch_size], a_ids[k:k + batch_size], pad)
             old += [logp[b, : int(mask[b].sum())] for b in range(len(logp))]
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), fused=True)
+    # a few updates on recorded completions: at grpo.lr from the first, no warm-up
+    opt = Optimiser(model.parameters(), cfg.model_copy(update={"warmup_steps": 0, "schedule": "constant"}))
     model.train()
     logs = []
     for step in range(1, steps + 1):
         batch = rng.sample(range(len(rows)), min(batch_size, len(rows)))
-        logp, mask = completion_logprobs(model, [p_ids[b] for b in batch], [a_ids[b] for b in batch], pad)
+        logp, mask = logprobs(model, [p_ids[b] for b in batch], [a_ids[b] for b in batch], pad)
         old_logp = torch.zeros_like(logp)
         for j, b in enumerate(batch):
             old_logp[j, : len(old[b])] = old[b]
         loss, stats = grpo_loss(logp, old_logp, adv[batch], mask, cfg.variant, eps=cfg.eps, eps_high=cfg.eps_high,
                                 max_tokens=logp.shape[1])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        opt.step(step, loss, steps)
         log = {"step": step, "loss": loss.item(), "rows": len(batch), "clip_fraction": stats.clip_fraction,
                "ratio_mean": stats.ratio_mean}
         logs.append(log)

@@ -1,8 +1,8 @@
 """Reward functions for GRPO, composed as a weighted sum, each one scored and logged on its own.
 
 Built-in rewards (names usable in `grpo.rewards`):
-- `accuracy`: the task's verifier on the answer: the text inside `<answer>…</answer>` when there
-  is such a tag, else the whole completion. 1.0 when correct, else 0.0 (the verdict's reward).
+- `accuracy`: the task's verifier on the completion (which reads its answer, `Task.answer`: the
+  text inside `<answer>…</answer>` when there is such a tag). 1.0 when correct, else 0.0.
 - `format`: 1.0 when the completion is exactly `<think>…</think>` followed by `<answer>…</answer>`
   (whitespace around and between allowed; the R1 recipe), else 0.0.
 - `tags`: partial credit on the way to `format`, 0.25 for each of `<think>`, `</think>`,
@@ -30,7 +30,6 @@ from pathlib import Path
 from rsi.errors import RsiError
 from rsi.records import Problem, Verdict
 from rsi.tasks import get_task
-from rsi.tasks.base import answer_text as extract_answer
 from rsi.tasks.guard import verify_guarded
 
 RewardFn = Callable[..., list[float | None]]
@@ -44,7 +43,7 @@ class RewardError(RsiError):
 
 
 def verify_answers(completions: list[str], problems: list[Problem]) -> list[Verdict]:
-    """The task's verdict on each completion's answer (`answer_text`), one batch per task so code
+    """The task's verdict on each completion, one batch per task so code
     tasks verify in parallel; a verifier that raises scores that sample 0 (`verify_guarded`,
     the verdict's `error` set)."""
     out: list[Verdict] = [None] * len(problems)  # type: ignore[list-item]
@@ -52,7 +51,7 @@ def verify_answers(completions: list[str], problems: list[Problem]) -> list[Verd
     for i, p in enumerate(problems):
         by_task.setdefault(p.task, []).append(i)
     for name, idx in by_task.items():
-        verdicts = verify_guarded(get_task(name), [(problems[i], extract_answer(completions[i])) for i in idx])
+        verdicts = verify_guarded(get_task(name), [(problems[i], completions[i]) for i in idx])
         for i, v in zip(idx, verdicts, strict=True):
             out[i] = v
     return out

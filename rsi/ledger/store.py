@@ -293,8 +293,8 @@ class Ledger:
 
     @_guarded
     def samples(self, cycle: int) -> list[Sample]:
-        return [Sample(problem_id=p, index=i, completion=c, n_tokens=n) for p, i, c, n in self._con.execute(
-            "SELECT problem_id, sample_index, completion, n_tokens FROM samples WHERE cycle=? "
+        return [Sample(problem_id=p, index=i, completion=c, n_tokens=n, model=m) for p, i, c, n, m in self._con.execute(
+            "SELECT problem_id, sample_index, completion, n_tokens, model FROM samples WHERE cycle=? "
             "ORDER BY rowid", (int(cycle),))]
 
     @_guarded

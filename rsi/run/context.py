@@ -15,7 +15,7 @@ from rich.console import Console
 from rsi.config import Config
 from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
-from rsi.records import EvalResult, Problem, is_veto
+from rsi.records import EvalResult, Problem, ProposeFacts, TrainFacts, is_veto
 from rsi.run.curriculum import frontier
 from rsi.tasks import Task, control_set, heldout_set
 
@@ -140,7 +140,30 @@ def heldout_index(cfg: Config, task: Task, draw=heldout_set) -> HeldoutIndex:
                         cfg.monitors.ngram_overlap)
 
 
+def _stage_metrics(ledger: Ledger, cycle: int, stage: str) -> dict | None:
+    return next((x["metrics"] for x in ledger.metrics() if x["cycle"] == cycle and x["stage"] == stage), None)
+
+
+def propose_facts(ledger: Ledger, cycle: int) -> ProposeFacts:
+    """What cycle `cycle`'s propose stage recorded (it must have run)."""
+    m = _stage_metrics(ledger, cycle, "propose")
+    if m is None:
+        raise LookupError(f"cycle {cycle} has no propose stage in the ledger")
+    return ProposeFacts.read(m)
+
+
+def train_facts(ledger: Ledger, cycle: int) -> TrainFacts | None:
+    """What cycle `cycle`'s train stage recorded, or None before it ran (cycle 0 has none)."""
+    m = _stage_metrics(ledger, cycle, "train")
+    return None if m is None else TrainFacts.read(m)
+
+
 def train_skipped(ledger: Ledger, cycle: int) -> bool:
     """Whether cycle `cycle`'s train stage made no candidate (no sample was accepted)."""
-    return any(m["cycle"] == cycle and m["stage"] == "train" and m["metrics"].get("skipped")
-               for m in ledger.metrics())
+    facts = train_facts(ledger, cycle)
+    return facts is not None and bool(facts.skipped)
+
+
+def member_of(name: str) -> int:
+    """The member index of checkpoint `name` (0: the cycle's model; k: its k-th friend): `model_name`'s inverse."""
+    return int(name[len("friend"):name.index("-")]) if name.startswith("friend") else 0

@@ -30,7 +30,7 @@ def stage_generate(ctx: Context, cycle: int) -> None:
                     outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
                                     n=n, temperature=g.temperature, seed=member_seed(ctx, cycle, f"generate/{d}", k),
                                     batch_size=g.batch_size, on_batch=advance)
-                    samples += [Sample(p.id, k * n + j, c.text, c.n_tokens)
+                    samples += [Sample(p.id, k * n + j, c.text, c.n_tokens, name)
                                 for p, cs in zip(group, outs, strict=True) for j, c in enumerate(cs)]
     with ctx.ledger.stage(cycle, "generate") as w:
         for name, samples in by_model.items():

@@ -13,7 +13,13 @@ For every sample, in order:
 4. `dedup` (optional): keep one sample per (prompt, answer).
 
 Every label also records `audit_correct`, the answer's true correctness from the task's
-verifier. It is an audit column for reports; training never reads it.
+verifier. It is an audit column for reports; training never reads it. Each sample is verified
+once: the verifier labeler's verdicts are the audit's (`Verdicts`), so a code task runs each
+sample in the sandbox once per cycle.
+
+A labeler is `fn(verify, problem, samples, n_drawn, cfg) -> {sample index: (kept, reason,
+agreement)}`, registered in `LABELERS`; `verify(problem, samples)` gives the verifier's verdicts
+(the vote labeler never calls it).
 """
 
 from __future__ import annotations
@@ -25,26 +31,50 @@ from dataclasses import replace
 from rsi.config import FilterConfig, LabelConfig
 from rsi.monitors import label_audit
 from rsi.monitors.overlap import REASONS
-from rsi.records import Label, Problem, Sample
+from rsi.records import Label, Problem, Sample, Verdict
 from rsi.registry import Registry
 from rsi.run.context import Context, timed
 from rsi.stages.monitoring import alerted, decontamination_reading, diversity_reading
 from rsi.tasks import Task
 from rsi.tasks.guard import GuardedTask
 
-# (task, problem, well-formed samples, number of samples drawn, cfg) -> {sample index: (kept, reason, agreement)}
-Labeler = Callable[[Task, Problem, list[Sample], int, LabelConfig], dict[int, tuple[bool, str, float]]]
+Verify = Callable[[Problem, list[Sample]], list[Verdict]]
+# (verify, problem, well-formed samples, number of samples drawn, cfg) -> {sample index: (kept, reason, agreement)}
+Labeler = Callable[[Verify, Problem, list[Sample], int, LabelConfig], dict[int, tuple[bool, str, float]]]
 LABELERS: Registry[Labeler] = Registry("labeler")
 
 
-def verifier_labeler(task, problem, samples, n_drawn, cfg):
+class Verdicts:
+    """The task's verdicts on a cycle's samples, each sample verified at most once (in batches, so
+    code tasks run in parallel). The answer verified is the completion less trailing whitespace."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self._got: dict[tuple[str, int], Verdict] = {}
+
+    def __call__(self, problem: Problem, samples: list[Sample]) -> list[Verdict]:
+        return self.many([(problem, s) for s in samples])
+
+    def many(self, pairs: list[tuple[Problem, Sample]]) -> list[Verdict]:
+        todo = list({(p.id, s.index): (p, s) for p, s in pairs if (p.id, s.index) not in self._got}.values())
+        verdicts = self.task.verify_many([(p, answer_of(s)) for p, s in todo])
+        for (p, s), v in zip(todo, verdicts, strict=True):
+            self._got[(p.id, s.index)] = v
+        return [self._got[(p.id, s.index)] for p, s in pairs]
+
+
+def answer_of(s: Sample) -> str:
+    return s.completion.rstrip()  # leading spaces are code: an induction body starts " y = x"
+
+
+def verifier_labeler(verify, problem, samples, n_drawn, cfg):
     out = {}
-    for s, v in zip(samples, task.verify_many([(problem, s.completion) for s in samples]), strict=True):
+    for s, v in zip(samples, verify(problem, samples), strict=True):
         out[s.index] = (v.correct, "verified" if v.correct else f"rejected by verifier: {v.reason}", float(v.correct))
     return out
 
 
-def vote_labeler(task, problem, samples, n_drawn, cfg):
+def vote_labeler(verify, problem, samples, n_drawn, cfg):
     votes = Counter(s.completion.strip() for s in samples)
     if not votes:
         return {}
@@ -75,12 +105,13 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
         by_problem.setdefault(s.problem_id, []).append(s)
     decisions: list[tuple[Problem, Sample, str, bool, str, float]] = []
     seen: set[tuple[str, str]] = set()
+    verdicts = Verdicts(task)
     for p in problems:
         drawn = by_problem.get(p.id, [])
         formed = [s for s in drawn if not filter_cfg.well_formed or task.well_formed(p, s.completion)]
-        decided = labeler(task, p, formed, len(drawn), label_cfg)
+        decided = labeler(verdicts, p, formed, len(drawn), label_cfg)
         for s in drawn:
-            answer = s.completion.rstrip()  # leading spaces are code: an induction body starts " y = x"
+            answer = answer_of(s)
             kept, reason, agreement = decided.get(s.index, (False, "malformed: fails the task's format check", 0.0))
             if kept and filter_cfg.decontaminate:
                 hit = contaminated(p.prompt) or contaminated(answer)
@@ -91,7 +122,7 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                     kept, reason = False, "duplicate of a kept sample"
                 seen.add((p.prompt, answer))
             decisions.append((p, s, answer, kept, reason, agreement))
-    audits = task.verify_many([(p, answer) for p, _, answer, *_ in decisions])  # one batch: code runs in parallel
+    audits = verdicts.many([(p, s) for p, s, *_ in decisions])  # the rest in one batch: code runs in parallel
     return [Label(p.id, s.index, answer, kept, reason, agreement, audit_correct=v.correct)
             for (p, s, answer, kept, reason, agreement), v in zip(decisions, audits, strict=True)]
 

@@ -10,7 +10,7 @@ from statistics import fmean, pstdev
 from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift, verifier
 from rsi.monitors.hacking import relative_length
 from rsi.records import Label, Problem, Proposal, Reading, Sample
-from rsi.run.context import Context
+from rsi.run.context import Context, member_of, propose_facts
 from rsi.tasks import problems
 from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
 
@@ -67,7 +67,7 @@ def decontamination_reading(ctx: Context, cycle: int, problems_: list[Problem], 
     """The propose stage's drops and the label stage's, each against its chance share: the propose
     stage's `chance_overlap`, and for samples the share of the accepted ones whose problem's true
     answer (what a perfect model would write) overlaps a held-out prompt."""
-    propose = next(x["metrics"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "propose")
+    propose = propose_facts(ctx.ledger, cycle)
     kinds = {reason: kind for kind, reason in REASONS.items()}
     dropped = Counter(kinds[lab.reason] for lab in labels if lab.reason in kinds)
     accepted = [lab for lab in labels if lab.kept or lab.reason in kinds or lab.reason.startswith("duplicate")]
@@ -75,9 +75,8 @@ def decontamination_reading(ctx: Context, cycle: int, problems_: list[Problem], 
     hit = {i: ctx.heldout.hit(by_id[i].prompt) or ctx.heldout.hit(by_id[i].answer)
            for i in {lab.problem_id for lab in accepted}} if ctx.cfg.filter.decontaminate else {}
     sample_chance = sum(hit.get(lab.problem_id) is not None for lab in accepted) / len(accepted) if accepted else 0.0
-    return decontamination(propose.get("contaminated", {}), propose.get("checked", propose["problems"]),
-                           dict(dropped), len(accepted), ctx.cfg.monitors,
-                           (propose.get("chance_contaminated", 0.0), sample_chance), propose.get("chance_spread", 0.0))
+    return decontamination(propose.contaminated, propose.checked, dict(dropped), len(accepted), ctx.cfg.monitors,
+                           (propose.chance_contaminated, sample_chance), propose.chance_spread)
 
 
 def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) -> Reading:
@@ -107,7 +106,7 @@ def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
     """Mean length relative to the reference answers (`relative_length`) and well-formed share of
     the champion's (not its friends') samples in `cycle`."""
     by_id = {p.id: p for p in ctx.ledger.problems(cycle=cycle)}
-    own = [s for s in ctx.ledger.samples(cycle) if s.index < ctx.cfg.generate.samples_per_problem]
+    own = [s for s in ctx.ledger.samples(cycle) if member_of(s.model) == 0]
     if not own:
         return 0.0, 0.0
     formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)

@@ -8,11 +8,12 @@ recorded.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from rsi.engine.checkpoint import load_checkpoint
 from rsi.engine.generate import generate
 from rsi.progress import bar
-from rsi.records import Problem, Proposal
+from rsi.records import Problem, Proposal, ProposeFacts
 from rsi.run.context import Context, champion, consecutive_rollbacks, current_frontier, heldout_problems, timed
 from rsi.stages.monitoring import chance_overlap, decontaminated, without_dropped
 from rsi.tasks import problems
@@ -44,13 +45,12 @@ def stage_propose(ctx: Context, cycle: int) -> None:
     with ctx.ledger.stage(cycle, "propose") as w:
         ctx.ledger.add_problems(cycle, proposed)
         ctx.ledger.add_proposals(cycle, proposals)
-        metrics = {"frontier": f, "difficulties": list(range(f + 1, top + 1)), "problems": len(proposed),
-                   "checked": checked, "contaminated": dict(Counter(dropped.values())), "contaminated_ids": dropped,
-                   "chance_contaminated": chance, "chance_spread": spread}
+        facts = ProposeFacts(f, list(range(f + 1, top + 1)), len(proposed), checked, dict(Counter(dropped.values())),
+                             dropped, chance, spread)
         if proposals:
-            metrics |= {"proposals": len(proposals), "valid": sum(q.valid for q in proposals),
-                        "dropped": dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid))}
-        ctx.ledger.add_metrics(cycle, "propose", metrics)
+            facts = replace(facts, proposals=len(proposals), valid=sum(q.valid for q in proposals),
+                            dropped=dict(Counter(q.reason.split(":")[0] for q in proposals if not q.valid)))
+        ctx.ledger.add_metrics(cycle, "propose", facts.metrics())
         w.cost(generated_tokens=tokens, **cost)
 
 

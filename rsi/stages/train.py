@@ -21,6 +21,7 @@ from rsi.learn.resumable import Resumable, clear, partial_dir
 from rsi.learn.rewards import load_reward
 from rsi.learn.sft import train
 from rsi.progress import bar
+from rsi.records import TrainFacts
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
 from rsi.tasks.selfplay import proposal_rewards, solve_rates
 
@@ -172,11 +173,9 @@ def stage_train(ctx: Context, cycle: int) -> None:
         done = [train_member(ctx, cycle, k, p, init_cycle) for k in range(ctx.cfg.label.friends + 1)] if p.work else []
     losses = [t.loss for t in done if t.loss is not None]
     with ctx.ledger.stage(cycle, "train") as w:
-        ctx.ledger.add_metrics(cycle, "train", {
-            "new_examples": len(p.new), "replay_examples": len(p.replay),
-            "final_loss": losses[0] if losses else None, "friends_final_loss": losses[1:],
-            "skipped": None if p.work else "no accepted samples this cycle",
-            "checkpoints": {t.name: t.weights_sha256 for t in done}})
+        ctx.ledger.add_metrics(cycle, "train", TrainFacts(
+            len(p.new), len(p.replay), losses[0] if losses else None, losses[1:],
+            None if p.work else "no accepted samples this cycle", {t.name: t.weights_sha256 for t in done}).metrics())
         if rl_logs := [log for t in done for log in t.rl_logs]:
             ctx.ledger.add_metrics(cycle, "grpo", {"steps": rl_logs})
         if proposer_logs := [log for t in done for log in t.proposer_logs]:

@@ -54,11 +54,16 @@ class Task(abc.ABC):
         """Lengths a well-formed answer may have; the default is exactly `max_answer_chars`."""
         return (self.max_answer_chars(difficulty),)
 
+    def answer(self, completion: str) -> str:
+        """The answer a completion gives: the text of its `<answer>` tag when it has one
+        (`answer_text`), else all of it. Every verdict on a completion reads it through this."""
+        return answer_text(completion)
+
     def verify(self, problem: Problem, completion: str) -> Verdict:
-        """Exact match of the stripped completion with the ground-truth answer."""
+        """Exact match of the stripped answer (`answer`) with the ground-truth answer."""
         if problem.task != self.name:
             raise ValueError(f"problem.task is {problem.task!r}, but this verifier is for {self.name!r}")
-        got = completion.strip()
+        got = self.answer(completion).strip()
         if got == problem.answer:
             return Verdict(reward=1.0, correct=True, reason="exact match")
         return Verdict(reward=0.0, correct=False, reason=f"expected {problem.answer!r}, got {_short(got)!r}")

@@ -24,7 +24,7 @@ import string
 from collections.abc import Sequence
 
 from rsi.records import Problem, Verdict
-from rsi.tasks.base import Task, answer_text
+from rsi.tasks.base import Task
 from rsi.tasks.programs import random_input, random_program, run_trusted
 from rsi.tasks.registry import TASKS
 
@@ -103,7 +103,7 @@ class CodeIO(Task):
         return tuple(range(1, self.max_answer_chars(difficulty) + 1))
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
-        text = answer_text(completion)
+        text = self.answer(completion)
         if mode_of(problem) == "induction":
             return "return" in text
         return bool(_INT.fullmatch(text))
@@ -120,7 +120,7 @@ class CodeIO(Task):
         for i, (problem, completion) in enumerate(pairs):
             if problem.task != self.name:
                 raise ValueError(f"problem.task is {problem.task!r}, but this verifier is for {self.name!r}")
-            text = answer_text(completion)
+            text = self.answer(completion)
             mode = mode_of(problem)
             if mode != "induction" and not _INT.fullmatch(text):
                 verdicts[i] = Verdict(0.0, False, f"not an integer: {text[:40]!r}")

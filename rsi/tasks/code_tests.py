@@ -67,7 +67,11 @@ class CodeTests(Task):
         return ANSWER_BUDGET
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
-        return bool(code_of(completion).strip())
+        return bool(self.answer(completion).strip())
+
+    def answer(self, completion: str) -> str:
+        """The code of a completion (`code_of`)."""
+        return code_of(completion)
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return self.verify_many([(problem, completion)])[0]
@@ -79,7 +83,7 @@ class CodeTests(Task):
         jobs, checks = [], []
         for problem, completion in pairs:
             row = self.by_prompt[problem.prompt]
-            code = code_of(completion)
+            code = self.answer(completion)
             source = code if re.search(rf"def\s+{re.escape(row['entry_point'])}\s*\(", code) else row["prompt"] + code
             stdin, token = function_job(source, row["entry_point"], [t["input"] for t in row["tests"]])
             jobs.append(Job(HARNESS, stdin))

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from rsi.errors import ConfigError
 from rsi.records import Problem, Verdict
-from rsi.tasks.base import R1_INSTRUCTIONS, Task, answer_text, has_answer_tag
+from rsi.tasks.base import R1_INSTRUCTIONS, Task, has_answer_tag
 
 ANSWER_BUDGET = 256
 
@@ -70,10 +70,10 @@ class GymTask(Task):
         inner = random.Random(f"{self.name}/{problem.difficulty}/{problem.seed}").randrange(2**31)
         dataset = self._dataset(problem.difficulty, inner)
         try:
-            score = float(dataset.score_answer(answer_text(completion).strip(), dataset[0]))
+            score = float(dataset.score_answer(self.answer(completion).strip(), dataset[0]))
         except Exception as e:  # a scorer raising on one odd answer scores it 0
             return Verdict(reward=0.0, correct=False, reason=f"scorer raised {type(e).__name__}: {e}")
         return Verdict(reward=score, correct=score >= 1.0, reason=f"reasoning_gym score {score:g}")
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
-        return has_answer_tag(completion) and bool(answer_text(completion).strip())
+        return has_answer_tag(completion) and bool(self.answer(completion).strip())

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rsi.errors import ConfigError
 from rsi.records import Problem, Verdict
-from rsi.tasks.base import R1_INSTRUCTIONS, Task, answer_text, has_answer_tag
+from rsi.tasks.base import R1_INSTRUCTIONS, Task, has_answer_tag
 from rsi.tasks.mathcheck import MathChecker
 
 HELDOUT_FRACTION = 0.2
@@ -68,11 +68,11 @@ class JsonlTask(Task):
         return ANSWER_BUDGET
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
-        ok, reason = self.checker.check(problem.answer, answer_text(completion))
+        ok, reason = self.checker.check(problem.answer, self.answer(completion))
         return Verdict(reward=float(ok), correct=ok, reason=reason)
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
-        return has_answer_tag(completion) and bool(answer_text(completion).strip())
+        return has_answer_tag(completion) and bool(self.answer(completion).strip())
 
 
 def pick_row(path: Path, rows: dict, split: str, difficulty: int, seed: int, key: str):

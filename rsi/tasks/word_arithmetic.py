@@ -78,7 +78,7 @@ class WordArithmetic(Task):
         return Verdict(reward=0.0, correct=False, reason=f"expected {problem.answer}, got {got}")
 
     def well_formed(self, problem: Problem, completion: str) -> bool:
-        return has_answer_tag(completion) and _INT.fullmatch(answer_text(completion).strip()) is not None
+        return has_answer_tag(completion) and _INT.fullmatch(self.answer(completion).strip()) is not None
 
 
 TASKS.register(WordArithmetic.name, WordArithmetic())

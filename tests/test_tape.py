@@ -6,10 +6,10 @@ import torch
 from families import MAKERS, TOK
 
 from rsi.config import GrpoConfig, ModelConfig
-from rsi.engine import tape as replay
+from rsi.engine import tape
 from rsi.engine.generate import generate
 from rsi.engine.model import build_tiny_model
-from rsi.engine.tape import Recorder, replay_logprobs, traced_logprobs
+from rsi.engine.tape import Recorder, tape_logprobs, traced_logprobs
 from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt
 from rsi.learn.grpo import grpo_train
 from rsi.learn.rewards import Reward
@@ -24,8 +24,8 @@ def row_alone(model, prompt: list[int], completion: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize("name, make", list(MAKERS.items()))
 @pytest.mark.parametrize("compact", [False, True])  # filler rows kept (views) or dropped first
-def test_replayed_logprobs_and_gradients_equal_the_models_own(name, make, compact, monkeypatch):
-    monkeypatch.setattr(replay, "COMPACT_BELOW", 1.01 if compact else 0.0)
+def test_taped_logprobs_and_gradients_equal_the_models_own(name, make, compact, monkeypatch):
+    monkeypatch.setattr(tape, "COMPACT_BELOW", 1.01 if compact else 0.0)
     torch.manual_seed(0)
     model = make()
     prompts = ["s:31=", "s:4159=", "s:2="]  # different lengths: one left-padded batch
@@ -35,7 +35,7 @@ def test_replayed_logprobs_and_gradients_equal_the_models_own(name, make, compac
     flat = [list(c.token_ids) for cs in outs for c in cs]
     assert len({len(c) for c in flat}) > 1  # some rows finished early
     (rows, trace), = traces
-    logp, mask = replay_logprobs(model, trace, [flat[r] for r in rows])
+    logp, mask = tape_logprobs(model, trace, [flat[r] for r in rows])
     weights = torch.rand(logp.shape)
     (logp * weights).sum().backward()
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -58,14 +58,14 @@ def test_a_grpo_step_through_the_recorded_forward_moves_the_weights_as_a_second_
     probs = [problem(sort, 3, "train", i) for i in range(8)]
     by_first = Reward("first", 1.0, lambda completions, **_: [float(c[:1] in "0123") for c in completions], False)
     cfg = GrpoConfig(steps=2, variant=variant, prompts_per_step=4, group_size=4, lr=1e-2, inner_updates=2)
-    results, calls, real = [], [], replay.traced_logprobs
-    monkeypatch.setattr(replay, "traced_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for replayed in (True, False):
+    results, calls, real = [], [], tape.traced_logprobs
+    monkeypatch.setattr(tape, "traced_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for on_tape in (True, False):
         model = build_tiny_model(ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64), tok, seed=1)
         calls.clear()
-        monkeypatch.setattr(replay, "applicable", lambda m, on=replayed: on)
+        monkeypatch.setattr("rsi.learn.grpo.taped", lambda m, on=on_tape: on)
         logs = grpo_train(model, tok, probs, [by_first], cfg, seed=0, budget=lambda p: 5)
-        assert bool(calls) == replayed and all(lg.get("loss") is not None for lg in logs)
+        assert bool(calls) == on_tape and all(lg.get("loss") is not None for lg in logs)
         results.append((logs, {n: p.detach().clone() for n, p in model.named_parameters()}))
     (logs_a, after_a), (logs_b, after_b) = results
     assert [lg["reward_mean"] for lg in logs_a] == [lg["reward_mean"] for lg in logs_b]  # the same samples
@@ -84,7 +84,7 @@ def test_a_trace_shorter_than_a_completion_is_refused():
     traces = recorder.traces
     (_, trace), = traces
     with pytest.raises(ValueError, match="traced steps"):
-        replay_logprobs(model, trace, [[5, 6, 7, 8], [5]])
+        tape_logprobs(model, trace, [[5, 6, 7, 8], [5]])
     assert traced_logprobs(model, traces, [[5], [6]], [1])[0].shape == (1, 1)
 
 
@@ -107,6 +107,6 @@ def test_several_decode_batches_and_a_trace_too_big_to_record(monkeypatch):
     generate(model, TOK, prompts[:2], 4, n=4, temperature=1.0, seed=1, batch_size=8, recorder=recorder)
     again = [t for layer in recorder.traces[0][1].acts for t in layer]
     assert all(a.data_ptr() == b.data_ptr() for a, b in zip(pooled, again, strict=True))  # buffers reused
-    monkeypatch.setattr(replay, "MAX_TRACE_BYTES", 1000)
+    monkeypatch.setattr(tape, "MAX_TRACE_BYTES", 1000)
     assert generate(model, TOK, prompts, 4, n=4, temperature=1.0, seed=1, batch_size=8, recorder=recorder) == outs
     assert recorder.traces == []  # nothing recorded, the samples are the same
