@@ -127,10 +127,10 @@ def run(
     from rsi.run.stopping import catch_signals
 
     with catch_signals():  # first: a signal while torch loads is a clean stop too
-        from rsi.config import load_config
         from rsi.loop import start
+        from rsi.resolve import load
 
-        cfg = load_config(config, set_ or [])
+        cfg = load(config, set_ or [])
         _finish(lambda: start(cfg, run_dir, console))
 
 

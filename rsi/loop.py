@@ -22,7 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from rsi.config import Config, dump_config, resumed_config
+from rsi import resolve
+from rsi.config import Config, dump_config
 from rsi.errors import RunDirError
 from rsi.learn.resumable import clear_all
 from rsi.ledger import Ledger
@@ -75,6 +76,7 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"cannot create run directory {run_dir}: {e.strerror}; choose another --run-dir.") from None
+    resolve.require(cfg)  # a config made in code has not had its references checked
     with hold(run_dir):
         if (run_dir / LEDGER).exists():  # another process made it meanwhile
             return _continue(run_dir, console, [], expect=cfg)
@@ -83,6 +85,7 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
         with Ledger(run_dir / LEDGER) as ledger:
             ledger.set_run(cfg.name, cfg.model_dump(mode="json"))
             inputs.record(ledger, cfg)
+            ledger.add_event(0, "parts", resolve.origins(cfg))
         for warning in noisy_settings(cfg):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         return _continue(run_dir, console, [])
@@ -110,7 +113,7 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
         if expect is not None and info["config"] != expect.model_dump(mode="json"):
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
-        cfg = resumed_config(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
+        cfg = resolve.resumed(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
         if changed := inputs.check(ledger, cfg, allow_changed):
             clear_all(run_dir / MODELS)  # a stage's saved mid-stage state was made from the old content
         for note in changed:

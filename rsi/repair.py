@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rsi.config import resumed_config
+from rsi import resolve
 from rsi.engine.manifest import MANIFEST, verify_all, weights_sha256
 from rsi.errors import CheckpointError, RunDirError
 from rsi.learn.resumable import clear
@@ -44,7 +44,7 @@ def repair(run_dir: Path, console: Console | None = None) -> list[str]:
         bad = sorted((name for name, why in verify_all(run_dir / MODELS).items() if why), key=_order)
         if not bad:
             return []
-        cfg = resumed_config(ledger.run_info()["config"], ledger.resume_overrides(), f"the config of run {run_dir}")
+        cfg = resolve.resumed(ledger.run_info()["config"], ledger.resume_overrides(), f"the config of run {run_dir}")
         inputs.check(ledger, cfg)  # a changed task or reward file would train other weights
         ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console)
         return [_repair_one(ctx, name) for name in bad]

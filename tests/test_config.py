@@ -19,6 +19,7 @@ from rsi.config import (
     load_config,
 )
 from rsi.errors import ConfigError
+from rsi.resolve import load
 from rsi.tasks import task_names
 
 
@@ -122,8 +123,8 @@ def test_bad_literal_lists_allowed_values():
         load_config(None, ["loop.mode=outer"])
     assert "config key 'loop.mode'" in str(e.value) and "(got 'outer')" in str(e.value)
     assert "Allowed: 'inner', 'refresh'." in str(e.value)
-    with pytest.raises(ConfigError, match=r"'label\.labeler'.*Allowed: 'verifier', 'vote'\."):
-        load_config(None, ["label.labeler=judge"])
+    with pytest.raises(ConfigError, match=r"'label\.labeler': unknown labeler 'judge'; known: verifier, vote, or "):
+        load(None, ["label.labeler=judge"])
 
 
 def test_negative_lr_names_train_lr(tmp_path):
@@ -156,22 +157,38 @@ def test_mix_not_summing_to_one_names_train_mix():
 
 def test_seed_data_above_loop_max_fails():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["seed_data.max_difficulty=40"])
+        load(None, ["seed_data.max_difficulty=40"])
     assert "'loop.max_difficulty'" in str(e.value) and "'seed_data.max_difficulty' (40)" in str(e.value)
 
 
 def test_difficulty_ranges():
     with pytest.raises(ConfigError, match=r"'seed_data\.min_difficulty' and 'seed_data\.max_difficulty'.*3 > 2"):
-        load_config(None, ["seed_data.min_difficulty=3", "seed_data.max_difficulty=2"])
+        load(None, ["seed_data.min_difficulty=3", "seed_data.max_difficulty=2"])
     with pytest.raises(ConfigError, match=r"'eval\.min_difficulty': outside task 'sort''s difficulties"):
-        load_config(None, ["eval.min_difficulty=0"])
+        load(None, ["eval.min_difficulty=0"])
     with pytest.raises(ConfigError, match=r"'loop\.max_difficulty'.*got 1000"):
-        load_config(None, ["loop.max_difficulty=1000"])
+        load(None, ["loop.max_difficulty=1000"])
+
+
+def test_the_config_checks_its_shape_and_the_layer_above_what_its_names_name():
+    """Configuration is the ground floor: it imports no task or reward; a name it cannot know is
+    refused where it is resolved (`rsi.resolve`), before a run starts, in the same one paragraph."""
+    import subprocess
+    import sys
+
+    code = "import sys, rsi.config; print(sorted(m for m in sys.modules if m.startswith('rsi.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert {m for m in eval(loaded) if not m.startswith("rsi.config")} == {"rsi.errors"}
+    assert load_config(None, ["task=nope"]).task == "nope"  # a well-formed name
+    with pytest.raises(ConfigError, match=r"'task': not a name nor 'path/to/file.py:Name' \(got 'a b'\)"):
+        load_config(None, ["task=a b"])
+    with pytest.raises(ConfigError, match=r"'task': unknown task \(got 'nope'\).*\[set by override 'task=nope'\]"):
+        load(None, ["task=nope"])
 
 
 def test_unknown_task_lists_known_tasks():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["task=nope"])
+        load(None, ["task=nope"])
     msg = str(e.value)
     assert "config key 'task'" in msg and "'nope'" in msg
     assert all(name in msg for name in task_names())

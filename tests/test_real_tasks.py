@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from rsi.config import config_from_dict
 from rsi.errors import ConfigError
+from rsi.resolve import from_dict
 from rsi.tasks import get_task, heldout_set, problem, problems
 from rsi.tasks.jsonl import JsonlTask, TaskFileError
 from rsi.tasks.mathcheck import MathChecker
@@ -121,9 +121,9 @@ def test_bad_jsonl_rows_name_file_line_and_key(tmp_path, line, match):
 def test_jsonl_task_in_a_config_is_checked_before_any_work(tmp_path):
     missing = tmp_path / "missing.jsonl"
     with pytest.raises(ConfigError, match=rf"config key 'task'.*{missing.name} does not exist"):
-        config_from_dict({"task": f"jsonl:{missing}"})
+        from_dict({"task": f"jsonl:{missing}"})
     path = write_rows(tmp_path, [{"question": f"q{i}", "answer": str(i)} for i in range(30)], "ok.jsonl")
-    cfg = config_from_dict({"task": f"jsonl:{path}", "seed_data": {"max_difficulty": 1}, "base": {"steps": 0},
+    cfg = from_dict({"task": f"jsonl:{path}", "seed_data": {"max_difficulty": 1}, "base": {"steps": 0},
                             "loop": {"max_difficulty": 1}, "eval": {"max_difficulty": 1}})
     assert cfg.task == f"jsonl:{path}"
 
@@ -136,8 +136,8 @@ def test_a_task_file_without_held_out_rows_at_a_difficulty_is_refused_before_any
     base = {"task": f"jsonl:{path}", "seed_data": {"max_difficulty": 1}, "loop": {"max_difficulty": 2}}
     with pytest.raises(ConfigError, match=r"'eval.min_difficulty'..'eval.max_difficulty'.* no held-out rows at "
                                           r"difficulty 2"):
-        config_from_dict({**base, "eval": {"max_difficulty": 2}})
-    assert config_from_dict({**base, "eval": {"max_difficulty": 1}}).eval.max_difficulty == 1
+        from_dict({**base, "eval": {"max_difficulty": 2}})
+    assert from_dict({**base, "eval": {"max_difficulty": 1}}).eval.max_difficulty == 1
 
 
 def test_reasoning_gym_difficulty_follows_its_curriculum_and_its_scorer_verifies():

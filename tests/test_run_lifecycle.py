@@ -328,7 +328,8 @@ def test_relative_paths_are_recorded_absolute_and_a_changed_file_is_refused_on_r
     assert len(changes) == 2 and "grpo.rewards[1].fn" in changes[1]["changed"][0]
     (home / "mine.py").rename(home / "moved.py")  # status still reads the run; a resume refuses
     out = cli("status", run, "--json")
-    assert out.exit_code == 0 and "does not validate here" in json.loads(out.output)["notes"][-1]
+    assert out.exit_code == 0 and "rsi resume` would refuse" in json.loads(out.output)["notes"][-1]
+    assert "grpo.rewards[1].fn" in json.loads(out.output)["notes"][-1]
     assert cli("resume", run).exit_code == 2
 
 

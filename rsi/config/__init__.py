@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from rsi.config.loading import apply_overrides, parse_yaml, validate
+from rsi.config.loading import Check, apply_overrides, parse_yaml, validate
 from rsi.config.schema import (
     BudgetConfig,
     Config,
@@ -89,12 +89,14 @@ def config_names() -> list[str]:
     )
 
 
-def load_config(source: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
+def load_config(source: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
+                checks: Sequence[Check] = ()) -> Config:
     """Resolve defaults <- built-in name or YAML file <- `a.b.c=value` overrides into a `Config`.
 
     `source`: None for the built-in "default", a built-in name (`config_names()`), or a path.
     A file that does not set `name` is named after its file stem. Override values are parsed
     with `yaml.safe_load`, so `3`, `0.5`, `true`, `null` and `[1, 2]` have their YAML types.
+    `checks` are the names' checks of a layer above (`rsi.resolve.load` passes them).
     """
     if isinstance(overrides, str):
         overrides = [overrides]
@@ -118,24 +120,25 @@ def load_config(source: str | os.PathLike[str] | None = None, overrides: Sequenc
         data = parse_yaml(text, origin)
         data.setdefault("name", path.stem)
     set_by = apply_overrides(Config, data, overrides)
-    return validate(Config, data, origin, set_by)
+    return validate(Config, data, origin, set_by, checks)
 
 
-def config_from_dict(d: dict, source: str | None = None) -> Config:
+def config_from_dict(d: dict, source: str | None = None, checks: Sequence[Check] = ()) -> Config:
     """Validate a (possibly partial) dict, e.g. a run's stored config.yaml, into a `Config`.
 
     `source` (such as the file it was read from) is named in error messages.
     """
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a mapping of keys, got {type(d).__name__}")
-    return validate(Config, d, source, {})
+    return validate(Config, d, source, {}, checks)
 
 
 # what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
 RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval")
 
 
-def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None) -> Config:
+def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None,
+                   checks: Sequence[Check] = ()) -> Config:
     """A run's stored config with `overrides` of its limits (budget.*, loop.cycles) and of
     gate.require_approval, for a resume.
 
@@ -150,7 +153,7 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
                               "budget.*, loop.cycles and gate.require_approval may change. Start a new run to change "
                               "anything else.")
     set_by = apply_overrides(Config, data, overrides)
-    return validate(Config, data, source, set_by)
+    return validate(Config, data, source, set_by, checks)
 
 
 def dump_config(cfg: Config) -> str:

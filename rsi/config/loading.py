@@ -12,7 +12,7 @@ import difflib
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import annotated_types
@@ -139,12 +139,21 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def validate(root: type[M], data: dict, origin: str | None, set_by: dict[str, str]) -> M:
-    """`root.model_validate(data)`, with pydantic's errors turned into one `ConfigError` paragraph."""
+Check = Callable[[Any], list[tuple[tuple[str, ...], str]]]  # a valid config -> problems (key paths, message)
+
+
+def validate(root: type[M], data: dict, origin: str | None, set_by: dict[str, str], checks: Sequence[Check] = ()
+             ) -> M:
+    """`root.model_validate(data)`, then each of `checks` on the result (those of a layer above the
+    config: what its names name), with every problem turned into one `ConfigError` paragraph."""
     try:
-        return root.model_validate(data)
+        cfg = root.model_validate(data)
     except ValidationError as e:
         messages = [msg for err in e.errors() for msg in _messages(root, err, set_by)]
+    else:
+        messages = [_with_override(msg, paths, set_by) for check in checks for paths, msg in check(cfg)]
+        if not messages:
+            return cfg
     head = f"invalid config (from {origin}): " if origin else "invalid config: "
     raise ConfigError(head + " ".join(messages))
 

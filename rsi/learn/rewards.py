@@ -9,7 +9,8 @@ Built-in rewards (names usable in `grpo.rewards`):
   `<answer>`, `</answer>` that appears exactly once. A model that never writes the tags gets no
   signal from `format` alone (every group's reward is equal); this one rewards each step towards it.
 
-Any other name is `path/to/file.py:function`, a function with TRL's reward signature
+Any other name is an installed package's entry point in group `rsi.rewards`, or
+`path/to/file.py:function` (`rsi.registry`): a function with TRL's reward signature
 `fn(completions, **columns) -> list[float]`, used unchanged. It receives the completions as
 strings and the columns `prompts`, `answer`, `difficulty`, `problem_id` and `task` (lists aligned
 with `completions`); it should accept `**kwargs`. A `None` in its result scores that sample 0.
@@ -20,15 +21,13 @@ A result of the wrong length or type is the function's bug and raises `RewardErr
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rsi.errors import RsiError
 from rsi.records import Problem, Verdict
+from rsi.registry import PluginError, Registry
 from rsi.tasks import get_task
 from rsi.tasks.guard import verify_guarded
 
@@ -70,7 +69,9 @@ def tags_reward(completions: list[str], **_: object) -> list[float]:
     return [sum(0.25 for tag in _TAGS if c.count(tag) == 1) for c in completions]
 
 
-BUILTIN: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "tags": tags_reward}
+REWARDS: Registry[RewardFn] = Registry("reward")
+for _name, _fn in {"accuracy": accuracy_reward, "format": format_reward, "tags": tags_reward}.items():
+    REWARDS.register(_name, _fn)
 
 
 @dataclass(frozen=True)
@@ -95,27 +96,16 @@ class RewardScores:
 
 
 def load_reward(name: str, weight: float) -> Reward:
-    """A built-in reward by name, or `file.py:function` loaded from that file."""
-    if name in BUILTIN:
-        return Reward(name, weight, BUILTIN[name], builtin=True)
-    path_text, colon, fn_name = name.rpartition(":")
-    if not colon or not path_text.endswith(".py") or not fn_name.isidentifier():
-        raise RewardError(
-            f"reward {name!r} is neither a built-in ({', '.join(BUILTIN)}) nor 'path/to/file.py:function'"
-        )
-    path = Path(path_text)
-    if not path.is_file():
-        raise RewardError(f"reward {name!r}: the file {path.absolute()} does not exist")
-    spec = importlib.util.spec_from_file_location(f"rsi_user_reward_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    """A built-in reward by name, an installed package's entry point in `rsi.rewards`, or
+    `path/to/file.py:function` loaded from that file."""
+    if REWARDS.builtin(name):
+        return Reward(name, weight, REWARDS.get(name), builtin=True)
     try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except Exception as e:
-        raise RewardError(f"reward file {path}: importing it raised {type(e).__name__}: {e}") from e
-    fn = getattr(module, fn_name, None)
+        fn = REWARDS.resolve(name)
+    except PluginError as e:
+        raise RewardError(str(e)) from None
     if not callable(fn):
-        defined = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
-        raise RewardError(f"reward file {path} defines no function {fn_name!r}; functions in it: {', '.join(defined)}")
+        raise RewardError(f"reward {name!r} is a {type(fn).__name__}, not a function")
     return Reward(name, weight, fn, builtin=False)
 
 

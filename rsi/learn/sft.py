@@ -42,7 +42,7 @@ def train(
     loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on from the last save."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    make_batch = OBJECTIVES.get(cfg.objective)
+    make_batch = OBJECTIVES.resolve(cfg.objective)
     opt = Optimiser(model.parameters(), cfg)
     model.train()
     sequences = tokens = 0

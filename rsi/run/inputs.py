@@ -1,7 +1,8 @@
-"""The files a run reads besides its config: a task file (`jsonl:`, `code_tests:`), reward
-functions (`file.py:fn`) and a pretrained model (`model.path`).
+"""The files a run reads besides its config: a task file (`jsonl:`, `code_tests:`), the plug-ins
+it names by file (`path/to/file.py:Name`: a task, rewards, a labeler, filters, objectives;
+`rsi.registry`) and a pretrained model (`model.path`).
 
-Their paths are made absolute when the config is made (`rsi.config.schema.absolute`), so every
+Their paths are made absolute when the config is made (`rsi.config.base.absolute`), so every
 later command reads the same files from any directory. When a run starts, each file's sha256 is
 recorded (an `inputs` event); every resume compares, and refuses when one changed, since the
 resumed run would then train or score on other data than it began with. `--allow-changed`
@@ -31,10 +32,10 @@ def input_files(cfg: Config) -> dict[str, Path]:
     kind, colon, arg = cfg.task.partition(":")
     if colon and kind in ("jsonl", "code_tests"):
         files["task"] = Path(arg)
-    for i, r in enumerate(cfg.grpo.rewards):
-        file, colon, _ = r.fn.rpartition(":")
-        if colon and file.endswith(".py"):
-            files[f"grpo.rewards[{i}].fn"] = Path(file)
+    for key, ref in cfg.references().items():  # plug-ins from files: tasks, rewards, labelers, filters, objectives
+        file, colon, name = ref.rpartition(":")
+        if colon and file.endswith(".py") and name.isidentifier():
+            files[key] = Path(file)
     if cfg.model.kind == "hf" and cfg.model.path and not cfg.model.path.startswith("pkg:"):
         files["model.path"] = Path(cfg.model.path)
     return files

@@ -11,6 +11,8 @@ For every sample, in order:
 3. `decontaminate` (optional): drop a kept sample whose problem prompt or completion overlaps a
    held-out evaluation set (`contaminated`, e.g. `rsi.monitors.HeldoutIndex.hit`).
 4. `dedup` (optional): keep one sample per (prompt, answer).
+5. `filter.custom`: each further filter (`FILTERS`: an entry point in `rsi.filters` or
+   `path/to/file.py:function`) is `fn(problem, answer) -> reason | None`; a reason drops the sample.
 
 Every label also records `audit_correct`, the answer's true correctness from the task's
 verifier. It is an audit column for reports; training never reads it. Each sample is verified
@@ -42,6 +44,8 @@ Verify = Callable[[Problem, list[Sample]], list[Verdict]]
 # (verify, problem, well-formed samples, number of samples drawn, cfg) -> {sample index: (kept, reason, agreement)}
 Labeler = Callable[[Verify, Problem, list[Sample], int, LabelConfig], dict[int, tuple[bool, str, float]]]
 LABELERS: Registry[Labeler] = Registry("labeler")
+Filter = Callable[[Problem, str], str | None]  # (problem, answer) -> why a kept sample is dropped, or None
+FILTERS: Registry[Filter] = Registry("filter")
 
 
 class Verdicts:
@@ -99,7 +103,8 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                   filter_cfg: FilterConfig, contaminated: Callable[[str], str | None]) -> list[Label]:
     """One Label per sample, in sample order. `contaminated(text)` names how a text overlaps a
     held-out set ('exact', 'ngram') or returns None."""
-    labeler = LABELERS.get(label_cfg.labeler)
+    labeler = LABELERS.resolve(label_cfg.labeler)
+    custom = [FILTERS.resolve(ref) for ref in filter_cfg.custom]
     by_problem: dict[str, list[Sample]] = {}
     for s in samples:
         by_problem.setdefault(s.problem_id, []).append(s)
@@ -121,6 +126,10 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                 if (p.prompt, answer) in seen:
                     kept, reason = False, "duplicate of a kept sample"
                 seen.add((p.prompt, answer))
+            for drop in custom if kept else ():
+                if why := drop(p, answer):
+                    kept, reason = False, str(why)
+                    break
             decisions.append((p, s, answer, kept, reason, agreement))
     audits = verdicts.many([(p, s) for p, s, *_ in decisions])  # the rest in one batch: code runs in parallel
     return [Label(p.id, s.index, answer, kept, reason, agreement, audit_correct=v.correct)

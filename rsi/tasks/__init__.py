@@ -16,6 +16,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from rsi.errors import ConfigError
+from rsi.registry import PluginError
 from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, control_set, heldout_set, problem, problems
 from rsi.tasks.registry import TASKS
 
@@ -46,28 +47,46 @@ _built: dict[str, Task] = {}
 
 
 def get_task(name: str) -> Task:
-    """The registered task called `name`, or a parametric one (`jsonl:<path>`, `code_tests:<path>`,
-    `reasoning_gym:<dataset>`).
+    """The task `name` names: a registered one, a parametric one (`jsonl:<path>`, `code_tests:<path>`,
+    `reasoning_gym:<dataset>`), an installed package's entry point in `rsi.tasks`, or
+    `path/to/file.py:Name` (a `Task` subclass or instance; `rsi.registry`). A task from a package or
+    a file is registered under its own `name` too, which its problems carry.
 
     Raises `ConfigError` naming the known tasks, or what is wrong with the file or dataset.
     """
     if name in TASKS:
         return TASKS.get(name)
-    kind, sep, arg = name.partition(":")
-    if sep and kind in PARAMETRIC and arg:
-        if name not in _built:
+    if name not in _built:
+        kind, sep, arg = name.partition(":")
+        if sep and kind in PARAMETRIC and arg:
             from rsi.tasks.code_tests import CodeTests
             from rsi.tasks.gym import GymTask
             from rsi.tasks.jsonl import JsonlTask
 
             _built[name] = {"jsonl": JsonlTask, "code_tests": CodeTests, "reasoning_gym": GymTask}[kind](arg)
-        return _built[name]
-    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}, "
-                      f"or {' or '.join(PARAMETRIC.values())}")
+        else:
+            _built[name] = _plugin(name)
+    return _built[name]
+
+
+def _plugin(ref: str) -> Task:
+    try:
+        found = TASKS.resolve(ref)
+    except PluginError as e:
+        raise ConfigError(f"{e}, or {' or '.join(PARAMETRIC.values())}") from None
+    task = found() if isinstance(found, type) and issubclass(found, Task) else found
+    if not isinstance(task, Task):
+        raise ConfigError(f"task {ref!r} is a {type(found).__name__}, not an rsi task: define a subclass of "
+                          "rsi.tasks.Task (see docs/architecture.md, 'Where to add a task')")
+    if task.name in TASKS and TASKS.get(task.name) is not task:
+        raise ConfigError(f"task {ref!r} is called {task.name!r}, which another task already is; give it another name")
+    if task.name not in TASKS:
+        TASKS.register(task.name, task)
+    return task
 
 
 def task_names() -> list[str]:
-    """Names of all registered tasks, sorted."""
+    """Names of the built-in tasks and of those installed packages declare, sorted."""
     return TASKS.names()
 
 
@@ -77,7 +96,7 @@ def tasks_table() -> Table:
     for column in ("name", "difficulties", "difficulty means", "what it asks, an example"):
         table.add_column(column)
     for name in task_names():
-        task = TASKS.get(name)
+        task = get_task(name)
         ex = task.example()
         note = task.explain(ex)
         table.add_row(

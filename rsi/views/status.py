@@ -25,8 +25,11 @@ from rich.text import Text
 from rsi.config import resumed_config
 from rsi.engine.manifest import checkpoint_sha256, verify_all
 from rsi.errors import ConfigError
+from rsi.ledger import Ledger
+from rsi.run import inputs
 from rsi.run.context import gates as effective_gates
 from rsi.run.curriculum import frontier
+from rsi.run.inputs import InputChanged
 from rsi.run.rundir import CHAMPION, MODELS, open_ledger
 
 
@@ -67,6 +70,7 @@ def status(run_dir: Path) -> dict:
         stops, warnings = ledger.events("stop"), ledger.events("warning")
         raised, cost = ledger.resume_overrides(), ledger.totals()
         readings = ledger.readings()
+        budget, unusable = _budget(ledger, info.get("config", {}), raised)
     config = info.get("config", {})
     curriculum = config.get("curriculum", {})
     threshold = curriculum.get("threshold")
@@ -96,7 +100,6 @@ def status(run_dir: Path) -> dict:
         kept_fraction[str(c)] = len(kept) / len(lbs)
         label_accuracy[str(c)] = sum(audited) / len(audited) if audited else None
     cpu_upto = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) for c in by_cycle}
-    budget, unusable = _budget(config, raised)
     champ_dir = run_dir / MODELS / champion
     last_stop = stops[-1] if stops else None
     stopped = None if last_stop is None or last_stop["detail"]["stages_done"] != len(done) else {
@@ -136,15 +139,19 @@ def status(run_dir: Path) -> dict:
     }
 
 
-def _budget(config: dict, raised: list[str]) -> tuple[dict, str | None]:
-    """The run's effective budget, and a note when its config no longer validates on this machine
-    (a task or reward file moved away): status still reads, a resume would refuse."""
+def _budget(ledger: Ledger, config: dict, raised: list[str]) -> tuple[dict, str | None]:
+    """The run's effective budget, and a note when a resume would refuse here: its config no longer
+    validates, or a file it reads moved away or changed (`rsi.run.inputs`). Status still reads."""
     if not config:
         return {}, None
     try:
-        return resumed_config(config, raised).budget.model_dump(), None
+        cfg = resumed_config(config, raised)
+        inputs.check(ledger, cfg)
     except ConfigError as e:
         return config.get("budget", {}), f"the run's config does not validate here, so `rsi resume` would refuse: {e}"
+    except InputChanged as e:
+        return cfg.budget.model_dump(), f"a file the run reads changed, so `rsi resume` would refuse: {e}"
+    return cfg.budget.model_dump(), None
 
 
 def _pct(x: float | None) -> str:
