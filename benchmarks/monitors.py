@@ -3,7 +3,7 @@
 A monitor is judged by what it catches and by its false alarms (the default run once lost three of
 five cycles to a length-drift alert on an honest, improving model). This prints both:
 
-- **recall**: seeded trials of planted reward hacks (`rsi.monitors.planted`: partial credit for
+- **recall**: seeded trials of planted reward hacks (`rsi.learn.planted`: partial credit for
   sprayed answers; the R1 `format` reward met by empty tags), `--trials` of each: the share the
   reward-hacking monitor flags within the one cycle they are planted in (target: >= 95 %), and its
   false alarms on honest policies under the same rewards;
@@ -34,10 +34,10 @@ from pathlib import Path
 from rich.console import Console
 
 from rsi.config import load_config
+from rsi.learn.planted import KINDS, run_trial
 from rsi.ledger import Ledger
 from rsi.loop import start
 from rsi.monitors import MONITORS
-from rsi.monitors.planted import KINDS, run_trial
 from rsi.records import is_veto
 
 # (label, config, overrides): honest runs of the built-in tiny-model configs

@@ -3,7 +3,7 @@
     rsi run [CONFIG] [--run-dir DIR] [--set a.b=c ...]   start a loop (default config: "default")
     rsi resume RUN [--set budget.k=v ...]                continue a stopped run (limits may be raised)
     rsi status RUN [--json]                              where a run stands
-    rsi review RUN [--approve|--reject --why ...]        a person's verdict on a promotion
+    rsi review RUN [--approve|--reject --why ...]        a person's ruling on a promotion
     rsi add RUN FILE / rsi withdraw RUN --file FILE      people's problems for the next cycle
     rsi report RUN [--out FILE]                          write RUN/report.html
     rsi export RUN [--out FILE]                          accepted training data as JSONL
@@ -179,13 +179,13 @@ def review(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     approve: Annotated[bool, typer.Option("--approve", help="approve the waiting candidate's promotion")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="reject it: the run keeps its champion")] = False,
-    why: Annotated[str, typer.Option("--why", help="the reason, recorded with the verdict")] = "",
+    why: Annotated[str, typer.Option("--why", help="the reason, recorded with the ruling")] = "",
     by: Annotated[str | None, typer.Option("--by", help="who decides (default: the login name)")] = None,
     cycle: Annotated[int | None, typer.Option("--cycle", help="a vetoed cycle other than the latest")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show the candidate a run awaits approval for (gate.require_approval), or a promotion a
-    monitor vetoed, and record a verdict.
+    monitor vetoed, and record a ruling.
 
     Without --approve/--reject it shows the candidate's accuracy against the champion's, the
     cycle's monitor readings and a sample of the new training data. For a waiting candidate
@@ -204,7 +204,7 @@ def review(
             what = "overruled the veto: it is the champion now" if approve else "the rollback stands"
         else:
             what = f"continue with `rsi resume {run_dir}`"
-        console.print(escape(f"recorded: {done['verdict']} {done['candidate']} (cycle {done['cycle']}) by "
+        console.print(escape(f"recorded: {done['ruling']} {done['candidate']} (cycle {done['cycle']}) by "
                              f"{done['by']} ({done['why']}); {what}"), highlight=False)
         return
     st = summary(run_dir, cycle)

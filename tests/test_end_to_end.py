@@ -373,7 +373,7 @@ def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick
     assert {m["monitor"] for m in shown["monitors"]} == set(MONITORS)
     assert shown["new_training_data"]["kept"] > 0 and shown["new_training_data"]["sample"]
     assert "candidate cycle-0001 against champion cycle-0000" in rsi("review", str(run)).stdout
-    assert rsi("review", str(run), "--reject", check=False).returncode == 2  # a verdict needs --why
+    assert rsi("review", str(run), "--reject", check=False).returncode == 2  # a ruling needs --why
     rsi("review", str(run), "--reject", "--by", "alice", "--why", "too little new data")
     assert rsi("resume", str(run), check=False).returncode == 3  # cycle 2's candidate awaits review now
     (promote, reason) = table(run, "select promote, reason from gates where cycle = 1")[0]

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from rsi.config import MonitorsConfig
+from rsi.learn.planted import run_trial
 from rsi.monitors import HeldoutIndex, decontamination, diversity, label_audit, reward_hacking, sample_drift
-from rsi.monitors.planted import run_trial
 from rsi.records import Label
 from rsi.run.context import heldout_index
 from rsi.stages.monitoring import chance_overlap

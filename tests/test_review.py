@@ -80,7 +80,7 @@ def test_review_shows_the_latest_vetoed_promotion_and_an_approval_overrules_it(r
 
 def test_a_rejection_confirms_the_rollback_and_an_earlier_veto_can_be_chosen(run):
     done = record(run, False, "the drift is real", by="bob")
-    assert done["overrule"] and done["verdict"] == "reject"
+    assert done["overrule"] and done["ruling"] == "reject"
     assert summary(run)["cycle"] == 2  # cycle 3 was reviewed; cycle 2's veto is next
     with Ledger(run / "ledger.sqlite", create=False) as led:
         assert champion(led) == "cycle-0001"

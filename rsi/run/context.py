@@ -90,7 +90,13 @@ def overrule_of(gate: dict, reviews: list[dict]) -> dict | None:
         return None
     found = [e["detail"] for e in reviews
              if e["cycle"] == gate["cycle"] and e["detail"]["candidate"] == gate["candidate"]]
-    return found[-1] if found and found[-1]["verdict"] == "approve" else None
+    return found[-1] if found and ruling(found[-1]) == "approve" else None
+
+
+def ruling(review: dict) -> str:
+    """A review's ruling, "approve" or "reject" (ledgers written before the word was settled call it "verdict";
+    a verifier's judgement of an answer is a `Verdict`)."""
+    return review.get("ruling") or review["verdict"]
 
 
 def champion(ledger: Ledger) -> str:

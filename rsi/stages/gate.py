@@ -21,7 +21,7 @@ from rsi.config import GateConfig
 from rsi.records import EvalResult, GateDecision, Reading, veto
 from rsi.run.context import Context, champion, champion_results, current_frontier, model_name, timed, train_skipped
 from rsi.stages.monitoring import alerted, hacking_reading, verifier_reading
-from rsi.stages.review import AwaitingReview, verdict_for
+from rsi.stages.review import AwaitingReview, ruling_for
 
 
 def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_frontier: int,
@@ -71,11 +71,11 @@ def _reviewed(ctx: Context, cycle: int, cand: str, champ: str, would: GateDecisi
     """A promotion under `gate.require_approval` (`would`; `decision` is it after a monitor's veto):
     as a person decided with `rsi review`; with no review yet the run stops here (nothing of the
     gate is committed) until one is recorded. Approving a vetoed promotion overrules the monitor."""
-    review = verdict_for(ctx.ledger, cycle, cand)
+    review = ruling_for(ctx.ledger, cycle, cand)
     if review is None:
         raise AwaitingReview(ctx.models_dir.parent, cycle, cand, champ, decision, [hacking, errors])
     who = f"{review['by']}: {review['why']}"
-    if review["verdict"] == "reject":
+    if review["ruling"] == "reject":
         return replace(decision, promote=False, reason=f"rejected in review by {who} ({decision.reason})")
     overruled = f", overruling the alert ({hacking.message})" if not decision.promote else ""
     return replace(would, reason=f"{would.reason}; approved in review by {who}{overruled}")

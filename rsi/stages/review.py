@@ -5,7 +5,7 @@ that candidate in the ledger (`review` events). With none it stops the run (`Awa
 status 3, recorded as a `stop` event) before committing anything, so the gate runs again on
 resume. `rsi review RUN` shows what a person needs to decide: the candidate's held-out accuracy
 against the champion's per difficulty, the cycle's monitor readings, and a sample of the new
-training data; `rsi review RUN --approve/--reject --why ...` records the verdict with who gave it.
+training data; `rsi review RUN --approve/--reject --why ...` records the ruling with who gave it.
 `rsi resume RUN` then promotes (approved) or rolls back (rejected, with the reviewer's reason).
 A gate that would roll back needs no review.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from rsi.errors import RsiError
 from rsi.ledger import Ledger
 from rsi.records import GateDecision, Reading, is_veto
-from rsi.run.context import champion, champion_results, gates
+from rsi.run.context import champion, champion_results, gates, ruling
 from rsi.run.rundir import ledger_path, open_ledger
 from rsi.run.runlock import hold
 from rsi.run.stopping import RunStopped
@@ -53,10 +53,10 @@ class ReviewError(RsiError):
     """`rsi review` was asked for something the run cannot give (no candidate waits, no reason given)."""
 
 
-def verdict_for(ledger: Ledger, cycle: int, candidate: str) -> dict | None:
-    """The latest review of `candidate` in `cycle`: {"verdict": "approve"|"reject", "by", "why", "at"}."""
+def ruling_for(ledger: Ledger, cycle: int, candidate: str) -> dict | None:
+    """The latest review of `candidate` in `cycle`: {"ruling": "approve"|"reject", "by", "why", "at"}."""
     found = [e for e in ledger.events("review") if e["cycle"] == cycle and e["detail"]["candidate"] == candidate]
-    return None if not found else found[-1]["detail"] | {"at": found[-1]["at"]}
+    return None if not found else found[-1]["detail"] | {"at": found[-1]["at"], "ruling": ruling(found[-1]["detail"])}
 
 
 def awaiting(ledger: Ledger) -> dict | None:
@@ -107,7 +107,7 @@ def summary(run_dir: Path, cycle: int | None = None) -> dict:
         readings = [r for r in ledger.readings() if r["cycle"] == cycle]
         if kind == "approval":  # the gate has not committed its readings yet (older runs kept only one)
             readings += waiting.get("gate_readings") or [{"monitor": "reward_hacking", **waiting["reward_hacking"]}]
-        previous = verdict_for(ledger, cycle, candidate)
+        previous = ruling_for(ledger, cycle, candidate)
     return {
         "kind": kind, "cycle": cycle, "candidate": candidate, "champion": champ, "gate": reason,
         "vetoed": is_veto(reason),
@@ -122,13 +122,13 @@ def summary(run_dir: Path, cycle: int | None = None) -> dict:
 
 
 def record(run_dir: Path, approve: bool, why: str, by: str | None = None, cycle: int | None = None) -> dict:
-    """Record a verdict on the candidate `summary` shows: the waiting one (`rsi resume` then acts on
+    """Record a ruling on the candidate `summary` shows: the waiting one (`rsi resume` then acts on
     it), or a vetoed one (approving overrules the veto: it becomes the champion at once)."""
     if not why.strip():
-        raise ReviewError("a review needs a reason: pass --why \"...\" (it is recorded with the verdict)")
+        raise ReviewError("a review needs a reason: pass --why \"...\" (it is recorded with the ruling)")
     with hold(Path(run_dir), "rsi review"):
         st = summary(run_dir, cycle)
-        detail = {"candidate": st["candidate"], "verdict": "approve" if approve else "reject",
+        detail = {"candidate": st["candidate"], "ruling": "approve" if approve else "reject",
                   "by": by or getpass.getuser(), "why": why.strip(), "overrule": st["kind"] == "overrule"}
         with Ledger(ledger_path(run_dir), create=False) as ledger:
             ledger.add_event(st["cycle"], "review", detail)

@@ -214,9 +214,9 @@ def format_status(st: dict) -> Group:
         gates = {str(g["cycle"]): g for g in st["gates"]}
         for k in sorted(set(gates) | set(st["kept_fraction"]), key=int):
             g = gates.get(k)
-            verdict = "—" if g is None else ("[green]promote[/]" if g["promote"] else "[red]keep champion[/]")
+            outcome = "—" if g is None else ("[green]promote[/]" if g["promote"] else "[red]keep champion[/]")
             cyc.add_row(k, _pct(st["kept_fraction"].get(k)), _pct(st["label_accuracy"].get(k)),
-                        verdict, Text("" if g is None else g["reason"]))
+                        outcome, Text("" if g is None else g["reason"]))
         parts.append(cyc)
     if st.get("monitors"):
         mon = Table(title="integrity monitors (latest reading)")
@@ -251,10 +251,10 @@ def corrupted(st: dict) -> list[str]:
 
 def format_review(st: dict) -> Group:
     """A rich renderable of `rsi.stages.review.summary()`: what a reviewer decides on."""
-    verdict = (f"the gate would promote it: {st['gate']}" if not st["vetoed"] else
+    would = (f"the gate would promote it: {st['gate']}" if not st["vetoed"] else
                f"a monitor vetoed its promotion: {st['gate']}\napprove to overrule (it becomes the champion), or "
                "reject to confirm the rollback")
-    head = Text(f"cycle {st['cycle']}: candidate {st['candidate']} against champion {st['champion']}\n{verdict}")
+    head = Text(f"cycle {st['cycle']}: candidate {st['candidate']} against champion {st['champion']}\n{would}")
     acc = Table(title="held-out accuracy")
     for col in ("difficulty", "champion", "candidate"):
         acc.add_column(col, justify="right")
@@ -272,6 +272,6 @@ def format_review(st: dict) -> Group:
         data.add_row(row["source"], Text(row["prompt"]), Text(row["answer"]))
     prev = st.get("previous_review")
     cycle = f" --cycle {st['cycle']}" if st["kind"] == "overrule" else ""
-    tail = Text(f"earlier verdict: {prev['verdict']} by {prev['by']} ({prev['why']})" if prev else
-                f"record a verdict: rsi review RUN{cycle} --approve|--reject --why \"...\" [--by NAME]")
+    tail = Text(f"earlier ruling: {prev['ruling']} by {prev['by']} ({prev['why']})" if prev else
+                f"record a ruling: rsi review RUN{cycle} --approve|--reject --why \"...\" [--by NAME]")
     return Group(head, acc, mon, data, tail)
