@@ -365,7 +365,8 @@ def doctor() -> None:
 
     Example: rsi doctor
     """
-    from rsi.sandbox.doctor import end_to_end, static_checks
+    from rsi.sandbox.doctor import static_checks
+    from rsi.sandbox.pool import end_to_end
     from rsi.sandbox.show import checks
 
     found = static_checks()

@@ -99,9 +99,22 @@ def ruling(review: dict) -> str:
     return review.get("ruling") or review["verdict"]
 
 
+def champions(gate_rows: list[dict]) -> dict[int, str]:
+    """The champion at the end of each cycle, from the effective gates (`gates`): the base model
+    after cycle 0, then after each gate its promoted candidate or the champion it kept. The one
+    derivation of who is champion that the stages, `status`, `review` and `report` share."""
+    out = {0: model_name(0)}
+    current = out[0]
+    for g in sorted(gate_rows, key=lambda g: g["cycle"]):
+        current = g["candidate"] if g["promote"] else current  # (a rollback's recorded champion predates overrules)
+        out[g["cycle"]] = current
+    return out
+
+
 def champion(ledger: Ledger) -> str:
     """The promoted candidate of the latest promoting gate, else the base model."""
-    return model_name(champion_cycle(ledger))
+    by_cycle = champions(gates(ledger))
+    return by_cycle[max(by_cycle)]
 
 
 def champion_cycle(ledger: Ledger, before: int | None = None) -> int:

@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from rsi.errors import SandboxUnavailable
 from rsi.sandbox.cgroups import make_base, remove_base
+from rsi.sandbox.doctor import Check, require
 from rsi.sandbox.limits import Execution, Limits
 from rsi.sandbox.runner import Slot
 
@@ -39,8 +41,6 @@ class Sandbox:
     """`slots` isolated slots (default: one per CPU core) sharing one set of default limits."""
 
     def __init__(self, limits: Limits | None = None, slots: int | None = None) -> None:
-        from rsi.sandbox.doctor import require
-
         require()
         self.limits = limits or Limits()
         self.n_slots = slots or max(1, len(os.sched_getaffinity(0)))
@@ -120,3 +120,22 @@ def shared() -> Sandbox:
         _shared = Sandbox(Limits(wall_s=5.0, cpu_s=2, memory_mb=256))
         atexit.register(_shared.close)
     return _shared
+
+
+def end_to_end() -> Check:
+    """Run a program that must compute, and must find no network, root or host environment."""
+    probe = ("import os, socket\n"
+             "try:\n    socket.socket(socket.AF_INET); net = 'open'\nexcept OSError:\n    net = 'closed'\n"
+             "print(sum(range(10)), net, os.getuid() != 0, dict(os.environ).get('RSI_DOCTOR_CANARY'))\n")
+    os.environ["RSI_DOCTOR_CANARY"] = "leaked"
+    try:
+        with Sandbox(slots=1) as sb:
+            ex = sb.run(probe)
+    except SandboxUnavailable as e:
+        return Check("end to end", False, str(e).splitlines()[0])
+    finally:
+        del os.environ["RSI_DOCTOR_CANARY"]
+    if ex.ok and ex.stdout.split() == ["45", "closed", "True", "None"]:
+        return Check("end to end", True, f"a program ran isolated in {ex.wall_s * 1000:.0f} ms")
+    return Check("end to end", False, f"probe program gave {ex.stdout.strip()!r} (stderr {ex.stderr.strip()[-200:]!r}, "
+                 f"killed {ex.killed})", "report this with the output of `rsi doctor`")

@@ -27,6 +27,7 @@ from rsi.engine.manifest import checkpoint_sha256, verify_all
 from rsi.errors import ConfigError
 from rsi.ledger import Ledger
 from rsi.run import inputs
+from rsi.run.context import champions
 from rsi.run.context import gates as effective_gates
 from rsi.run.curriculum import frontier
 from rsi.run.inputs import InputChanged
@@ -40,16 +41,6 @@ def accuracy(evals: list[dict], model: str, upto_cycle: int | None = None) -> di
         if r["model"] == model and (upto_cycle is None or r["cycle"] <= upto_cycle):
             acc[r["difficulty"]] = r["accuracy"]
     return acc
-
-
-def champions(evals: list[dict], gates: list[dict]) -> dict[int, str]:
-    """The champion at the end of each cycle: the base model evaluated in cycle 0, then after each
-    gate the promoted candidate or the gate's champion."""
-    base = next((r["model"] for r in evals if r["cycle"] == 0), "cycle-0000")
-    out = {0: base}
-    for g in sorted(gates, key=lambda g: g["cycle"]):
-        out[g["cycle"]] = g["candidate"] if g["promote"] else g["champion"]
-    return out
 
 
 def ladder_mean(acc: dict[int, float], ladder: range) -> float:
@@ -79,7 +70,7 @@ def status(run_dir: Path) -> dict:
     def front(acc: dict[int, float]) -> int | None:
         return None if threshold is None else frontier(acc, threshold, min_d)
 
-    by_cycle = champions(evals, gates)
+    by_cycle = champions(gates)
     champion_file = run_dir / CHAMPION
     champion = (champion_file.read_text().strip() if champion_file.is_file()
                 else by_cycle[max(by_cycle)])
