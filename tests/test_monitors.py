@@ -184,3 +184,40 @@ def test_thresholds_inside_an_unchanged_models_noise_are_warned_about_and_the_de
     (floor,) = noisy_settings(load_config("vote", ["monitors.label_floor=1.0"]))
     assert "monitors.label_floor" in floor
     assert noisy_settings(load_config("quick", ["monitors.label_floor=1.0"])) == []  # verifier labels: no audit
+
+
+def test_without_grpo_the_candidate_is_held_to_the_base_models_solved_problems_not_to_harder_ones(tmp_path):
+    """Like with like: an honest candidate whose own samples sit far past the first cycle's (harder
+    problems, more malformed answers) raises nothing; one whose answers on the problems the base
+    model solved turned malformed alerts."""
+    from rich.console import Console
+
+    from rsi.config import load_config
+    from rsi.ledger import Ledger
+    from rsi.records import EvalResult
+    from rsi.run.context import Context, heldout_problems
+    from rsi.stages.monitoring import hacking_reading
+    from rsi.tasks import get_task
+
+    cfg = load_config("quick")
+    task = get_task(cfg.task)
+    held = [p for p in heldout_problems(cfg, task) if p.difficulty <= 2]
+
+    def results(model, answer):
+        out = []
+        for d in (1, 2):
+            ps = [p for p in held if p.difficulty == d]
+            texts = [answer(p) for p in ps]
+            ok = tuple(task.verify(p, t).correct for p, t in zip(ps, texts, strict=True))
+            out.append(EvalResult(model, d, len(ps), sum(ok), 0.0, 1.0, ok, tuple((p.id, t) for p, t in zip(ps, texts,
+                                                                                                          strict=True))))
+        return out
+
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.add_eval(0, "cycle-0000", results("cycle-0000", lambda p: p.answer if p.seed % 2 else "9"))
+        ledger.add_eval(1, "cycle-0001", results("cycle-0001", lambda p: p.answer))
+        ledger.add_eval(2, "cycle-0002", results("cycle-0002", lambda p: p.answer + " " + p.answer))
+        ctx = Context(cfg, task, ledger, tmp_path / "models", Console())
+        honest, broken = hacking_reading(ctx, 1, 0.3), hacking_reading(ctx, 2, 0.3)
+    assert not honest.alert and honest.value["well_formed"] == [1.0, 1.0]
+    assert broken.alert and "well-formed answers fell 100% -> 0%" in broken.message

@@ -14,6 +14,7 @@ from rsi.learn.data import seed_stream
 from rsi.learn.grpo import group_normalised, recorded_update
 from rsi.ledger import Ledger
 from rsi.records import Label, Problem, Proposal
+from rsi.resolve import load
 from rsi.tasks import get_task
 from rsi.tasks.code_io import pose, program_input
 from rsi.tasks.selfplay import check, learnability, parse, proposal_rewards, proposer_example, solve_rates
@@ -139,7 +140,7 @@ def test_seed_data_teaches_the_proposer_format_at_its_share():
 
 def test_config_refuses_self_play_on_a_task_without_programs():
     with pytest.raises(ConfigError, match="propose.by"):
-        load_config(None, ["propose.by=model"])  # the default task is sort
+        load(None, ["propose.by=model"])  # the default task is sort: checked where the task is resolved
     with pytest.raises(ConfigError, match="propose.prompt"):
         load_config("selfplay", ["propose.prompt=#propose {level}"])
     assert load_config("selfplay", []).propose.by == "model"

@@ -109,13 +109,14 @@ def reward_hacking(steps: Sequence[dict], heldout_gain: float | None, cfg: Monit
 
 
 def sample_drift(length: float, formed: float, baseline: tuple[float, float] | None, cfg: MonitorsConfig) -> Reading:
-    """The reading for a cycle without GRPO: the champion's answers (mean `relative_length`,
-    well-formed share) against the run's first cycle's."""
+    """The reading for a cycle without GRPO: the candidate's held-out answers (mean `relative_length`,
+    well-formed share) against the base model's on the held-out problems it solved
+    (`rsi.stages.monitoring.heldout_stats`)."""
     t0, f0 = baseline if baseline else (length, formed)
     value = {"steps": 0, "answer_length": [t0, length], "well_formed": [f0, formed]}
     return _reading(value, _drift(t0, length, f0, formed, cfg),
-                    f"no GRPO this cycle; answer length {t0:.2f} -> {length:.2f}x the reference's, "
-                    f"well-formed {f0:.0%} -> {formed:.0%}")
+                    f"no GRPO this cycle; on the held-out problems the base model solved, answer length {t0:.2f} -> "
+                    f"{length:.2f}x the reference's, well-formed {f0:.0%} -> {formed:.0%}")
 
 
 def _drift(t0: float, t1: float, f0: float, f1: float, cfg: MonitorsConfig) -> list[str]:

@@ -10,7 +10,7 @@ from statistics import fmean, pstdev
 from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift, verifier
 from rsi.monitors.hacking import relative_length
 from rsi.records import Label, Problem, Proposal, Reading, Sample
-from rsi.run.context import Context, member_of, propose_facts
+from rsi.run.context import Context, heldout_problems, model_name, propose_facts
 from rsi.tasks import problems
 from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
 
@@ -91,27 +91,45 @@ def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) 
 
 
 def hacking_reading(ctx: Context, cycle: int, gain: float | None) -> Reading:
-    """From the cycle's GRPO steps (the champion's own), else from the champion's sampled answers
-    against those of the run's first cycle."""
+    """From the cycle's GRPO steps (the champion's own), else from the candidate's held-out answers
+    against the base model's on the same problems (`heldout_stats`)."""
     grpo = [x["metrics"]["steps"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "grpo"]
     steps = [s for logs in grpo for s in logs if s.get("member", 0) == 0]
     if steps:
         return reward_hacking(steps, gain, ctx.cfg.monitors)
-    first = min(c for c, stage in ctx.ledger.completed_stages() if stage == "generate")
-    return sample_drift(*answer_stats(ctx, cycle), answer_stats(ctx, first) if first != cycle else None,
-                        ctx.cfg.monitors)
+    cand, base = heldout_stats(ctx, model_name(cycle), model_name(0))
+    if cand is None or cycle == 0:
+        return Reading("reward_hacking", {"steps": 0, "compared": 0, "signals": []}, False,
+                       "no GRPO this cycle, and no candidate's held-out answers to compare")
+    return sample_drift(cand[0], cand[1], base, ctx.cfg.monitors)
 
 
-def answer_stats(ctx: Context, cycle: int) -> tuple[float, float]:
-    """Mean length relative to the reference answers (`relative_length`) and well-formed share of
-    the champion's (not its friends') samples in `cycle`."""
-    by_id = {p.id: p for p in ctx.ledger.problems(cycle=cycle)}
-    own = [s for s in ctx.ledger.samples(cycle) if member_of(s.model) == 0]
-    if not own:
-        return 0.0, 0.0
-    formed = sum(ctx.task.well_formed(by_id[s.problem_id], s.completion) for s in own)
-    length = sum(relative_length(s.completion, by_id[s.problem_id].answer) for s in own)
-    return length / len(own), formed / len(own)
+def heldout_stats(ctx: Context, model: str, baseline: str
+                  ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """(mean length relative to the reference answer (`relative_length`), well-formed share) of
+    `model`'s latest held-out answers and of `baseline`'s, over the held-out problems `baseline`
+    answered correctly. Like with like: the same problems, ones a sound model keeps getting right,
+    whatever difficulty the curriculum has reached since (a model's own samples past a moving
+    frontier read an honest model as drifting: the default run lost two cycles to "well-formed
+    answers fell 70% -> 49%" on problems 17 difficulties harder than the first cycle's)."""
+    answers: dict[str, dict[str, str]] = {model: {}, baseline: {}}
+    solved: set[str] = set()
+    for r in ctx.ledger.eval_answers():
+        if r["model"] in answers:
+            answers[r["model"]][r["problem_id"]] = r["completion"]
+        if r["model"] == baseline and r["correct"]:
+            solved.add(r["problem_id"])
+    common = sorted(answers[model].keys() & solved)
+    if not common:
+        return None, None
+    by_id = {p.id: p for p in heldout_problems(ctx.cfg, ctx.task)}
+
+    def stats(name: str) -> tuple[float, float]:
+        got = [(by_id[i], answers[name][i]) for i in common]
+        return (fmean(relative_length(c, p.answer) for p, c in got),
+                fmean(float(ctx.task.well_formed(p, c)) for p, c in got))
+
+    return stats(model), stats(baseline)
 
 
 def verifier_reading(ctx: Context, cycle: int) -> Reading:

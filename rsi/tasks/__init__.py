@@ -43,19 +43,22 @@ PARAMETRIC = {
     "code_tests": "code_tests:<path to a .jsonl file of HumanEval-style function problems>",
     "reasoning_gym": "reasoning_gym:<dataset name>",
 }
-_built: dict[str, Task] = {}
+_built: dict[str, Task] = {}  # parametric and plug-in tasks, by reference
+_plugins: dict[str, Task] = {}  # plug-in tasks, by their own name
 
 
 def get_task(name: str) -> Task:
     """The task `name` names: a registered one, a parametric one (`jsonl:<path>`, `code_tests:<path>`,
     `reasoning_gym:<dataset>`), an installed package's entry point in `rsi.tasks`, or
     `path/to/file.py:Name` (a `Task` subclass or instance; `rsi.registry`). A task from a package or
-    a file is registered under its own `name` too, which its problems carry.
+    a file is also found by its own `name` afterwards (its problems carry it).
 
     Raises `ConfigError` naming the known tasks, or what is wrong with the file or dataset.
     """
     if name in TASKS:
         return TASKS.get(name)
+    if name in _plugins:
+        return _plugins[name]
     if name not in _built:
         kind, sep, arg = name.partition(":")
         if sep and kind in PARAMETRIC and arg:
@@ -78,10 +81,9 @@ def _plugin(ref: str) -> Task:
     if not isinstance(task, Task):
         raise ConfigError(f"task {ref!r} is a {type(found).__name__}, not an rsi task: define a subclass of "
                           "rsi.tasks.Task (see docs/architecture.md, 'Where to add a task')")
-    if task.name in TASKS and TASKS.get(task.name) is not task:
+    if (task.name in TASKS or task.name in _plugins) and get_task(task.name) is not task:
         raise ConfigError(f"task {ref!r} is called {task.name!r}, which another task already is; give it another name")
-    if task.name not in TASKS:
-        TASKS.register(task.name, task)
+    _plugins[task.name] = task  # its problems carry its name: `get_task(problem.task)` finds it
     return task
 
 
