@@ -333,27 +333,28 @@ def test_label_audit_below_its_floor_adds_no_self_labels(tmp_path):
     assert st["gates"][0]["reason"].startswith("no candidate")
 
 
-def test_a_vetoed_promotion_says_so_and_a_person_can_overrule_it(quick_run, tmp_path):
-    """With a hair-trigger length-drift threshold the monitor alerts in cycle 2 (the champion's
-    answers' length relative to the reference moved a little from cycle 1's); the candidate the
-    uninterrupted quick run promoted there is rolled back, the reason says what the gate would have
-    done, and `rsi review` overrules it."""
-    assert table(quick_run, "select promote from gates where cycle = 2") == [(1,)]
+def test_a_vetoed_promotion_says_so_and_a_person_can_overrule_it(tmp_path):
+    """With GRPO and a hair-trigger length-drift threshold the monitor alerts (the answers' length
+    relative to the reference moves a little between the cycle's first and last steps); the
+    candidates the gate would promote are rolled back, the reason says what the gate would have
+    done, and `rsi review` overrules the latest."""
     run = tmp_path / "drift"
-    rsi("run", "quick", "--run-dir", str(run), "--set", "monitors.max_length_ratio=1.0001", "--set", "loop.cycles=2")
-    (reason, promote) = table(run, "select reason, promote from gates where cycle = 2")[0]
-    assert not promote and reason.startswith("rolled back by a reward-hacking alert although the gate would have "
-                                             "promoted it (gain +") and "answer length drifted" in reason
+    rsi("run", "quick", "--run-dir", str(run), "--set", "monitors.max_length_ratio=1.0001", "--set", "loop.cycles=2",
+        "--set", "grpo.steps=6")
+    vetoed = table(run, "select cycle, reason from gates where promote = 0 order by cycle")
+    assert vetoed and all(r.startswith("rolled back by a reward-hacking alert although the gate would have promoted "
+                                       "it (gain +") and "answer length drifted" in r for _, r in vetoed)
+    last = vetoed[-1][0]
     st = json.loads(rsi("status", str(run), "--json").stdout)
-    assert st["monitors"]["reward_hacking"]["alert"] and st["champion"] == "cycle-0001"
+    assert st["monitors"]["reward_hacking"]["alert"] and st["champion"] != f"cycle-{last:04d}"
     shown = json.loads(rsi("review", str(run), "--json").stdout)
-    assert (shown["kind"], shown["cycle"], shown["candidate"]) == ("overrule", 2, "cycle-0002")
+    assert (shown["kind"], shown["cycle"], shown["candidate"]) == ("overrule", last, f"cycle-{last:04d}")
     out = rsi("review", str(run), "--approve", "--by", "carol", "--why", "the answers fit the problems")
     assert "it is the champion now" in out.stdout
     st = json.loads(rsi("status", str(run), "--json").stdout)
-    assert st["champion"] == "cycle-0002" and st["gates"][1]["promote"]
-    assert st["gates"][1]["reason"].endswith("overruled in review by carol: the answers fit the problems")
-    assert (run / "champion").read_text().strip() == "cycle-0002"
+    assert st["champion"] == f"cycle-{last:04d}" and st["gates"][last - 1]["promote"]
+    assert st["gates"][last - 1]["reason"].endswith("overruled in review by carol: the answers fit the problems")
+    assert (run / "champion").read_text().strip() == f"cycle-{last:04d}"
 
 
 def test_require_approval_pauses_every_promotion_until_a_person_reviews_it(quick_run, tmp_path):

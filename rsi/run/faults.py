@@ -4,9 +4,10 @@ ends exactly as an uninterrupted run of the same config did (`rsi.views.fingerpr
 A chain is one run driven to its end through several sessions: `rsi run`, then `rsi resume` after
 every kill. Each session is killed once, in its target stage, in one of two ways:
 - `time`: the harness polls the ledger until the stage before the target has committed (for
-  `base`, until the run is created), waits a random fraction of the target's duration in the
-  reference run, then kills the whole process group with SIGKILL (stages much shorter than the
-  polling interval are usually past by then: the kill lands in the next stage);
+  `base`, until the run is created), waits a random 5-70 % of the target's duration in the
+  reference run (a session may run its stage faster than the reference did: a later fraction
+  missed `base` one time in a few), then kills the whole process group with SIGKILL (stages much
+  shorter than the polling interval are usually past by then: the kill lands in the next stage);
 - `commit`: the session is started with `RSI_KILL_AT=<cycle>/<stage>/commit` and SIGKILLs itself
   inside the target's ledger transaction, after every row is written and before COMMIT.
 A chain's targets are every other stage of the run, so each session has committed at least one
@@ -98,7 +99,7 @@ def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, floa
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
             began = _wait_for(run_dir, order[i - 1] if i else None, proc, timeout_s)
             if began is not None:
-                time.sleep(max(0.0, began + rng.uniform(0.05, 0.95) * wall_s - time.monotonic()))
+                time.sleep(max(0.0, began + rng.uniform(0.05, 0.7) * wall_s - time.monotonic()))
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
