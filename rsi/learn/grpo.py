@@ -108,8 +108,7 @@ def _update(model, tokenizer, opt: Optimiser, step: int, cfg: GrpoConfig, proble
         if cfg.beta:
             ref_logp, _ = logprobs(ref_model, prompts, answers, tokenizer.pad_token_id)
         if cfg.inner_updates > 1:
-            old_logp = first[0].detach() if first else logprobs(model, prompts, answers,
-                                                                            tokenizer.pad_token_id)[0]
+            old_logp = first[0].detach() if first else logprobs(model, prompts, answers, tokenizer.pad_token_id)[0]
     losses, kls, clips = [], [], []
     for k in range(cfg.inner_updates):
         if k == 0 and first is not None:

@@ -113,8 +113,7 @@ def champions(gate_rows: list[dict]) -> dict[int, str]:
 
 def champion(ledger: Ledger) -> str:
     """The promoted candidate of the latest promoting gate, else the base model."""
-    by_cycle = champions(gates(ledger))
-    return by_cycle[max(by_cycle)]
+    return model_name(champion_cycle(ledger))
 
 
 def champion_cycle(ledger: Ledger, before: int | None = None) -> int:
