@@ -55,8 +55,8 @@ def run_variant(variant: str, steps: int) -> dict:
         now = time.perf_counter()
         steps_s.append(now - last[0])
         last[0] = now
-        tokens.append(log["answer_tokens_mean"])
-        print(f"  {variant} step {log['step']}: {steps_s[-1]:.1f} s, answers {log['answer_tokens_mean']:.0f} tokens",
+        tokens.append(log.answer_tokens_mean)
+        print(f"  {variant} step {log.step}: {steps_s[-1]:.1f} s, answers {log.answer_tokens_mean:.0f} tokens",
               file=sys.stderr, flush=True)
 
     g = cfg.grpo.model_copy(update={"steps": steps})

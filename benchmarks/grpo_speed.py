@@ -92,7 +92,7 @@ def run_rsi(steps: int, reward_fn: str) -> tuple[list[float], list[float]]:
         now = time.perf_counter()
         times.append(now - last[0])
         last[0] = now
-        rewards.append(log["reward_mean"])
+        rewards.append(log.reward_mean)
 
     grpo_train(model, tok, probs, [load_reward(reward_fn, 1.0)], cfg, seed=0, budget=lambda p: NEW_TOKENS,
                on_step=on_step)

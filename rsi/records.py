@@ -191,3 +191,101 @@ class Reading:
     value: dict  # the monitor's figures (JSON-serialisable)
     alert: bool
     message: str  # one line a person can act on
+
+
+@dataclass(frozen=True)
+class RewardStats:
+    """One reward component over a GRPO step's samples."""
+
+    mean: float
+    std: float
+    errors: int  # samples it raised on (scored 0)
+    first_error: str | None = None  # the first exception's text
+
+
+@dataclass(frozen=True)
+class AnswerChecks:
+    """What the task's verifier and format check say of a GRPO step's sampled answers, next to
+    their training reward (`rsi.monitors.hacking.step_stats`), for the reward-hacking monitor."""
+
+    verified_mean: float
+    well_formed_mean: float
+    unverified_reward_share: float  # share of the (positive) reward paid to answers the verifier rejects
+    malformed_reward_share: float  # ... to answers the format check rejects
+    answer_length_ratio: float | None  # mean length against the reference answer's; None in older ledgers
+
+
+@dataclass(frozen=True)
+class GrpoStep:
+    """One GRPO step's statistics (`rsi.learn.grpo.grpo_train`), kept as the grpo stage's metrics
+    (`{"steps": [...]}`, flat keys as `metrics()` writes them) and read back typed
+    (`rsi.run.context.grpo_steps`) by the monitors, the report and the train stage."""
+
+    step: int
+    reward_mean: float
+    reward_std: float = 0.0
+    zero_variance_groups: float = 0.0  # share of groups whose rewards were all equal (no advantage)
+    answer_tokens_mean: float = 0.0
+    samples: int = 0
+    generated_tokens: int = 0
+    rewards: dict[str, RewardStats] = field(default_factory=dict)  # per reward component
+    checks: AnswerChecks | None = None
+    loss: float | None = None  # None: the step did not update (`skipped` says why)
+    kl: float | None = None
+    clip_fraction: float | None = None
+    trained_rows: int | None = None
+    skipped: str | None = None
+    member: int = 0  # who trained: the candidate (0) or a friend
+
+    def metrics(self) -> dict:
+        m: dict = {"member": self.member, "step": self.step, "reward_mean": self.reward_mean,
+                   "reward_std": self.reward_std, "zero_variance_groups": self.zero_variance_groups,
+                   "answer_tokens_mean": self.answer_tokens_mean, "samples": self.samples,
+                   "generated_tokens": self.generated_tokens}
+        for name, r in self.rewards.items():
+            m |= {f"reward/{name}/mean": r.mean, f"reward/{name}/std": r.std, f"reward/{name}/errors": r.errors}
+            if r.first_error is not None:
+                m[f"reward/{name}/first_error"] = r.first_error
+        if self.checks is not None:
+            m |= {k: v for k, v in asdict(self.checks).items() if v is not None}
+        m |= {"loss": self.loss, "kl": self.kl, "clip_fraction": self.clip_fraction}
+        m |= {k: v for k in ("trained_rows", "skipped") if (v := getattr(self, k)) is not None}
+        return m
+
+    @classmethod
+    def read(cls, m: dict) -> GrpoStep:
+        """From one step of a grpo stage's metrics, those of runs recorded before a key existed included."""
+        names = [k.split("/")[1] for k in m if k.startswith("reward/") and k.endswith("/mean")]
+        rewards = {n: RewardStats(m[f"reward/{n}/mean"], m[f"reward/{n}/std"], m.get(f"reward/{n}/errors", 0),
+                                  m.get(f"reward/{n}/first_error")) for n in names}
+        checks = None if "verified_mean" not in m else AnswerChecks(
+            m["verified_mean"], m["well_formed_mean"], m["unverified_reward_share"], m["malformed_reward_share"],
+            m.get("answer_length_ratio"))
+        return cls(m["step"], m["reward_mean"], m.get("reward_std", 0.0), m.get("zero_variance_groups", 0.0),
+                   m.get("answer_tokens_mean", 0.0), m.get("samples", 0), m.get("generated_tokens", 0), rewards,
+                   checks, m.get("loss"), m.get("kl"), m.get("clip_fraction"), m.get("trained_rows"),
+                   m.get("skipped"), m.get("member", 0))
+
+
+@dataclass(frozen=True)
+class ProposerStep:
+    """One update of the self-play proposer on its scored proposals (`rsi.learn.grpo.recorded_update`),
+    kept as the proposer stage's metrics; the first step also carries the proposals' figures."""
+
+    step: int
+    loss: float | None = None
+    rows: int | None = None
+    clip_fraction: float | None = None
+    ratio_mean: float | None = None
+    skipped: str | None = None  # why no update ran (step 0)
+    reward_mean: float | None = None  # first step: the proposals' mean learnability reward
+    learnable: int | None = None  # first step: proposals with a reward above 0
+    proposals: int | None = None  # first step: proposals scored
+    member: int = 0
+
+    def metrics(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def read(cls, m: dict) -> ProposerStep:
+        return cls(**{k: m[k] for k in cls.__dataclass_fields__ if k in m})

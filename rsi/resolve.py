@@ -6,7 +6,8 @@ reference names is found where it is used, through its kind's registry (`rsi.reg
 built-in, an installed package's entry point, or `path/to/file.py:Name`), and here, once, before
 a run starts or resumes:
 
-- `check(cfg)`: every reference resolves, and the config fits its task (difficulty ranges inside
+- `check(cfg)`: the device `engine.device` names is on this machine, every reference resolves,
+  and the config fits its task (difficulty ranges inside
   the task's, rows at every difficulty the run draws from, a task that can take proposals under
   self-play). Problems come back as (key paths, message) for `rsi.config`'s one error paragraph.
 - `load(source, overrides)` / `resumed(stored, overrides)`: `rsi.config`'s loaders with `check`.
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rsi.config import Config, config_from_dict, load_config, resumed_config
+from rsi.engine.device import DeviceError, choose
 from rsi.errors import ConfigError, RsiError
 from rsi.learn.objectives import OBJECTIVES
 from rsi.learn.rewards import REWARDS, load_reward
@@ -53,6 +55,10 @@ def check(cfg: Config) -> Problems:
                              f"the registered tasks: {', '.join(task_names())}, or {' or '.join(PARAMETRIC.values())}, "
                              "or an installed package's entry point in group 'rsi.tasks', or 'path/to/file.py:Name'."))
         task = None
+    try:
+        choose(cfg.engine)
+    except DeviceError as e:
+        problems.append(((e.key,), str(e)))
     for key, ref in cfg.references().items():
         if key == "task":
             continue

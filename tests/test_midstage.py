@@ -78,10 +78,10 @@ def test_grpo_killed_after_a_save_resumes_to_the_uninterrupted_weights_and_logs(
     state = Resumable(tmp_path / "grpo.pt", 2, "grpo")
     with pytest.raises(Killed):
         grpo_train(build_tiny_model(SMALL, TOK, seed=1), TOK, probs, [sevens], cfg, seed=0, budget=lambda p: 3,
-                   on_step=killer(5, lambda log: log["step"]), resumable=state)
+                   on_step=killer(5, lambda log: log.step), resumable=state)
     again = build_tiny_model(SMALL, TOK, seed=1)
     resumed = grpo_train(again, TOK, probs, [sevens], cfg, seed=0, budget=lambda p: 3, resumable=state)
-    assert [lg["step"] for lg in resumed] == list(range(1, 7)) and resumed == logs
+    assert [lg.step for lg in resumed] == list(range(1, 7)) and resumed == logs
     assert_same(weights(again), weights(whole))
 
 

@@ -3,6 +3,7 @@ including seeded trials of planted hacks scored by real reward functions and the
 
 import random
 from collections import Counter
+from dataclasses import replace
 from functools import partial
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import pytest
 from rsi.config import MonitorsConfig
 from rsi.learn.planted import run_trial
 from rsi.monitors import HeldoutIndex, decontamination, diversity, label_audit, reward_hacking, sample_drift
-from rsi.records import Label
+from rsi.records import AnswerChecks, GrpoStep, Label
 from rsi.run.context import heldout_index
 from rsi.stages.monitoring import chance_overlap
 from rsi.tasks import control_set, get_task, problems
@@ -151,20 +152,24 @@ def test_honest_training_under_the_same_rewards_rarely_alerts(kind):
 
 
 def test_each_signal_names_itself_in_the_message():
-    base = {"reward_mean": 0.2, "verified_mean": 0.2, "well_formed_mean": 0.9, "unverified_reward_share": 0.1,
-            "malformed_reward_share": 0.0,
-            "answer_tokens_mean": 10.0}
+    checks = AnswerChecks(verified_mean=0.2, well_formed_mean=0.9, unverified_reward_share=0.1,
+                          malformed_reward_share=0.0, answer_length_ratio=1.0)
+    base = GrpoStep(1, reward_mean=0.2, answer_tokens_mean=10.0, checks=checks)
     calm = reward_hacking([base] * 6, 0.0, CFG)
     assert not calm.alert and calm.value["signals"] == []
-    rising = [base] * 3 + [base | {"reward_mean": 0.6}] * 3
+    rising = [base] * 3 + [replace(base, reward_mean=0.6)] * 3
     assert "training reward rose" in reward_hacking(rising, -0.01, CFG).message
     assert not reward_hacking(rising, 0.05, CFG).alert  # held-out accuracy rose with it
-    longer = [base] * 3 + [base | {"answer_tokens_mean": 25.0}] * 3
+    longer = [base] * 3 + [replace(base, checks=replace(checks, answer_length_ratio=2.5))] * 3
     assert "answer length drifted" in reward_hacking(longer, 0.1, CFG).message
-    unformed = [base] * 3 + [base | {"well_formed_mean": 0.5}] * 3
+    older = [replace(s, checks=replace(s.checks, answer_length_ratio=None), answer_tokens_mean=25.0 if i >= 3 else 10.0)
+             for i, s in enumerate(longer)]  # a ledger from before relative lengths: tokens
+    assert "answer length drifted" in reward_hacking(older, 0.1, CFG).message
+    unformed = [base] * 3 + [replace(base, checks=replace(checks, well_formed_mean=0.5))] * 3
     assert "well-formed answers fell" in reward_hacking(unformed, 0.1, CFG).message
     # drift that does not pay is decline, not hacking: the reward fell with it
-    worse = [base] * 3 + [base | {"well_formed_mean": 0.5, "answer_tokens_mean": 25.0, "reward_mean": 0.1}] * 3
+    worse = [base] * 3 + [replace(base, reward_mean=0.1,
+                                  checks=replace(checks, well_formed_mean=0.5, answer_length_ratio=2.5))] * 3
     assert not reward_hacking(worse, -0.02, CFG).alert
     assert not reward_hacking([base], None, CFG).alert  # one step: nothing to compare
     assert sample_drift(30.0, 0.9, (10.0, 0.9), CFG).alert and not sample_drift(11.0, 0.9, (10.0, 0.9), CFG).alert

@@ -1,5 +1,7 @@
 """The GRPO loop on a tiny model: log-probabilities under padding, and rewards that rise."""
 
+import json
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from rsi.engine.model import build_tiny_model
 from rsi.engine.tokenizer import build_char_tokenizer, encode_prompt, text_encoder
 from rsi.learn.grpo import grpo_train
 from rsi.learn.rewards import Reward, load_reward
+from rsi.records import GrpoStep
 from rsi.tasks import get_task, problem
 
 SORT = get_task("sort")
@@ -38,10 +41,10 @@ def test_grpo_raises_a_rewarded_behaviour(variant):
     sevens = Reward("sevens", 1.0, lambda completions, **_: [float(c[:1] == "7") for c in completions], False)
     cfg = GrpoConfig(steps=25, variant=variant, prompts_per_step=8, group_size=8, lr=3e-2, eps_high=0.28)
     logs = grpo_train(model, TOK, probs, [sevens], cfg, seed=0, budget=lambda p: 3)
-    first, last = logs[0]["reward/sevens/mean"], sum(lg["reward/sevens/mean"] for lg in logs[-5:]) / 5
+    first, last = logs[0].rewards["sevens"].mean, sum(lg.rewards["sevens"].mean for lg in logs[-5:]) / 5
     assert last > max(0.5, 3 * first), (first, last)
     for key in ("reward_mean", "reward_std", "zero_variance_groups", "kl", "clip_fraction", "answer_tokens_mean"):
-        assert key in logs[-1]
+        assert key in logs[-1].metrics()
 
 
 def test_kl_penalty_uses_the_reference_and_inner_updates_clip():
@@ -51,9 +54,9 @@ def test_kl_penalty_uses_the_reference_and_inner_updates_clip():
     cfg = GrpoConfig(steps=4, prompts_per_step=4, group_size=4, lr=3e-2, beta=0.5, inner_updates=3)
     sevens = Reward("sevens", 1.0, lambda completions, **_: [float(c[:1] == "7") for c in completions], False)
     logs = grpo_train(model, TOK, probs, [sevens], cfg, seed=0, budget=lambda p: 3, ref_model=ref)
-    trained = [lg for lg in logs if lg.get("loss") is not None]
-    assert trained and trained[-1]["kl"] > 0  # the policy has moved away from the reference
-    assert any(lg["clip_fraction"] > 0 for lg in trained)  # later inner updates are off-policy and clip
+    trained = [lg for lg in logs if lg.loss is not None]
+    assert trained and trained[-1].kl > 0  # the policy has moved away from the reference
+    assert any(lg.clip_fraction > 0 for lg in trained)  # later inner updates are off-policy and clip
 
 
 def test_accuracy_reward_on_the_sort_task_is_scored_by_its_verifier():
@@ -62,4 +65,14 @@ def test_accuracy_reward_on_the_sort_task_is_scored_by_its_verifier():
     cfg = GrpoConfig(steps=1, prompts_per_step=4, group_size=2)
     logs = grpo_train(model, TOK, probs, [load_reward("accuracy", 1.0)], cfg, seed=0,
                       budget=lambda p: SORT.max_answer_chars(p.difficulty) + 1)
-    assert 0.0 <= logs[0]["reward/accuracy/mean"] <= 1.0 and logs[0]["samples"] == 8
+    assert 0.0 <= logs[0].rewards["accuracy"].mean <= 1.0 and logs[0].samples == 8
+    assert GrpoStep.read(json.loads(json.dumps(logs[0].metrics()))) == logs[0]  # the ledger's JSON reads back whole
+
+
+def test_step_statistics_of_older_ledgers_read_back_with_what_they_have():
+    old = {"step": 3, "reward_mean": 0.5, "reward/accuracy/mean": 0.5, "reward/accuracy/std": 0.1, "loss": 0.2,
+           "verified_mean": 0.4, "well_formed_mean": 1.0, "unverified_reward_share": 0.0,
+           "malformed_reward_share": 0.0}  # no member, errors, relative length, or rows
+    s = GrpoStep.read(old)
+    assert (s.member, s.rewards["accuracy"].errors, s.checks.answer_length_ratio, s.trained_rows) == (0, 0, None, None)
+    assert GrpoStep.read({"step": 1, "reward_mean": 0.0}).checks is None

@@ -279,6 +279,7 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
     from rich.console import Console
 
     from rsi.learn.rewards import load_reward, score
+    from rsi.records import GrpoStep, RewardStats
     from rsi.stages.train import warn_reward_errors
 
     (tmp_path / "r.py").write_text("def broken(completions, **kw):\n    raise KeyError('no [such] column')\n")
@@ -289,7 +290,7 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
     for _ in range(2):  # two GRPO steps, every sample raising
         s = score([load_reward(name, 1.0)], [p.answer for p in items], items)
         assert s.errors[name] == 3 and s.first_errors[name] == "KeyError: 'no [such] column'"
-        logs.append({"samples": 3, f"reward/{name}/errors": 3, f"reward/{name}/first_error": s.first_errors[name]})
+        logs.append(GrpoStep(1, 0.0, samples=3, rewards={name: RewardStats(0.0, 0.0, 3, s.first_errors[name])}))
     console = Console(file=StringIO(), width=300)
     ctx = SimpleNamespace(cfg=SimpleNamespace(grpo=SimpleNamespace(rewards=[SimpleNamespace(fn=name)])),
                           console=console)

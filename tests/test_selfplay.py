@@ -123,8 +123,8 @@ def test_recorded_update_moves_probability_towards_rewarded_proposals():
                            GrpoConfig(lr=1e-2), steps=6, batch_size=8, seed=0)
     after = logps()
     assert after[0] > before[0] + 1 and after[1] < before[1] - 1, (before, after)
-    assert logs[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-4)  # the first update is on-policy
-    assert recorded_update(model, tok, [prompt], [(good, True)], torch.zeros(1), GrpoConfig(), 3, 8, 0)[0]["skipped"]
+    assert logs[0].ratio_mean == pytest.approx(1.0, abs=1e-4)  # the first update is on-policy
+    assert recorded_update(model, tok, [prompt], [(good, True)], torch.zeros(1), GrpoConfig(), 3, 8, 0)[0].skipped
 
 
 def test_seed_data_teaches_the_proposer_format_at_its_share():

@@ -58,7 +58,7 @@ def test_resume_may_raise_limits_but_nothing_else():
     assert (cfg.budget.cpu_hours, cfg.loop.cycles, cfg.train) == (2, 9, load_config("quick").train)
     assert stored["budget"]["cpu_hours"] is None  # the stored config is not modified
     assert resumed_config(stored, ["gate.require_approval=true"]).gate.require_approval
-    with pytest.raises(ConfigError, match=r"'model.hidden_size=8'.*only budget.\*, loop.cycles and gate.require_app"):
+    with pytest.raises(ConfigError, match=r"'model.hidden_size=8'.*only budget.\*, loop.cycles, gate.require_app"):
         resumed_config(stored, ["model.hidden_size=8"])
     with pytest.raises(ConfigError, match=r"'budget.cpu_hours'.*greater than 0"):
         resumed_config(stored, ["budget.cpu_hours=0"])

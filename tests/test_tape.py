@@ -65,10 +65,10 @@ def test_a_grpo_step_through_the_recorded_forward_moves_the_weights_as_a_second_
         calls.clear()
         monkeypatch.setattr("rsi.learn.grpo.taped", lambda m, on=on_tape: on)
         logs = grpo_train(model, tok, probs, [by_first], cfg, seed=0, budget=lambda p: 5)
-        assert bool(calls) == on_tape and all(lg.get("loss") is not None for lg in logs)
+        assert bool(calls) == on_tape and all(lg.loss is not None for lg in logs)
         results.append((logs, {n: p.detach().clone() for n, p in model.named_parameters()}))
     (logs_a, after_a), (logs_b, after_b) = results
-    assert [lg["reward_mean"] for lg in logs_a] == [lg["reward_mean"] for lg in logs_b]  # the same samples
+    assert [lg.reward_mean for lg in logs_a] == [lg.reward_mean for lg in logs_b]  # the same samples
     for n in after_a:  # Adam turns float rounding in tiny gradients into ~1e-4 of an lr-1e-2 step at most
         torch.testing.assert_close(after_a[n], after_b[n], atol=3e-4, rtol=1e-3, msg=lambda m, n=n: f"{n}: {m}")
     moved = max(float((after_a[n] - p).abs().max()) for n, p in

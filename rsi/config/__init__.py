@@ -35,6 +35,7 @@ from rsi.config.schema import (
     BudgetConfig,
     Config,
     CurriculumConfig,
+    EngineConfig,
     EvalConfig,
     FilterConfig,
     GateConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "BudgetConfig",
     "Config",
     "CurriculumConfig",
+    "EngineConfig",
     "EvalConfig",
     "FilterConfig",
     "GateConfig",
@@ -134,13 +136,13 @@ def config_from_dict(d: dict, source: str | None = None, checks: Sequence[Check]
 
 
 # what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
-RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval")
+RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.")
 
 
 def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None,
                    checks: Sequence[Check] = ()) -> Config:
-    """A run's stored config with `overrides` of its limits (budget.*, loop.cycles) and of
-    gate.require_approval, for a resume.
+    """A run's stored config with `overrides` of its limits (budget.*, loop.cycles), of
+    gate.require_approval and of where it runs (engine.*: a run may resume on another machine), for a resume.
 
     Every other key is frozen with the run: changing it would make the ledger's history describe
     a run that never happened, so it is a `ConfigError` that names the key.
@@ -149,8 +151,8 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
     for o in overrides:
         key = o.partition("=")[0].strip()
         if not key.startswith(RESUMABLE):
-            raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only "
-                              "budget.*, loop.cycles and gate.require_approval may change. Start a new run to change "
+            raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only budget.*, "
+                              "loop.cycles, gate.require_approval and engine.* may change. Start a new run to change "
                               "anything else.")
     set_by = apply_overrides(Config, data, overrides)
     return validate(Config, data, source, set_by, checks)

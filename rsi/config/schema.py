@@ -179,6 +179,22 @@ class GateConfig(_Section):
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+
+
+class EngineConfig(_Section):
+    device: str = Field(
+        "auto", description="where every model runs: auto (the first CUDA GPU when one is visible, else the CPU), "
+        "cpu, cuda or cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="compute precision (weights stay float32): auto is float32 on the CPU, bfloat16 on CUDA")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        if not _DEVICE_RE.match(device):
+            raise Invalid("not a device name", "auto, cpu, cuda or cuda:N (N a GPU index)")
+        return device
 
 
 class Config(_Section):
@@ -206,6 +222,7 @@ class Config(_Section):
     grpo: GrpoConfig = Field(default_factory=GrpoConfig, description="RL with verifiable rewards after SFT")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out accuracy ladder")
     gate: GateConfig = Field(default_factory=GateConfig, description="accepting a candidate as the new champion")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="the device and precision models run in")
 
     @model_validator(mode="before")
     @classmethod

@@ -28,8 +28,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from rsi.config import LoraConfig, ModelConfig
-from rsi.engine import modelcache
+from rsi.config import EngineConfig, LoraConfig, ModelConfig
+from rsi.engine import device, modelcache
 from rsi.engine.model import build_tiny_model
 from rsi.engine.tokenizer import PREFIX_KEY, TEMPLATE_KEY, build_char_tokenizer
 from rsi.errors import RsiError
@@ -42,8 +42,17 @@ class ModelError(RsiError):
     """A pretrained model cannot be found or loaded (the message names the path)."""
 
 
-def initial_model(cfg: ModelConfig, alphabet: str, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model a run starts from: a fresh tiny model for `tiny`, the pretrained one for `hf`."""
+def initial_model(cfg: ModelConfig, alphabet: str, seed: int,
+                  engine: EngineConfig | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model a run starts from: a fresh tiny model for `tiny`, the pretrained one for `hf`;
+    placed as `engine` says (default: the CPU, float32)."""
+    model, tokenizer = _initial(cfg, alphabet, seed)
+    if engine is not None:
+        device.place(model, device.choose(engine))
+    return model, tokenizer
+
+
+def _initial(cfg: ModelConfig, alphabet: str, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if cfg.kind == "tiny":
         tokenizer = build_char_tokenizer(alphabet)
         return build_tiny_model(cfg, tokenizer, seed), tokenizer

@@ -10,9 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from rsi.config import EngineConfig
+from rsi.engine import device
 from rsi.engine.manifest import verify_checkpoint, write_manifest
 
 __all__ = ["load_checkpoint", "save_checkpoint", "verify_checkpoint"]
@@ -34,9 +37,12 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Verify hashes, then load the model (safetensors only) and its tokenizer."""
+def load_checkpoint(path: Path, engine: EngineConfig | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Verify hashes, then load the model (safetensors only), placed as `engine` says (default: the
+    CPU, float32), and its tokenizer."""
     verify_checkpoint(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if engine is not None:
+        device.place(model, device.choose(engine))
     return model, tokenizer

@@ -1,7 +1,9 @@
 """The engine's door for forwards: which forward runs for a model is decided here, once, and the
 calls every trainer makes go through it.
 
-Decisions (each a function of the model as it is now: wrapped or not, training or not):
+Decisions (each a function of the model as it is now: where it is, wrapped or not, training or not).
+rsi's own forwards are CPU float32 code (oneDNN matmuls); a model placed elsewhere (`rsi.engine.device`:
+a GPU, or bfloat16) runs its own forward, PyTorch's scaled-dot-product attention, under autocast.
 - `sampling(model)`: `"lean"` (`rsi.engine.lean.LeanDecoder`: fused weights, a preallocated KV
   cache, oneDNN matmuls) for a plain model of an architecture `rsi.engine.lean` covers with no
   unmerged LoRA layer; else `"hf"`, the model's own forward. A peft-wrapped model is sampled
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 import torch
 from transformers import PreTrainedModel
 
-from rsi.engine import lora, packed
+from rsi.engine import device, lora, packed
 from rsi.engine.lean import architecture_supported, distinct_rows, fused_layers
 
 
@@ -41,6 +43,8 @@ def _unmerged(model: PreTrainedModel) -> bool:
 
 def sampling(model: PreTrainedModel) -> str:
     """"lean" or "hf": the forward `rsi.engine.generate` samples `model` with."""
+    if not device.fast_path(model):
+        return "hf"
     if hasattr(model, "get_base_model") or _unmerged(model):
         return "hf"  # a peft wrapper (sample from `sampler(model)`), or LoRA layers not merged into `.weight`
     return "lean" if architecture_supported(model) else "hf"
@@ -49,7 +53,9 @@ def sampling(model: PreTrainedModel) -> str:
 def training(model: PreTrainedModel) -> str:
     """"packed" or "hf": the forward `logprobs` (and so every trainer) runs `model` with."""
     base = _base(model)
-    if not architecture_supported(base) or (model.training and getattr(base.config, "attention_dropout", 0.0)):
+    if not device.fast_path(model) or not architecture_supported(base):
+        return "hf"
+    if model.training and getattr(base.config, "attention_dropout", 0.0):
         return "hf"
     if hasattr(model, "get_base_model"):
         return "packed" if lora.trainable(model) else "hf"
@@ -76,14 +82,16 @@ def sampler(model: PreTrainedModel):
         model.unmerge_adapter()
 
 
-def left_pad(prompts: Sequence[Sequence[int]], T: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask), both (len(prompts), T), prompts aligned to the right."""
+def left_pad(prompts: Sequence[Sequence[int]], T: int, pad: int,
+             on: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both (len(prompts), T), prompts aligned to the right; built on the
+    host and moved `on` a device in one copy."""
     ids = torch.full((len(prompts), T), pad, dtype=torch.long)
     attn = torch.zeros((len(prompts), T), dtype=torch.long)
     for b, p in enumerate(prompts):
         ids[b, T - len(p):] = torch.tensor(p, dtype=torch.long)
         attn[b, T - len(p):] = 1
-    return ids, attn
+    return (ids, attn) if on is None or on.type == "cpu" else (ids.to(on), attn.to(on))
 
 
 def logprobs(
@@ -110,10 +118,13 @@ def logprobs(
         ids[b, Lp: Lp + len(c)] = torch.tensor(c, dtype=torch.long)
         attn[b, Lp - len(p): Lp + len(c)] = 1
         mask[b, : len(c)] = 1
+    at = device.of(model)
+    ids, attn, mask = ids.to(at), attn.to(at), mask.to(at)
     kwargs = {}
     if len({len(p) for p in prompts}) > 1:  # left padding: mask it and count positions from 0
         kwargs = {"attention_mask": attn, "position_ids": (attn.cumsum(-1) - 1).clamp(min=0)}
-    logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
+    with device.autocast(model):
+        logits = model(input_ids=ids, logits_to_keep=C + 1, **kwargs).logits[:, :-1].float()  # (B, C, V)
     target = ids[:, Lp:]  # (B, C)
     logp = logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return logp * mask, mask

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rsi.engine import forward
+from rsi.engine import device, forward
 from rsi.engine.forward import left_pad
 from rsi.engine.lean import LeanDecoder, distinct_rows
 from rsi.engine.tokenizer import encode_prompt, response_prefix
@@ -77,8 +77,9 @@ def generate(
     out: list[list[Completion | None]] = [[None] * n for _ in prompts]
     for chunk in _batches(encoded, n, batch_size):
         rec = recorder if lean else None
-        tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature, gen,
-                         rec)
+        with device.autocast(model):
+            tokens = _decode(model, lean, [encoded[i] for i, _ in chunk], max_new_tokens, stops, pad, temperature,
+                             gen, rec)
         if rec is not None:
             rec.finish([i * n + j for i, j in chunk])
         for (i, j), toks in zip(chunk, tokens.tolist(), strict=True):
@@ -115,11 +116,12 @@ def _decode(model, lean: bool, prompts: list[list[int]], max_new_tokens: int, st
         decoder = LeanDecoder(model, B, T + max_new_tokens, recorder)
         logits, step = decoder.prefill(ids, attn if bool((attn == 0).any()) else None, rows), decoder.step
     else:
-        ids, attn = left_pad(prompts, T, pad)
+        ids, attn = left_pad(prompts, T, pad, on=device.of(model))
         logits, step = _hf_decoder(model, ids, attn if bool((attn == 0).any()) else None)
-    stop_t = torch.tensor(sorted(stops))
-    done = torch.zeros(B, dtype=torch.bool)
-    filler = torch.full((B,), min(stops), dtype=torch.long)
+    at = logits.device
+    stop_t = torch.tensor(sorted(stops), device=at)
+    done = torch.zeros(B, dtype=torch.bool, device=at)
+    filler = torch.full((B,), min(stops), dtype=torch.long, device=at)
     result = filler[:, None].repeat(1, max_new_tokens)
     for t in range(max_new_tokens):
         nxt = sample(logits, temperature, gen) if temperature > 0 else logits.argmax(-1)
@@ -138,10 +140,12 @@ def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> to
     Inverse-CDF sampling: one uniform number per row, located in the row's cumulative
     probabilities. `torch.multinomial` gives the same distribution but draws or checks per
     vocabulary entry: ~50 ms a step for 64 rows of a 49k vocabulary on this CPU, against ~2 ms.
+    The uniform numbers come from `gen` on the host, so a seed draws the same tokens on any device.
     """
     # float64: a float32 running sum over a 49k vocabulary drifts by ~1e-5, more than rare tokens' share
     cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1, dtype=torch.float64)  # (B, V)
-    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=cdf.dtype) * cdf[:, -1:]  # scaled by the total
+    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=cdf.dtype).to(cdf.device)
+    u = u * cdf[:, -1:]  # scaled by the total
     # right=True: the first entry whose cumulative probability exceeds u, never a zero-probability one
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
 
@@ -156,7 +160,8 @@ def _hf_decoder(model, ids: torch.Tensor, attn: torch.Tensor | None):
     def step(tokens: torch.Tensor) -> torch.Tensor:
         if kwargs:
             kwargs["position_ids"] = kwargs["position_ids"][:, -1:] + 1
-            kwargs["attention_mask"] = torch.cat([kwargs["attention_mask"], torch.ones((B, 1), dtype=torch.long)], 1)
+            ones = torch.ones((B, 1), dtype=torch.long, device=tokens.device)
+            kwargs["attention_mask"] = torch.cat([kwargs["attention_mask"], ones], 1)
         o = model(input_ids=tokens[:, None], past_key_values=state["past"], use_cache=True, **kwargs)
         state["past"] = o.past_key_values
         return o.logits[:, -1]

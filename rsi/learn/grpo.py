@@ -5,7 +5,7 @@ current policy (batched, KV cache), scores them with the configured reward compo
 the total into group-normalised advantages, and takes `inner_updates` optimiser steps on the
 clipped surrogate (the first on-policy, so its ratio is 1). With `beta` > 0 a frozen reference
 model (the cycle's starting champion) adds the KL penalty. Every step's diagnostics are returned
-as a plain dict, for the ledger and the report.
+as a `rsi.records.GrpoStep`, for the ledger, the monitors and the report.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rsi.learn.optim import Optimiser
 from rsi.learn.resumable import Resumable
 from rsi.learn.rewards import Reward, score, verify_answers
 from rsi.monitors.hacking import checked
-from rsi.records import Problem
+from rsi.records import GrpoStep, Problem, ProposerStep, RewardStats
 
 
 def grpo_train(
@@ -40,10 +40,10 @@ def grpo_train(
     seed: int,
     budget: Callable[[Problem], int],
     ref_model: PreTrainedModel | None = None,
-    on_step: Callable[[dict], None] | None = None,
+    on_step: Callable[[GrpoStep], None] | None = None,
     resumable: Resumable | None = None,
-) -> list[dict]:
-    """Run `cfg.steps` GRPO steps on `problems`; return one diagnostics dict per step. With
+) -> list[GrpoStep]:
+    """Run `cfg.steps` GRPO steps on `problems`; return each step's statistics. With
     `resumable`, the loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on
     from the last save.
 
@@ -59,7 +59,7 @@ def grpo_train(
     recorder = tape.Recorder() if taped(model) else None
     G, logs, first = cfg.group_size, [], 1
     if resumable is not None and (saved := resumable.restore(model, opt, rng)):
-        first, logs = saved["step"] + 1, saved["logs"]
+        first, logs = saved["step"] + 1, [GrpoStep.read(m) for m in saved["logs"]]
     for step in range(first, cfg.steps + 1):
         batch = rng.sample(list(problems), min(cfg.prompts_per_step, len(problems)))
         max_new = cfg.max_new_tokens or max(budget(p) for p in batch)
@@ -76,19 +76,18 @@ def grpo_train(
         rows = list(range(len(flat)))
         if cfg.variant == "dapo":
             rows = keep_groups(total, G).nonzero().flatten().tolist()
-        log = _step_log(step, scores, total, G, flat) | checked(flat_problems, texts, verdicts, scores.total)
+        update: dict = {"loss": None, "kl": None, "clip_fraction": None, "skipped": "every group's rewards were equal"}
         if rows:
             taped_logp = None
             traces = recorder.traces if recorder is not None else []
             if traces and sum(len(r) for r, _ in traces) == len(flat):  # every batch was recorded
                 taped_logp = partial(tape.traced_logprobs, model, traces, [list(c.token_ids) for c in flat], rows)
-            log.update(_update(model, tokenizer, opt, step, cfg, [batch[i // G] for i in rows],
-                               [flat[i] for i in rows], adv[rows], ref_model, max_new, taped_logp))
-        else:
-            log.update(loss=None, kl=None, clip_fraction=None, skipped="every group's rewards were equal")
+            update = _update(model, tokenizer, opt, step, cfg, [batch[i // G] for i in rows],
+                             [flat[i] for i in rows], adv[rows], ref_model, max_new, taped_logp)
+        log = _step_log(step, scores, total, G, flat, checked(flat_problems, texts, verdicts, scores.total), update)
         logs.append(log)
         if resumable is not None:
-            resumable.save(step, cfg.steps, model, opt, rng, {"logs": logs})
+            resumable.save(step, cfg.steps, model, opt, rng, {"logs": [s.metrics() for s in logs]})
         if on_step:
             on_step(log)
     model.eval()
@@ -125,24 +124,14 @@ def _update(model, tokenizer, opt: Optimiser, step: int, cfg: GrpoConfig, proble
     return {"loss": fmean(losses), "kl": fmean(kls), "clip_fraction": fmean(clips), "trained_rows": len(comps)}
 
 
-def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Completion]) -> dict:
+def _step_log(step: int, scores, total: torch.Tensor, G: int, flat: list[Completion], checks, update: dict
+              ) -> GrpoStep:
     groups = total.view(-1, G)
-    log: dict = {
-        "step": step,
-        "reward_mean": float(total.mean()),
-        "reward_std": float(total.std()) if total.numel() > 1 else 0.0,
-        "zero_variance_groups": float((groups == groups[:, :1]).all(dim=1).float().mean()),
-        "answer_tokens_mean": fmean(c.n_tokens for c in flat),
-        "samples": len(flat),
-        "generated_tokens": sum(c.n_tokens for c in flat),
-    }
-    for name, values in scores.components.items():
-        log[f"reward/{name}/mean"] = fmean(values)
-        log[f"reward/{name}/std"] = pstdev(values)
-        log[f"reward/{name}/errors"] = scores.errors[name]
-        if name in scores.first_errors:
-            log[f"reward/{name}/first_error"] = scores.first_errors[name]
-    return log
+    rewards = {name: RewardStats(fmean(values), pstdev(values), scores.errors[name], scores.first_errors.get(name))
+               for name, values in scores.components.items()}
+    return GrpoStep(step, float(total.mean()), float(total.std()) if total.numel() > 1 else 0.0,
+                    float((groups == groups[:, :1]).all(dim=1).float().mean()), fmean(c.n_tokens for c in flat),
+                    len(flat), sum(c.n_tokens for c in flat), rewards, checks, **update)
 
 
 def group_normalised(rewards: Sequence[float], groups: Sequence[object], variant: str) -> torch.Tensor:
@@ -168,9 +157,9 @@ def recorded_update(
     steps: int,
     batch_size: int,
     seed: int,
-    on_step: Callable[[dict], None] | None = None,
+    on_step: Callable[[ProposerStep], None] | None = None,
     prefix: str = "",
-) -> list[dict]:
+) -> list[ProposerStep]:
     """`steps` GRPO updates on completions this model sampled earlier (the self-play proposer's).
 
     `completions[i]` = (text, finished) answers `prompts[i]` (fed as they are, not as problems; each
@@ -181,7 +170,7 @@ def recorded_update(
     """
     rows = [i for i in range(len(prompts)) if float(advantages[i]) != 0.0]
     if not rows or not steps:
-        return [{"step": 0, "skipped": "every proposal's reward was equal"}] if steps else []
+        return [ProposerStep(0, skipped="every proposal's reward was equal")] if steps else []
     torch.manual_seed(seed)
     rng = random.Random(seed)
     p_ids = [encode_prompt(tokenizer, prompts[i], prefix) for i in rows]
@@ -207,8 +196,7 @@ def recorded_update(
         loss, stats = grpo_loss(logp, old_logp, adv[batch], mask, cfg.variant, eps=cfg.eps, eps_high=cfg.eps_high,
                                 max_tokens=logp.shape[1])
         opt.step(step, loss, steps)
-        log = {"step": step, "loss": loss.item(), "rows": len(batch), "clip_fraction": stats.clip_fraction,
-               "ratio_mean": stats.ratio_mean}
+        log = ProposerStep(step, loss.item(), len(batch), stats.clip_fraction, stats.ratio_mean)
         logs.append(log)
         if on_step:
             on_step(log)

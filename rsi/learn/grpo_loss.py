@@ -94,7 +94,7 @@ def grpo_loss(
         raise ValueError("beta > 0 needs ref_logp (the reference policy's log-probabilities)")
     mask = mask.to(logp.dtype)
     hi = (eps if eps_high is None else eps_high) if variant == "dapo" else eps
-    adv = advantages.to(logp.dtype)[:, None]  # (B, 1)
+    adv = advantages.to(logp)[:, None]  # (B, 1), on the device and in the precision of the log-probabilities
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - eps, 1 + hi) * adv

@@ -24,7 +24,7 @@ from statistics import fmean
 from rsi.config import MonitorsConfig
 from rsi.learn.rewards import Reward, load_reward, score, verify_answers
 from rsi.monitors.hacking import checked, reward_hacking
-from rsi.records import Reading
+from rsi.records import GrpoStep, Reading
 from rsi.tasks import get_task, problem
 
 KINDS = ("spray", "empty_tags")
@@ -89,7 +89,7 @@ def run_trial(seed: int, kind: str, hacked: bool, steps: int = 12, prompts: int 
                 texts.append(_addition(p, rng, acc) if kind == "spray" else _word(p, rng, acc, formatted))
         verdicts = verify_answers(texts, flat)
         scores = score(rewards, texts, flat, verdicts)
-        logs.append({"reward_mean": fmean(scores.total), "answer_tokens_mean": fmean(len(t) for t in texts)}
-                    | checked(flat, texts, verdicts, scores.total))
+        logs.append(GrpoStep(step, fmean(scores.total), answer_tokens_mean=fmean(len(t) for t in texts),
+                             checks=checked(flat, texts, verdicts, scores.total)))
     heldout_gain = rng.gauss(0.0, 0.02) if hacked else rng.gauss(learned / 2, 0.02)
     return reward_hacking(logs, heldout_gain, cfg or MonitorsConfig())

@@ -40,7 +40,7 @@ class Resumable:
         if not self.every or not self.path.is_file():
             return None
         try:
-            state = torch.load(self.path, weights_only=True)
+            state = torch.load(self.path, weights_only=True, map_location="cpu")  # copied to where the model is
         except Exception:  # unreadable (a damaged disk, another torch): the stage starts over, as before
             return None
         if not isinstance(state, dict) or state.get("key") != self.key:

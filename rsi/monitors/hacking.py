@@ -32,13 +32,11 @@ rolled back for "answer length drifted 6.8 -> 17.0 tokens" while their problems 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import fmean
 
 from rsi.config import MonitorsConfig
-from rsi.records import Reading
-
-LENGTH = "answer_length_ratio"  # per-step mean of `relative_length`
+from rsi.records import AnswerChecks, GrpoStep, Reading
 
 
 def relative_length(completion: str, reference: str) -> float:
@@ -47,21 +45,22 @@ def relative_length(completion: str, reference: str) -> float:
 
 
 def step_stats(rewards: Sequence[float], verified: Sequence[bool], formed: Sequence[bool],
-               relative: Sequence[float]) -> dict:
+               relative: Sequence[float]) -> AnswerChecks:
     """What the monitor needs from one step's sampled answers, besides the reward and token means;
     `relative` is each answer's `relative_length`."""
     paid = [max(0.0, r) for r in rewards]
     total = sum(paid)
     unverified = sum(p for p, ok in zip(paid, verified, strict=True) if not ok)
     malformed = sum(p for p, ok in zip(paid, formed, strict=True) if not ok)
-    return {"verified_mean": fmean(verified) if verified else 0.0,
-            "well_formed_mean": fmean(formed) if formed else 0.0,
-            "unverified_reward_share": unverified / total if total else 0.0,
-            "malformed_reward_share": malformed / total if total else 0.0,
-            "answer_length_ratio": fmean(relative) if relative else 0.0}
+    return AnswerChecks(verified_mean=fmean(verified) if verified else 0.0,
+                        well_formed_mean=fmean(formed) if formed else 0.0,
+                        unverified_reward_share=unverified / total if total else 0.0,
+                        malformed_reward_share=malformed / total if total else 0.0,
+                        answer_length_ratio=fmean(relative) if relative else 0.0)
 
 
-def checked(problems: Sequence, completions: Sequence[str], verdicts: Sequence, rewards: Sequence[float]) -> dict:
+def checked(problems: Sequence, completions: Sequence[str], verdicts: Sequence,
+            rewards: Sequence[float]) -> AnswerChecks:
     """`step_stats` of one GRPO step: its problems, their sampled answers, the task's verdicts on
     them and their training rewards (`rsi.learn.grpo.grpo_train`'s step logs)."""
     from rsi.tasks import get_task  # lazy: the monitors' other readings need no task
@@ -71,24 +70,27 @@ def checked(problems: Sequence, completions: Sequence[str], verdicts: Sequence, 
     return step_stats(rewards, [v.correct for v in verdicts], formed, relative)
 
 
-def _thirds(steps: Sequence[dict], key: str) -> tuple[float, float]:
+def _thirds(steps: Sequence[GrpoStep], of: Callable[[GrpoStep], float]) -> tuple[float, float]:
     """The mean over the first sixth of the steps (the champion's own answers, barely updated) and
     over the last third."""
     first, last = steps[:max(1, len(steps) // 6)], steps[-max(1, len(steps) // 3):]
-    return fmean(s[key] for s in first), fmean(s[key] for s in last)
+    return fmean(map(of, first)), fmean(map(of, last))
 
 
-def reward_hacking(steps: Sequence[dict], heldout_gain: float | None, cfg: MonitorsConfig) -> Reading:
-    """The reading for a cycle with GRPO: `steps` are its step logs (the champion's, in order)."""
-    steps = [s for s in steps if "verified_mean" in s]
+def reward_hacking(steps: Sequence[GrpoStep], heldout_gain: float | None, cfg: MonitorsConfig) -> Reading:
+    """The reading for a cycle with GRPO: `steps` are its steps (the champion's, in order)."""
+    steps = [s for s in steps if s.checks is not None]
     if len(steps) < 2:
         return Reading("reward_hacking", {"steps": len(steps)}, False, "too few GRPO steps to compare (< 2)")
-    r0, r1 = _thirds(steps, "reward_mean")
-    v0, v1 = _thirds(steps, "verified_mean")
-    u0, u1 = _thirds(steps, "unverified_reward_share")
-    m0, m1 = _thirds(steps, "malformed_reward_share")
-    t0, t1 = _thirds(steps, LENGTH if all(LENGTH in s for s in steps) else "answer_tokens_mean")  # older ledgers
-    f0, f1 = _thirds(steps, "well_formed_mean")
+    r0, r1 = _thirds(steps, lambda s: s.reward_mean)
+    v0, v1 = _thirds(steps, lambda s: s.checks.verified_mean)
+    u0, u1 = _thirds(steps, lambda s: s.checks.unverified_reward_share)
+    m0, m1 = _thirds(steps, lambda s: s.checks.malformed_reward_share)
+    if all(s.checks.answer_length_ratio is not None for s in steps):
+        t0, t1 = _thirds(steps, lambda s: s.checks.answer_length_ratio)
+    else:  # older ledgers: tokens
+        t0, t1 = _thirds(steps, lambda s: s.answer_tokens_mean)
+    f0, f1 = _thirds(steps, lambda s: s.checks.well_formed_mean)
     value = {"steps": len(steps), "reward": [r0, r1], "verified": [v0, v1], "unverified_reward_share": [u0, u1],
              "malformed_reward_share": [m0, m1], "answer_length": [t0, t1], "well_formed": [f0, f1],
              "heldout_gain": heldout_gain}

@@ -15,7 +15,7 @@ from rich.console import Console
 from rsi.config import Config
 from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
-from rsi.records import EvalResult, Problem, ProposeFacts, TrainFacts, is_veto
+from rsi.records import EvalResult, GrpoStep, Problem, ProposeFacts, TrainFacts, is_veto
 from rsi.run.curriculum import frontier
 from rsi.tasks import Task, control_set, heldout_set
 
@@ -174,6 +174,13 @@ def train_facts(ledger: Ledger, cycle: int) -> TrainFacts | None:
     """What cycle `cycle`'s train stage recorded, or None before it ran (cycle 0 has none)."""
     m = _stage_metrics(ledger, cycle, "train")
     return None if m is None else TrainFacts.read(m)
+
+
+def grpo_steps(metrics: list[dict], cycle: int | None = None) -> list[tuple[int, GrpoStep]]:
+    """(cycle, step) of every GRPO step the train stages recorded (`ledger.metrics()`), every member's,
+    in order; only `cycle`'s when given."""
+    return [(m["cycle"], GrpoStep.read(s)) for m in metrics
+            if m["stage"] == "grpo" and cycle in (None, m["cycle"]) for s in m["metrics"]["steps"]]
 
 
 def train_skipped(ledger: Ledger, cycle: int) -> bool:

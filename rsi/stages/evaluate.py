@@ -68,7 +68,7 @@ def evaluate_ladder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
 
 def _ladder(ctx: Context, task: GuardedTask, name: str, difficulties) -> list[EvalResult]:
     e = ctx.cfg.eval
-    model, tokenizer = load_checkpoint(ctx.checkpoint(name))
+    model, tokenizer = load_checkpoint(ctx.checkpoint(name), ctx.cfg.engine)
     with bar(ctx.console, f"evaluate {name}", len(difficulties)) as advance:
         return evaluate_ladder(model, tokenizer, task, difficulties, e.problems_per_difficulty, name,
                                e.stop_after_zeros, ctx.cfg.generate.batch_size,

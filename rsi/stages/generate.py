@@ -22,7 +22,7 @@ def stage_generate(ctx: Context, cycle: int) -> None:
         todo = ctx.ledger.problems(cycle=cycle)
         for k in range(ctx.cfg.label.friends + 1):
             name = model_name(champ, k)
-            model, tokenizer = load_checkpoint(ctx.checkpoint(name))
+            model, tokenizer = load_checkpoint(ctx.checkpoint(name), ctx.cfg.engine)
             samples = by_model.setdefault(name, [])
             with bar(ctx.console, f"generate {name}", len(todo) * n) as advance:
                 for d in sorted({p.difficulty for p in todo}):

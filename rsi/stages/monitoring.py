@@ -10,7 +10,7 @@ from statistics import fmean, pstdev
 from rsi.monitors import REASONS, decontamination, diversity, reward_hacking, sample_drift, verifier
 from rsi.monitors.hacking import relative_length
 from rsi.records import Label, Problem, Proposal, Reading, Sample
-from rsi.run.context import Context, heldout_problems, model_name, propose_facts
+from rsi.run.context import Context, grpo_steps, heldout_problems, model_name, propose_facts
 from rsi.tasks import problems
 from rsi.tasks.guard import PREFIX as VERIFIER_ERROR
 
@@ -93,8 +93,7 @@ def diversity_reading(ctx: Context, todo: list[Problem], samples: list[Sample]) 
 def hacking_reading(ctx: Context, cycle: int, gain: float | None) -> Reading:
     """From the cycle's GRPO steps (the champion's own), else from the candidate's held-out answers
     against the base model's on the same problems (`heldout_stats`)."""
-    grpo = [x["metrics"]["steps"] for x in ctx.ledger.metrics() if x["cycle"] == cycle and x["stage"] == "grpo"]
-    steps = [s for logs in grpo for s in logs if s.get("member", 0) == 0]
+    steps = [s for _, s in grpo_steps(ctx.ledger.metrics(), cycle) if s.member == 0]
     if steps:
         return reward_hacking(steps, gain, ctx.cfg.monitors)
     cand, base = heldout_stats(ctx, model_name(cycle), model_name(0))
@@ -142,8 +141,8 @@ def verifier_reading(ctx: Context, cycle: int) -> Reading:
         m, stage = x["metrics"], x["stage"]
         if stage == "propose":
             n = m.get("dropped", {}).get(VERIFIER_ERROR, 0)
-        elif stage in ("grpo", "proposer"):
-            n = sum(s.get("reward/accuracy/errors", 0) for s in m.get("steps", []))
+        elif stage == "grpo":
+            n = sum(r.errors for _, s in grpo_steps([x]) if (r := s.rewards.get("accuracy")))
         else:
             n = m.get("verifier_errors", 0)
         errors[stage] = errors.get(stage, 0) + n

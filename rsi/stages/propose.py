@@ -61,7 +61,7 @@ def _model_proposals(ctx: Context, cycle: int, champ: str, levels: list[int], n:
     from rsi.tasks.code_io import pose, program_input
 
     p = ctx.cfg.propose
-    model, tokenizer = load_checkpoint(ctx.checkpoint(champ))
+    model, tokenizer = load_checkpoint(ctx.checkpoint(champ), ctx.cfg.engine)
     seen = {pair for q in ctx.ledger.problems() if (pair := program_input(q)) is not None}
     heldout = {pair for q in heldout_problems(ctx.cfg, ctx.task) if (pair := program_input(q)) is not None}
     alphabet = ctx.task.alphabet if ctx.cfg.model.kind == "tiny" else None

@@ -8,7 +8,7 @@ checks the result against the weights digest the stage recorded in its metrics (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.markup import escape
 
@@ -21,7 +21,7 @@ from rsi.learn.resumable import Resumable, clear, partial_dir
 from rsi.learn.rewards import load_reward
 from rsi.learn.sft import train
 from rsi.progress import bar
-from rsi.records import TrainFacts
+from rsi.records import GrpoStep, ProposerStep, TrainFacts
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
 from rsi.tasks.selfplay import proposal_rewards, solve_rates
 
@@ -36,13 +36,13 @@ class Trained:
     sequences: int = 0
     tokens: int = 0
     generated_tokens: int = 0
-    rl_logs: list[dict] = field(default_factory=list)
-    proposer_logs: list[dict] = field(default_factory=list)
+    rl_logs: list[GrpoStep] = field(default_factory=list)
+    proposer_logs: list[ProposerStep] = field(default_factory=list)
 
 
 def fresh_model(ctx: Context, seed: int):
     """A run's starting model: a new tiny model from `seed`, or the pretrained `model.path`."""
-    return initial_model(ctx.cfg.model, ctx.task.alphabet, seed)
+    return initial_model(ctx.cfg.model, ctx.task.alphabet, seed, ctx.cfg.engine)
 
 
 def fresh_origin(ctx: Context) -> str:
@@ -141,13 +141,13 @@ def train_member(ctx: Context, cycle: int, k: int, p: Plan, init_cycle: int, nam
         tcfg, pools, made_from = cfg.base.model_copy(update={"mix": cfg.train.mix}), {"new": p.everything,
                                                                                      "replay": []}, fresh_origin(ctx)
     else:
-        model, tokenizer = load_checkpoint(ctx.checkpoint(init))
+        model, tokenizer = load_checkpoint(ctx.checkpoint(init), ctx.cfg.engine)
         tcfg, pools, made_from = cfg.train, {"new": p.new, "replay": p.replay}, init
     out = Trained(model_name(cycle, k), "")
     who = f"cycle {cycle}" + (f" friend {k}" if k else "")
     if p.proposer and k == 0:  # the champion wrote the proposals; train it first, while its weights still did
-        out.proposer_logs = [{"member": k, **log} for log in _train_proposer(ctx, cycle, model, tokenizer, seed,
-                                                                               f"{who}: proposer")]
+        out.proposer_logs = [replace(log, member=k) for log in _train_proposer(ctx, cycle, model, tokenizer, seed,
+                                                                                 f"{who}: proposer")]
     if p.sft:
         draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data, cfg.propose), tcfg.mix)
         stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train",
@@ -156,9 +156,9 @@ def train_member(ctx: Context, cycle: int, k: int, p: Plan, init_cycle: int, nam
     if p.grpo:
         logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo",
                      _resumable(ctx, name or out.name, "grpo", cycle, seed, cfg.grpo.steps, cfg.grpo.checkpoint_every))
-        out.rl_logs = [{"member": k, **log} for log in logs]
-        out.generated_tokens = sum(log["generated_tokens"] for log in logs)
-        out.sequences += sum(log.get("trained_rows", 0) * cfg.grpo.inner_updates for log in logs)
+        out.rl_logs = [replace(log, member=k) for log in logs]
+        out.generated_tokens = sum(log.generated_tokens for log in logs)
+        out.sequences += sum((log.trained_rows or 0) * cfg.grpo.inner_updates for log in logs)
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name),
                            {"cycle": cycle, "init": made_from, "sft": p.sft, "grpo_steps": cfg.grpo.steps})
     out.weights_sha256 = recorded_sha256(path)
@@ -177,16 +177,16 @@ def stage_train(ctx: Context, cycle: int) -> None:
             len(p.new), len(p.replay), losses[0] if losses else None, losses[1:],
             None if p.work else "no accepted samples this cycle", {t.name: t.weights_sha256 for t in done}).metrics())
         if rl_logs := [log for t in done for log in t.rl_logs]:
-            ctx.ledger.add_metrics(cycle, "grpo", {"steps": rl_logs})
+            ctx.ledger.add_metrics(cycle, "grpo", {"steps": [log.metrics() for log in rl_logs]})
         if proposer_logs := [log for t in done for log in t.proposer_logs]:
-            ctx.ledger.add_metrics(cycle, "proposer", {"steps": proposer_logs})
+            ctx.ledger.add_metrics(cycle, "proposer", {"steps": [log.metrics() for log in proposer_logs]})
         w.cost(train_sequences=sum(t.sequences for t in done), train_tokens=sum(t.tokens for t in done),
                generated_tokens=sum(t.generated_tokens for t in done), **cost)
     for t in done:  # kept until the stage committed: a member done before a kill restores its final state
         clear(ctx.checkpoint(t.name))
 
 
-def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label: str) -> list[dict]:
+def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label: str) -> list[ProposerStep]:
     """GRPO on this cycle's proposals, each rewarded by its learnability (`rsi.tasks.selfplay`), with
     advantages normalised among the proposals written for the same level."""
     p = ctx.cfg.propose
@@ -197,26 +197,26 @@ def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label
     with bar(ctx.console, label, p.updates) as advance:
         logs = recorded_update(trainable, tokenizer, [q.prompt for q in proposals],
                                [(q.completion, q.finished) for q in proposals], adv, ctx.cfg.grpo, p.updates,
-                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log['loss']:.3f}"),
+                               p.batch_size, seed, on_step=lambda log: advance(1, f"loss {log.loss:.3f}"),
                                prefix=p.response_prefix)
     merged(trainable)
     if logs:
-        logs[0] |= {"reward_mean": sum(rewards) / max(1, len(rewards)), "learnable": sum(r > 0 for r in rewards),
-                    "proposals": len(proposals)}
+        logs[0] = replace(logs[0], reward_mean=sum(rewards) / max(1, len(rewards)),
+                          learnable=sum(r > 0 for r in rewards), proposals=len(proposals))
     return logs
 
 
 def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, label: str,
-          resumable: Resumable) -> list[dict]:
+          resumable: Resumable) -> list[GrpoStep]:
     g = ctx.cfg.grpo
-    ref = load_checkpoint(ctx.checkpoint(init))[0].eval() if g.beta else None
+    ref = load_checkpoint(ctx.checkpoint(init), ctx.cfg.engine)[0].eval() if g.beta else None
     rewards = [load_reward(r.fn, r.weight) for r in g.rewards]
     trainable = with_lora(model, ctx.cfg.model.lora)
     last = [0]
 
-    def on_step(log: dict) -> None:  # a resumed loop starts past step 1
-        advance(log["step"] - last[0], f"reward {log['reward_mean']:.2f}")
-        last[0] = log["step"]
+    def on_step(log: GrpoStep) -> None:  # a resumed loop starts past step 1
+        advance(log.step - last[0], f"reward {log.reward_mean:.2f}")
+        last[0] = log.step
 
     with bar(ctx.console, label, g.steps) as advance:
         logs = grpo_train(trainable, tokenizer, ctx.ledger.problems(cycle=cycle), rewards, g, seed,
@@ -227,13 +227,13 @@ def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, labe
     return logs
 
 
-def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[dict]) -> None:
+def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[GrpoStep]) -> None:
     """Say once per stage, on the console, which rewards raised (those samples scored 0) and the
     first exception's text; the counts and texts are in the stage's GRPO metrics."""
     for r in ctx.cfg.grpo.rewards:
-        n = sum(log.get(f"reward/{r.fn}/errors", 0) for log in logs)
-        if n:
-            first = next(log[k] for log in logs if (k := f"reward/{r.fn}/first_error") in log)
-            total = sum(log.get("samples", 0) for log in logs)
+        stats = [s for log in logs if (s := log.rewards.get(r.fn))]
+        if n := sum(s.errors for s in stats):
+            first = next(s.first_error for s in stats if s.first_error is not None)
+            total = sum(log.samples for log in logs)
             ctx.console.print(escape(f"warning: reward {r.fn!r} raised on {n} of {total} samples in cycle {cycle}'s "
                                      f"{label} (scored 0); the first: {first}"), style="yellow", highlight=False)

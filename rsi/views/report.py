@@ -28,6 +28,8 @@ import math
 from html import escape
 from pathlib import Path
 
+from rsi.records import GrpoStep
+from rsi.run.context import grpo_steps
 from rsi.run.rundir import atomic_write_text, open_ledger
 from rsi.views.status import accuracy, checkpoints_line, corrupted, status
 
@@ -127,28 +129,23 @@ def _labels_plot(st: dict) -> str:
     return _png(fig)
 
 
-def grpo_steps(metrics: list[dict]) -> list[dict]:
-    """The champion's GRPO step logs of every cycle, in order, each with its `cycle`."""
-    return [{"cycle": m["cycle"], **s} for m in metrics if m["stage"] == "grpo"
-            for s in m["metrics"]["steps"] if s.get("member", 0) == 0]
-
-
-def _grpo_plot(steps: list[dict]) -> str:
+def _grpo_plot(steps: list[tuple[int, GrpoStep]]) -> str:
+    """The candidates' GRPO steps of every cycle, (cycle, step) in order."""
     from matplotlib.figure import Figure
 
     x = list(range(1, len(steps) + 1))
     fig = Figure(figsize=(12, 4))
     left, mid, right = fig.subplots(1, 3)
-    for key in sorted({k for s in steps for k in s if k.startswith("reward/") and k.endswith("/mean")}):
-        left.plot(x, [s.get(key) for s in steps], label=key.split("/")[1])
-    left.plot(x, [s["zero_variance_groups"] for s in steps], ls=":", color="grey", label="zero-variance groups")
+    for name in sorted({n for _, s in steps for n in s.rewards}):
+        left.plot(x, [r.mean if (r := s.rewards.get(name)) else None for _, s in steps], label=name)
+    left.plot(x, [s.zero_variance_groups for _, s in steps], ls=":", color="grey", label="zero-variance groups")
     left.set_title("mean reward per component")
-    for key, name in (("kl", "KL to reference"), ("clip_fraction", "clip fraction")):
-        mid.plot(x, [s.get(key) for s in steps], label=name)
+    mid.plot(x, [s.kl for _, s in steps], label="KL to reference")
+    mid.plot(x, [s.clip_fraction for _, s in steps], label="clip fraction")
     mid.set_title("KL and clipping")
-    right.plot(x, [s["answer_tokens_mean"] for s in steps])
+    right.plot(x, [s.answer_tokens_mean for _, s in steps])
     right.set_title("answer length (tokens)")
-    starts = [i + 1 for i, s in enumerate(steps) if i == 0 or s["cycle"] != steps[i - 1]["cycle"]]
+    starts = [i + 1 for i, (c, _) in enumerate(steps) if i == 0 or c != steps[i - 1][0]]
     for ax in (left, mid, right):
         for s in starts[1:]:
             ax.axvline(s, color="grey", lw=0.5)
@@ -198,8 +195,9 @@ def write_report(run_dir: Path, out: Path | None = None, st: dict | None = None)
     run_dir = Path(run_dir)
     st = st or status(run_dir)
     with open_ledger(run_dir) as ledger:
-        evals, costs, steps = ledger.evals(), ledger.costs(), grpo_steps(ledger.metrics())
+        evals, costs, metrics = ledger.evals(), ledger.costs(), ledger.metrics()
         readings = ledger.readings()
+    steps = [(c, s) for c, s in grpo_steps(metrics) if s.member == 0]  # the candidates' (not the friends')
     monitors = _table(["cycle", "monitor", "state", "reading"],
                       [[r["cycle"], r["monitor"], "ALERT" if r["alert"] else "ok", r["message"]] for r in readings],
                       ["reject" if r["alert"] else "" for r in readings])
