@@ -361,14 +361,22 @@ def sandbox_run(
 @app.command()
 @_commands
 def doctor() -> None:
-    """Check what this machine can isolate for model-written code, and how to fix what is missing.
+    """Check what this machine can isolate for model-written code, and how to fix what is missing;
+    list the devices (CUDA, bf16) and engines (vLLM, Ray) models can run on.
 
     Example: rsi doctor
     """
+    from rich.table import Table
+
+    from rsi.engine.device import inventory
     from rsi.sandbox.doctor import static_checks
     from rsi.sandbox.pool import end_to_end
     from rsi.sandbox.show import checks
 
+    engines = Table("part", "found", "to get it", title="devices and engines for models")
+    for row in inventory():
+        engines.add_row(*(escape(x) for x in row))
+    console.print(engines)
     found = static_checks()
     if all(c.ok for c in found):
         found.append(end_to_end())

@@ -16,6 +16,7 @@ import gc
 import json
 import time
 from collections import Counter
+from contextlib import ExitStack, closing
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from rsi.run.context import Context, champion, champion_results, current_frontie
 from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
 from rsi.run.runlock import LOCK_FILE, hold
 from rsi.run.stopping import RunStopped, Stopper, stale_stop
+from rsi.scale.pool import Pool, open_pool
 from rsi.stages import STAGES, stages_of
 from rsi.tasks import get_task
 
@@ -72,14 +74,19 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
         raise RunDirError(f"--run-dir {run_dir} is a file, not a directory; choose another --run-dir.")
     if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         raise RunDirError(f"run directory {run_dir} is not empty and holds no rsi ledger; choose another --run-dir.")
+    resolve.require(cfg)  # a config made in code has not had its references checked
+    with closing(open_pool(cfg)) as pool:  # a cluster that is not there stops the run before it writes anything
+        return _start(cfg, run_dir, console, pool)
+
+
+def _start(cfg: Config, run_dir: Path, console: Console, pool: Pool) -> Path:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"cannot create run directory {run_dir}: {e.strerror}; choose another --run-dir.") from None
-    resolve.require(cfg)  # a config made in code has not had its references checked
     with hold(run_dir):
         if (run_dir / LEDGER).exists():  # another process made it meanwhile
-            return _continue(run_dir, console, [], expect=cfg)
+            return _continue(run_dir, console, [], expect=cfg, pool=pool)
         (run_dir / MODELS).mkdir(exist_ok=True)
         atomic_write_text(run_dir / CONFIG, dump_config(cfg))
         with Ledger(run_dir / LEDGER) as ledger:
@@ -88,7 +95,7 @@ def start(cfg: Config, run_dir: Path | None = None, console: Console | None = No
             ledger.add_event(0, "parts", resolve.origins(cfg))
         for warning in noisy_settings(cfg):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        return _continue(run_dir, console, [])
+        return _continue(run_dir, console, [], pool=pool)
 
 
 def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
@@ -106,33 +113,42 @@ def resume(run_dir: Path, console: Console | None = None, overrides: list[str] |
 
 
 def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Config | None = None,
-              allow_changed: bool = False) -> Path:
-    """`resume`'s work, with the run's lock held."""
+              allow_changed: bool = False, pool: Pool | None = None) -> Path:
+    """`resume`'s work, with the run's lock held; `pool` (the stages' workers) is opened here when not given."""
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
         if expect is not None and info["config"] != expect.model_dump(mode="json"):
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
         cfg = resolve.resumed(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
-        if changed := inputs.check(ledger, cfg, allow_changed):
-            clear_all(run_dir / MODELS)  # a stage's saved mid-stage state was made from the old content
-        for note in changed:
-            console.print(f"[yellow]note:[/] going on with new content: {escape(note)}", highlight=False)
-        costs = ledger.costs()
-        if note := stale_stop(run_dir, costs[-1]["finished_at"] if costs else None):
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-        if overrides:
-            ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
-                             {"overrides": overrides})
-        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console)
-        (run_dir / MODELS).mkdir(exist_ok=True)
-        with Stopper(run_dir) as stopper:
-            _run_cycles(ctx, run_dir, stopper)
-        if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
-            stopper.stop_file.unlink(missing_ok=True)
-            console.print(f"[yellow]note:[/] removed {escape(str(stopper.stop_file))}: it came during the run's last "
-                          "stage, so the run had no stage left to stop before", highlight=False)
+        with ExitStack() as stack:
+            if pool is None:  # before anything is written: a cluster that is not there changes nothing
+                pool = stack.enter_context(closing(open_pool(cfg)))
+            _go_on(run_dir, console, overrides, allow_changed, ledger, cfg, pool)
     return run_dir
+
+
+def _go_on(run_dir: Path, console: Console, overrides: list[str], allow_changed: bool, ledger: Ledger, cfg: Config,
+           pool: Pool) -> None:
+    """Run what is left of the run whose config `cfg` and ledger are open."""
+    if changed := inputs.check(ledger, cfg, allow_changed):
+        clear_all(run_dir / MODELS)  # a stage's saved mid-stage state was made from the old content
+    for note in changed:
+        console.print(f"[yellow]note:[/] going on with new content: {escape(note)}", highlight=False)
+    costs = ledger.costs()
+    if note := stale_stop(run_dir, costs[-1]["finished_at"] if costs else None):
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    if overrides:
+        ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
+                         {"overrides": overrides})
+    ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console, pool)
+    (run_dir / MODELS).mkdir(exist_ok=True)
+    with Stopper(run_dir) as stopper:
+        _run_cycles(ctx, run_dir, stopper)
+    if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
+        stopper.stop_file.unlink(missing_ok=True)
+        console.print(f"[yellow]note:[/] removed {escape(str(stopper.stop_file))}: it came during the run's last "
+                      "stage, so the run had no stage left to stop before", highlight=False)
 
 
 def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from rsi.config import Config, config_from_dict, load_config, resumed_config
 from rsi.engine.device import DeviceError, choose
+from rsi.engine.vllm_sampler import VllmMissing, require_vllm
 from rsi.errors import ConfigError, RsiError
 from rsi.learn.objectives import OBJECTIVES
 from rsi.learn.rewards import REWARDS, load_reward
@@ -59,6 +60,11 @@ def check(cfg: Config) -> Problems:
         choose(cfg.engine)
     except DeviceError as e:
         problems.append(((e.key,), str(e)))
+    if cfg.engine.generation == "vllm":
+        try:
+            require_vllm()
+        except VllmMissing as e:
+            problems.append((("engine.generation",), str(e)))
     for key, ref in cfg.references().items():
         if key == "task":
             continue

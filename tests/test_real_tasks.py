@@ -2,6 +2,7 @@
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_jsonl_splits_rows_by_content_and_keeps_them_disjoint(qa):
         assert len(train) == len(qa.rows[("train", d)])  # item i cycles through the split's rows
 
 
-def test_a_small_file_is_evaluated_on_its_distinct_heldout_rows_only(qa, monkeypatch):
+def test_a_small_file_is_evaluated_on_its_distinct_heldout_rows_only(qa):
     """50 held-out items of a 60-row file reuse a few rows by index; the run evaluates (and the gate
     counts) each distinct problem once, and evals.n says how many there are."""
     import rsi.stages.evaluate
@@ -77,9 +78,9 @@ def test_a_small_file_is_evaluated_on_its_distinct_heldout_rows_only(qa, monkeyp
         assert len(held) == len(qa.rows[("heldout", d)]) < 50
         assert len({p.prompt for p in held}) == len(held)
     asked = []
-    monkeypatch.setattr(rsi.stages.evaluate, "generate", lambda model, tok, prompts, *a, **k: asked.extend(prompts) or [
-        [Completion("<answer>x</answer>", 1, True)] for _ in prompts])
-    r = rsi.stages.evaluate.evaluate_difficulty(None, None, qa, 1, 50, "m")
+    session = SimpleNamespace(run=lambda jobs, **k: [asked.extend(j.prompts) or [
+        [Completion("<answer>x</answer>", 1, True)] for _ in j.prompts] for j in jobs])
+    r = rsi.stages.evaluate.evaluate_difficulty(session, qa, 1, 50, "m")
     assert r.n == len(qa.rows[("heldout", 1)]) == len(r.per_problem) == len(asked) and r.correct == 0
 
 

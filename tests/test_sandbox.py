@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TEST_LIMITS
 from typer.testing import CliRunner
 
@@ -105,6 +106,7 @@ def test_cli_sandbox_run_and_doctor(sandbox, tmp_path):
     assert r.exit_code == 2 and "is not a file" in r.output
     r = runner.invoke(app, ["doctor"])
     assert r.exit_code == 0 and "end to end" in r.output and "code tasks can run here" in r.output
+    assert "devices and engines for models" in r.output and torch.__version__ in r.output  # the devices too
 
 
 def test_servers_outlive_the_threads_that_started_them():

@@ -49,7 +49,9 @@ from rsi.config.schema import (
     MonitorsConfig,
     OptimiserConfig,
     ProposeConfig,
+    RayConfig,
     RewardConfig,
+    ScaleConfig,
     SeedDataConfig,
     TrainConfig,
 )
@@ -73,7 +75,9 @@ __all__ = [
     "MonitorsConfig",
     "OptimiserConfig",
     "ProposeConfig",
+    "RayConfig",
     "RewardConfig",
+    "ScaleConfig",
     "SeedDataConfig",
     "TrainConfig",
     "config_from_dict",
@@ -136,13 +140,13 @@ def config_from_dict(d: dict, source: str | None = None, checks: Sequence[Check]
 
 
 # what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
-RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.")
+RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.", "scale.")
 
 
 def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None,
                    checks: Sequence[Check] = ()) -> Config:
     """A run's stored config with `overrides` of its limits (budget.*, loop.cycles), of
-    gate.require_approval and of where it runs (engine.*: a run may resume on another machine), for a resume.
+    gate.require_approval and of where it runs (engine.*, scale.*: a run may resume on another machine), for a resume.
 
     Every other key is frozen with the run: changing it would make the ledger's history describe
     a run that never happened, so it is a `ConfigError` that names the key.
@@ -152,8 +156,8 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
         key = o.partition("=")[0].strip()
         if not key.startswith(RESUMABLE):
             raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only budget.*, "
-                              "loop.cycles, gate.require_approval and engine.* may change. Start a new run to change "
-                              "anything else.")
+                              "loop.cycles, gate.require_approval, engine.* and scale.* (where it runs) may change. "
+                              "Start a new run to change anything else.")
     set_by = apply_overrides(Config, data, overrides)
     return validate(Config, data, source, set_by, checks)
 

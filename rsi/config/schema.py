@@ -179,6 +179,19 @@ class GateConfig(_Section):
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class RayConfig(_Section):
+    address: str | None = Field(
+        None, description="null: everything in this process (no Ray); 'local': start a Ray on this machine; else "
+        "the address of a running cluster (auto, host:6379, ray://host:10001)")
+
+
+class ScaleConfig(_Section):
+    ray: RayConfig = Field(default_factory=RayConfig, description="the Ray cluster the stages fan out on")
+    workers: int = Field(
+        1, ge=1, description="with scale.ray: Ray workers the generate, label and evaluate stages share their "
+        "problems among (each loads the stage's model once)")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
 
 
@@ -188,6 +201,9 @@ class EngineConfig(_Section):
         "cpu, cuda or cuda:N")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="compute precision (weights stay float32): auto is float32 on the CPU, bfloat16 on CUDA")
+    generation: Literal["torch", "vllm"] = Field(
+        "torch", description="what samples the generate and evaluate stages' answers: torch (rsi's engine) or vllm "
+        "(vLLM's offline batch engine, the extra rsi[vllm]); GRPO rollouts and self-play stay on torch")
 
     @field_validator("device")
     @classmethod
@@ -223,6 +239,7 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out accuracy ladder")
     gate: GateConfig = Field(default_factory=GateConfig, description="accepting a candidate as the new champion")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="the device and precision models run in")
+    scale: ScaleConfig = Field(default_factory=ScaleConfig, description="fanning stages out on a Ray cluster")
 
     @model_validator(mode="before")
     @classmethod

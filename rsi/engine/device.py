@@ -66,6 +66,27 @@ def choose(cfg: EngineConfig) -> Placement:
     return Placement(device, dtype)
 
 
+def inventory() -> list[tuple[str, str, str]]:
+    """(what, found, how to get it) for the devices and engines this machine offers (`rsi doctor`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = [("torch", torch.__version__, "")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            bf16 = "bf16" if torch.cuda.get_device_capability(i) >= (8, 0) else "no bf16"
+            rows.append((f"cuda:{i}", f"{torch.cuda.get_device_name(i)} ({bf16})", ""))
+    else:
+        rows.append(("cuda", "none (engine.device=auto runs on the CPU)",
+                     "a CUDA GPU and a CUDA build of PyTorch for engine.device=cuda"))
+    for package, extra in (("vllm", "engine.generation=vllm: pip install 'rsi[vllm]'"),
+                           ("ray", "scale.ray: pip install 'rsi[ray]'")):
+        try:
+            rows.append((package, version(package), ""))
+        except PackageNotFoundError:
+            rows.append((package, "not installed", extra))
+    return rows
+
+
 def place(model: torch.nn.Module, placement: Placement) -> torch.nn.Module:
     """`model` with float32 weights on `placement.device`, computing in `placement.dtype`."""
     model.to(device=placement.device, dtype=torch.float32)
@@ -87,6 +108,12 @@ def compute_dtype(model: torch.nn.Module) -> torch.dtype:
 def fast_path(model: torch.nn.Module) -> bool:
     """Whether rsi's CPU forwards (lean sampler, packed forward, tape: oneDNN float32 matmuls) apply."""
     return of(model).type == "cpu" and compute_dtype(model) == torch.float32
+
+
+def release_cache() -> None:
+    """Give cached GPU memory back (after an inference engine is shut down); nothing on the CPU."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def autocast(model: torch.nn.Module):

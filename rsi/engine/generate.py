@@ -34,8 +34,13 @@ class Completion:
 
 def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """Every token that ends an answer: the tokenizer's eos and the model's generation-config eos ids."""
+    return stop_tokens(tokenizer, getattr(model, "generation_config", None))
+
+
+def stop_tokens(tokenizer: PreTrainedTokenizerBase, generation_config) -> set[int]:
+    """The tokenizer's eos and a generation config's eos ids (it may be None)."""
     ids = {tokenizer.eos_token_id}
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    extra = getattr(generation_config, "eos_token_id", None)
     ids |= set(extra) if isinstance(extra, list) else {extra}
     return {i for i in ids if i is not None}
 

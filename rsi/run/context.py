@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from rsi.ledger import Ledger
 from rsi.monitors import HeldoutIndex
 from rsi.records import EvalResult, GrpoStep, Problem, ProposeFacts, TrainFacts, is_veto
 from rsi.run.curriculum import frontier
+from rsi.scale.pool import LocalPool, Pool
 from rsi.tasks import Task, control_set, heldout_set
 
 CONTROL_SETS = 8  # control sets the decontamination monitor's chance is the mean over
@@ -31,6 +32,7 @@ class Context:
     ledger: Ledger
     models_dir: Path
     console: Console
+    pool: Pool = field(default_factory=LocalPool)  # where sampling and verification run (`rsi.scale`)
 
     def checkpoint(self, name: str):
         return self.models_dir / name

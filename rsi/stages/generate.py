@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from rsi.engine.checkpoint import load_checkpoint
-from rsi.engine.generate import generate
 from rsi.progress import bar
 from rsi.records import Sample
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
+from rsi.scale.pool import SampleJob
 
 
 def stage_generate(ctx: Context, cycle: int) -> None:
     """Sample answers to this cycle's problems from the champion and from each of its friends.
 
     Member k's samples of a problem have indices k*n .. k*n+n-1 (n = samples_per_problem), so the
-    labeler sees every member's answers to a problem together.
+    labeler sees every member's answers to a problem together. Each difficulty is one job for the
+    run's pool (`rsi.scale`), with a seed of its own, so its answers are the same wherever it runs.
     """
     g, n = ctx.cfg.generate, ctx.cfg.generate.samples_per_problem
     by_model: dict[str, list[Sample]] = {}
@@ -22,16 +22,16 @@ def stage_generate(ctx: Context, cycle: int) -> None:
         todo = ctx.ledger.problems(cycle=cycle)
         for k in range(ctx.cfg.label.friends + 1):
             name = model_name(champ, k)
-            model, tokenizer = load_checkpoint(ctx.checkpoint(name), ctx.cfg.engine)
-            samples = by_model.setdefault(name, [])
-            with bar(ctx.console, f"generate {name}", len(todo) * n) as advance:
-                for d in sorted({p.difficulty for p in todo}):
-                    group = [p for p in todo if p.difficulty == d]
-                    outs = generate(model, tokenizer, [p.prompt for p in group], ctx.task.max_answer_chars(d) + 1,
-                                    n=n, temperature=g.temperature, seed=member_seed(ctx, cycle, f"generate/{d}", k),
-                                    batch_size=g.batch_size, on_batch=advance)
-                    samples += [Sample(p.id, k * n + j, c.text, c.n_tokens, name)
-                                for p, cs in zip(group, outs, strict=True) for j, c in enumerate(cs)]
+            groups = [[p for p in todo if p.difficulty == d] for d in sorted({p.difficulty for p in todo})]
+            jobs = [SampleJob([p.prompt for p in group], ctx.task.max_answer_chars(group[0].difficulty) + 1, n,
+                              g.temperature, member_seed(ctx, cycle, f"generate/{group[0].difficulty}", k),
+                              g.batch_size) for group in groups]
+            with ctx.pool.session(ctx.checkpoint(name), ctx.cfg.engine) as session, \
+                    bar(ctx.console, f"generate {name}", len(todo) * n) as advance:
+                answers = session.run(jobs, on_rows=advance)
+            by_model[name] = [Sample(p.id, k * n + j, c.text, c.n_tokens, name)
+                              for group, outs in zip(groups, answers, strict=True)
+                              for p, cs in zip(group, outs, strict=True) for j, c in enumerate(cs)]
     with ctx.ledger.stage(cycle, "generate") as w:
         for name, samples in by_model.items():
             ctx.ledger.add_samples(cycle, name, samples)

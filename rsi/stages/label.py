@@ -111,6 +111,9 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
     decisions: list[tuple[Problem, Sample, str, bool, str, float]] = []
     seen: set[tuple[str, str]] = set()
     verdicts = Verdicts(task)
+    # every sample is verified (for the audit, and by the verifier labeler): in one batch, so code runs
+    # in parallel (and on a pool's workers) and no labeler call waits on its own small one
+    verdicts.many([(p, s) for p in problems for s in by_problem.get(p.id, [])])
     for p in problems:
         drawn = by_problem.get(p.id, [])
         formed = [s for s in drawn if not filter_cfg.well_formed or task.well_formed(p, s.completion)]
@@ -131,7 +134,7 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                     kept, reason = False, str(why)
                     break
             decisions.append((p, s, answer, kept, reason, agreement))
-    audits = verdicts.many([(p, s) for p, s, *_ in decisions])  # the rest in one batch: code runs in parallel
+    audits = verdicts.many([(p, s) for p, s, *_ in decisions])
     return [Label(p.id, s.index, answer, kept, reason, agreement, audit_correct=v.correct)
             for (p, s, answer, kept, reason, agreement), v in zip(decisions, audits, strict=True)]
 
@@ -142,7 +145,7 @@ def stage_label(ctx: Context, cycle: int) -> None:
     m = ctx.cfg.monitors
     with timed() as cost:
         todo, samples = ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle)
-        task = GuardedTask(ctx.task)
+        task = GuardedTask(ctx.task, ctx.pool.verify)
         labels = label_samples(task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
         audit = label_audit(labels, ctx.cfg.label.labeler, m)
         if audit.alert:

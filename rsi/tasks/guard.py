@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rsi.errors import SandboxUnavailable
 from rsi.records import Problem, Verdict
@@ -62,8 +62,11 @@ def _cleaned(v: Verdict) -> Verdict:
 class GuardedTask:
     """A task whose verifier never raises, counting the samples it scored 0 for raising."""
 
-    def __init__(self, task) -> None:
+    def __init__(self, task, verify: Callable | None = None) -> None:
+        """`verify(task, pairs)` runs the guarded verification (default `verify_guarded` here; a
+        stage passes its pool's, `rsi.scale`, to share it among workers)."""
         self.task = task
+        self._verify = verify or verify_guarded
         self._failed: set[tuple[str, str]] = set()
         self.first_error = ""
 
@@ -74,7 +77,7 @@ class GuardedTask:
         return self.verify_many([(problem, completion)])[0]
 
     def verify_many(self, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
-        out = verify_guarded(self.task, pairs)
+        out = self._verify(self.task, pairs)
         for (problem, completion), v in zip(pairs, out, strict=True):
             if v.error:
                 self._failed.add((problem.id, completion))

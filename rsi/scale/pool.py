@@ -1,0 +1,91 @@
+"""The stages' pool: one interface for work in this process and on Ray.
+
+A `SampleJob` is one `Sampler.sample` call (a difficulty's prompts with their seed); jobs are
+independent, so any worker may take any job and the answers are the same. `Session.run(jobs)`
+returns their answers in the order of `jobs`; `Pool.verify(task_ref, pairs)` the verdicts of
+(problem, answer) pairs in their order. `LocalPool` does both here; `rsi.scale.ray_pool.RayPool`
+shares them among Ray actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rsi.config import Config, EngineConfig
+from rsi.engine.generate import Completion
+from rsi.engine.samplers import open_sampler
+from rsi.records import Problem, Verdict
+from rsi.tasks.guard import verify_guarded
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    prompts: list[str]
+    max_new_tokens: int
+    n: int = 1
+    temperature: float = 0.0
+    seed: int = 0
+    batch_size: int = 256
+
+
+Answers = list[list[Completion]]  # per prompt, its n completions
+
+
+class Session(Protocol):
+    def run(self, jobs: Sequence[SampleJob], on_rows: Callable[[int], None] | None = None) -> list[Answers]:
+        """Each job's answers, in the order of `jobs`; `on_rows(k)` as k more answers are done."""
+        ...
+
+
+class Pool(Protocol):
+    workers: int
+
+    def session(self, checkpoint: Path, engine: EngineConfig):
+        """A context manager: a `Session` sampling from `checkpoint`, loaded once per worker."""
+        ...
+
+    def verify(self, task, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
+        """The task's (guarded) verdicts on `pairs`, in their order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _LocalSession:
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def run(self, jobs: Sequence[SampleJob], on_rows: Callable[[int], None] | None = None) -> list[Answers]:
+        return [self.sampler.sample(j.prompts, j.max_new_tokens, n=j.n, temperature=j.temperature, seed=j.seed,
+                                    batch_size=j.batch_size, on_batch=on_rows) for j in jobs]
+
+
+class LocalPool:
+    """Everything in this process, one job at a time."""
+
+    workers = 1
+
+    @contextmanager
+    def session(self, checkpoint: Path, engine: EngineConfig) -> Iterator[Session]:
+        with open_sampler(checkpoint, engine) as sampler:
+            yield _LocalSession(sampler)
+
+    def verify(self, task, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
+        return verify_guarded(task, pairs)
+
+    def close(self) -> None:
+        pass
+
+
+def open_pool(cfg: Config) -> Pool:
+    """The pool `cfg.scale` asks for: in-process without `scale.ray.address`, else Ray (connected
+    and checked here, before any stage runs: `rsi.scale.ray_pool.connect`)."""
+    if cfg.scale.ray.address is None:
+        return LocalPool()
+    from rsi.scale.ray_pool import RayPool
+
+    return RayPool(cfg)

@@ -1,0 +1,125 @@
+"""Stages fanned out on Ray (`scale.ray`): the same ledger rows as in one process, on a local Ray
+(with a worker SIGKILLed mid-stage) and on a simulated two-node cluster; a cluster that is not
+there is refused before anything is written."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from families import TINY, TOK
+from rich.console import Console
+
+from rsi import resolve
+from rsi.config import EngineConfig
+from rsi.engine.checkpoint import save_checkpoint
+from rsi.engine.model import build_tiny_model
+from rsi.loop import start
+from rsi.scale.pool import LocalPool, SampleJob
+from rsi.scale.ray_pool import RayPool, ScaleError, _ray, _RaySession
+from rsi.tasks import get_task, problems
+from rsi.views.fingerprint import fingerprint
+
+SMALL = ["loop.cycles=1", "eval.problems_per_difficulty=20", "propose.problems_per_difficulty=20"]
+RSI = [sys.executable, "-m", "rsi.cli"]
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO())
+
+
+def test_a_run_on_two_ray_workers_writes_the_in_process_runs_rows(tmp_path, monkeypatch):
+    start(resolve.load("quick", SMALL), tmp_path / "here", _quiet())
+    sent, run = [], _RaySession.run
+    monkeypatch.setattr(_RaySession, "run", lambda self, jobs, **k: sent.extend(jobs) or run(self, jobs, **k))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    killer = threading.Thread(target=_kill_a_sampling_worker, args=(killed := [],), daemon=True)
+    killer.start()  # SIGKILL one worker while it samples: Ray restarts it and the job is done again
+    try:
+        start(resolve.load("quick", [*SMALL, "scale.ray.address=local", "scale.workers=2"]), tmp_path / "ray",
+              _quiet())
+    finally:
+        ray.shutdown()
+    assert killed, "no Ray worker was caught sampling"
+    here, there = fingerprint(tmp_path / "here"), fingerprint(tmp_path / "ray")
+    assert here["samples"]["rows"] > 0 and here["eval_answers"]["rows"] > 0
+    assert here == there
+    asked = sum(len(j.prompts) * j.n for j in sent)  # every sample and held-out answer came from a Ray worker
+    assert asked >= here["samples"]["rows"] + here["eval_answers"]["rows"]
+
+
+def _kill_a_sampling_worker(killed: list, patience_s: float = 60.0) -> None:
+    """SIGKILL the first Ray worker process seen running a sampling job (`ray::_Worker.run`)."""
+    end = time.monotonic() + patience_s
+    while time.monotonic() < end and not killed:
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and b"ray::_Worker.run" in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed.append(int(proc.name))
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+
+
+def test_the_pool_shares_jobs_and_verification_across_two_nodes_in_order(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    save_checkpoint(build_tiny_model(TINY, TOK, 2), TOK, tmp_path / "m")
+    sort = get_task("sort")
+    jobs = [SampleJob([p.prompt for p in problems(sort, d, "train", 6)], 6, n=2, temperature=1.0, seed=d)
+            for d in (1, 2, 3, 4)]
+    with LocalPool().session(tmp_path / "m", EngineConfig(device="cpu")) as s:
+        want = s.run(jobs)
+    pairs = [(p, p.answer if p.seed % 2 else "nope") for p in problems(sort, 3, "train", 40)]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        pool = RayPool(resolve.load("quick", ["scale.ray.address=auto", "scale.workers=2"]))
+        with pool.session(tmp_path / "m", EngineConfig(device="cpu")) as s:
+            rows = []
+            got = s.run(jobs, on_rows=rows.append)
+        verdicts = pool.verify(None, pairs)
+        nodes = set(ray.get([a.node.remote() for a in pool.actors]))
+        pool.close()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert [[c.token_ids for c in cs] for a in got for cs in a] == [[c.token_ids for c in cs] for a in want for cs in a]
+    assert rows == [12] * 4 and len(nodes) == 2
+    assert [v.correct for v in verdicts] == [bool(p.seed % 2) for p, _ in pairs]
+
+
+def test_a_cluster_that_does_not_answer_is_refused_before_the_run_directory_exists(tmp_path):
+    run = tmp_path / "run"
+    r = subprocess.run([*RSI, "run", "quick", "--run-dir", str(run), "--set", "scale.ray.address=127.0.0.1:9"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "scale.ray.address" in r.stderr and "127.0.0.1:9" in r.stderr, r.stderr
+    assert not run.exists()
+
+
+def test_more_workers_than_the_cluster_has_cpus_names_the_key(tmp_path):
+    r = subprocess.run([*RSI, "run", "quick", "--run-dir", str(tmp_path / "run"), "--set", "scale.ray.address=local",
+                        "--set", "scale.workers=64"], capture_output=True, text=True, timeout=180)
+    assert r.returncode != 0 and "scale.workers" in r.stderr and "64 workers need 64 CPUs" in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_missing_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ScaleError, match=r"scale.ray.address.*pip install 'rsi\[ray\]'"):
+        _ray()
+
+
+def test_an_address_that_is_not_one_is_refused():
+    with pytest.raises(ScaleError, match="is not an address"):
+        RayPool(resolve.load("quick", ["scale.ray.address=nowhere"]))
+
