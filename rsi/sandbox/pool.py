@@ -111,13 +111,16 @@ class Sandbox:
 _shared: Sandbox | None = None
 
 
+SHARED_SLOTS: int | None = None  # the shared sandbox's slots; None: one per CPU core (a Ray worker sets its share)
+
+
 def shared() -> Sandbox:
     """The process's sandbox for code tasks, started on first use (fail-closed) and closed at exit."""
     global _shared
     if _shared is None:
         import atexit
 
-        _shared = Sandbox(Limits(wall_s=5.0, cpu_s=2, memory_mb=256))
+        _shared = Sandbox(Limits(wall_s=5.0, cpu_s=2, memory_mb=256), slots=SHARED_SLOTS)
         atexit.register(_shared.close)
     return _shared
 

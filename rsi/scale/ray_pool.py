@@ -32,6 +32,7 @@ from rsi.config import Config, EngineConfig
 from rsi.errors import RsiError
 from rsi.records import Problem, Verdict
 from rsi.scale.pool import Answers, SampleJob
+from rsi.tasks.guard import verify_guarded
 
 CONNECT_S = 30.0  # how long a cluster address may take to answer
 RETRIES = 3  # restarts of a dead actor, and retries of its call
@@ -93,6 +94,8 @@ class _Worker:
     restarted actor takes a retried call like any other."""
 
     def __init__(self, task_ref: str, threads: int):
+        import rsi.engine.samplers  # noqa: F401  (imported now, while the driver trains, not on the first job)
+
         torch.set_num_threads(threads)
         self.task_ref, self.task, self.opened, self.sampler = task_ref, None, None, None
 
@@ -119,10 +122,14 @@ class _Worker:
         return ray.get_runtime_context().get_node_id()
 
     def verify(self, pairs: list[tuple[Problem, str]]) -> list[Verdict]:
-        from rsi.tasks import get_task
-        from rsi.tasks.guard import verify_guarded
+        import ray
 
-        self.task = self.task or get_task(self.task_ref)
+        from rsi.sandbox import pool
+        from rsi.tasks import get_task
+
+        if self.task is None:  # a code task's sandbox gets as many slots as this worker has CPUs, not the node's
+            pool.SHARED_SLOTS = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+            self.task = get_task(self.task_ref)
         return verify_guarded(self.task, pairs)
 
 
@@ -162,9 +169,12 @@ class RayPool:
             self.ray.get([a.close.remote() for a in self.actors])
 
     def verify(self, task, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
-        """`pairs` verified by the run's task (`cfg.task`, rebuilt in each worker), in order."""
+        """`pairs` verified by the run's task (`cfg.task`, rebuilt in each worker), in order; here,
+        when its verifier is cheap (`Task.costly_verifier` false: a round trip would cost more)."""
         if not pairs:
             return []
+        if task is not None and not getattr(task, "costly_verifier", False):
+            return verify_guarded(task, pairs)
         from ray.util import ActorPool
 
         size = -(-len(pairs) // (4 * self.workers))  # a few chunks per worker, for balance

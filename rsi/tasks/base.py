@@ -37,6 +37,7 @@ class Task(abc.ABC):
     max_difficulty: int  # hardest difficulty the generator supports
     alphabet: str  # every character a prompt or answer may contain
     pooled: bool = False  # items are rows of a fixed pool (a file): held-out item i wraps around its rows
+    costly_verifier: bool = False  # verifying runs code or a checker process: worth sharing among workers (rsi.scale)
 
     @abc.abstractmethod
     def generate(self, rng: random.Random, difficulty: int) -> tuple[str, str]:

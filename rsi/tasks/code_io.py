@@ -70,6 +70,7 @@ def _examples(rng: random.Random, source: str, difficulty: int, n: int) -> list[
 class CodeIO(Task):
     difficulty_meaning = "program size: statements, nesting depth, value range"
     max_difficulty = 12
+    costly_verifier = True  # the sandbox
     alphabet = string.digits + string.ascii_letters + " \n#=()?:;+-*/%<>!,_."
 
     def __init__(self, name: str, modes: tuple[str, ...] = MODES) -> None:

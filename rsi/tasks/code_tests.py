@@ -37,6 +37,7 @@ class CodeTests(Task):
     description = "write a function that passes hidden unit tests (local HumanEval-style JSONL), run in the sandbox"
     difficulty_meaning = "the rows' 'difficulty' field (default 1)"
     alphabet = string.printable
+    costly_verifier = True  # the sandbox
     pooled = True
 
     def __init__(self, path: str | Path) -> None:

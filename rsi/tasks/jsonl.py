@@ -44,6 +44,7 @@ class JsonlTask(Task):
     description = "questions and reference answers from a local JSONL file, checked with math-verify"
     difficulty_meaning = "the rows' 'difficulty' field (default 1)"
     alphabet = string.printable
+    costly_verifier = True  # math-verify in a worker process
     pooled = True
 
     def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
