@@ -98,6 +98,45 @@ def test_the_pool_shares_jobs_and_verification_across_two_nodes_in_order(tmp_pat
     assert [v.correct for v in verdicts] == [bool(p.seed % 2) for p, _ in pairs]
 
 
+def test_data_parallel_sft_on_ray_train_matches_one_process(tmp_path):
+    """`scale.strategy: ddp` and `fsdp` (2 Ray Train workers, gloo): the same counts, the final loss
+    within 0.5 % of one process's (shards average their own token means), and the pool's workers
+    back for the next stage."""
+    import copy
+
+    from rsi.config import ModelConfig, TrainConfig
+    from rsi.learn.data import mixture, seed_stream
+    from rsi.learn.sft import train
+
+    cfg = resolve.load("quick")
+    sort = get_task(cfg.task)
+    draw = mixture({}, seed_stream(sort, cfg.seed_data, cfg.propose), None)
+    tcfg = TrainConfig(steps=12, batch_size=32, lr=1e-3, warmup_steps=4)
+    start_from = build_tiny_model(ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64), TOK, 0)
+    alone = copy.deepcopy(start_from)
+    want = train(alone, TOK, draw, tcfg, seed=3)
+    save_checkpoint(start_from, TOK, tmp_path / "m")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for strategy in ("ddp", "fsdp"):
+            pool = RayPool(resolve.load("quick", ["scale.ray.address=local", "scale.workers=2",
+                                                  f"scale.strategy={strategy}"]))
+            model = copy.deepcopy(start_from)
+            got = pool.train(model, TOK, draw, tcfg, 3, tmp_path / "scratch")
+            assert (got.steps, got.sequences, got.tokens) == (want.steps, want.sequences, want.tokens)
+            assert got.final_loss == pytest.approx(want.final_loss, rel=5e-3), strategy
+            moved, off = (max(float((p - q).detach().abs().max())
+                              for p, q in zip(model.parameters(), other.parameters(), strict=True))
+                          for other in (start_from, alone))
+            assert off < moved / 5, (strategy, off, moved)  # it trained, and like the one process did
+        with pool.session(tmp_path / "m", EngineConfig(device="cpu")) as s:  # the workers are back
+            assert len(s.run([SampleJob(["s:12="], 4)])[0]) == 1
+        pool.close()
+    finally:
+        ray.shutdown()
+    assert not list((tmp_path / "scratch").iterdir())  # the trainer's files are gone
+
+
 def test_a_cluster_that_does_not_answer_is_refused_before_the_run_directory_exists(tmp_path):
     run = tmp_path / "run"
     r = subprocess.run([*RSI, "run", "quick", "--run-dir", str(run), "--set", "scale.ray.address=127.0.0.1:9"],

@@ -191,7 +191,10 @@ class ScaleConfig(_Section):
     ray: RayConfig = Field(default_factory=RayConfig, description="the Ray cluster the stages fan out on")
     workers: int = Field(
         1, ge=1, description="with scale.ray: Ray workers the generate, label and evaluate stages share their "
-        "problems among (each loads the stage's model once)")
+        "problems among (each loads the stage's model once), and the data-parallel trainer's workers")
+    strategy: Literal["driver", "ddp", "fsdp"] = Field(
+        "driver", description="with scale.ray, how SFT trains: driver (in this process), ddp (data-parallel on "
+        "Ray Train, a whole model per worker) or fsdp (data-parallel, the model sharded: PyTorch's FSDP2)")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
 
 

@@ -7,8 +7,8 @@
 - `place(model, placement)` moves a model's weights to the device. Weights stay float32 (the
   optimiser's master copy, and what checkpoints hold); bfloat16 is the *compute* precision, run
   under `torch.autocast`, so small updates are not rounded away.
-- `of(model)`, `compute_dtype(model)`, `fast_path(model)` and `autocast(model)` are what the rest of
-  the engine asks; nothing outside `rsi.engine` creates a tensor on a device or picks a dtype.
+- `of(model)`, `compute_dtype(model)`, `fast_path(model)`, `sharded(model)` and `autocast(model)`
+  are what the rest of the engine asks; nothing outside `rsi.engine` creates a tensor on a device or picks a dtype.
 
 Example:
     >>> from rsi.config import EngineConfig
@@ -106,8 +106,23 @@ def compute_dtype(model: torch.nn.Module) -> torch.dtype:
 
 
 def fast_path(model: torch.nn.Module) -> bool:
-    """Whether rsi's CPU forwards (lean sampler, packed forward, tape: oneDNN float32 matmuls) apply."""
-    return of(model).type == "cpu" and compute_dtype(model) == torch.float32
+    """Whether rsi's CPU forwards (lean sampler, packed forward, tape: oneDNN float32 matmuls) apply:
+    float32 on the CPU, its weights plain tensors (not FSDP's shards)."""
+    return of(model).type == "cpu" and compute_dtype(model) == torch.float32 and not sharded(model)
+
+
+def sharded(model: torch.nn.Module) -> bool:
+    """Whether `model`'s weights are FSDP shards (DTensors), which only its own forward gathers."""
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(next(model.parameters()), DTensor)
+
+
+def for_collective(t: torch.Tensor) -> torch.Tensor:
+    """`t` where the current process group's collectives take it: the GPU under NCCL, else as it is."""
+    import torch.distributed as dist
+
+    return t.to(torch.device("cuda", torch.cuda.current_device())) if dist.get_backend() == "nccl" else t
 
 
 def release_cache() -> None:

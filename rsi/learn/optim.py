@@ -11,7 +11,7 @@ gradient norm to `cfg.grad_clip` and updates. `lr_at` is the schedule: linear wa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -34,12 +34,16 @@ class Optimiser:
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas),
                                      fused=True)
 
-    def step(self, step: int, loss: torch.Tensor, total: int) -> None:
-        """One update on `loss` at 1-based `step` of `total` (the schedule's length)."""
+    def step(self, step: int, loss: torch.Tensor, total: int,
+             sync: Callable[[list[torch.nn.Parameter]], None] | None = None) -> None:
+        """One update on `loss` at 1-based `step` of `total` (the schedule's length); `sync(params)`
+        after the backward (data-parallel ranks averaging their gradients, `rsi.learn.shard`)."""
         for group in self.opt.param_groups:
             group["lr"] = lr_at(step, self.cfg, total)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if sync is not None:
+            sync(self.params)
         torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.opt.step()
 

@@ -18,6 +18,7 @@ from rsi.engine.forward import answer_loss
 from rsi.learn.objectives import OBJECTIVES
 from rsi.learn.optim import Optimiser
 from rsi.learn.resumable import Resumable
+from rsi.learn.shard import ONE_PROCESS, Shard
 from rsi.records import Example
 
 
@@ -37,9 +38,12 @@ def train(
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
     resumable: Resumable | None = None,
+    shard: Shard = ONE_PROCESS,
 ) -> TrainStats:
     """Run `cfg.steps` optimiser steps on batches `draw(rng, cfg.batch_size)`. With `resumable`, the
-    loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on from the last save."""
+    loop's state is saved every `cfg.checkpoint_every` steps and a rerun goes on from the last save.
+    Data-parallel, each rank trains on its `shard` of every batch (`rsi.learn.shard`); the loss and
+    counts it reports are the whole batch's."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     make_batch = OBJECTIVES.resolve(cfg.objective)
@@ -51,12 +55,12 @@ def train(
     if resumable is not None and (saved := resumable.restore(model, opt, rng)):
         first, sequences, tokens, recent = saved["step"] + 1, saved["sequences"], saved["tokens"], saved["recent"]
     for step in range(first, cfg.steps + 1):
-        contexts, targets = make_batch(tokenizer, draw(rng, cfg.batch_size))
+        contexts, targets = make_batch(tokenizer, shard.take(draw(rng, cfg.batch_size)))
         loss = answer_loss(model, contexts, targets, tokenizer.pad_token_id)
-        opt.step(step, loss, cfg.steps)
-        sequences += len(targets)
-        tokens += sum(len(c) + len(t) for c, t in zip(contexts, targets, strict=True))
-        recent = ([*recent, loss.item()])[-50:]
+        opt.step(step, loss, cfg.steps, sync=shard.sync)
+        sequences += shard.total(len(targets))
+        tokens += shard.total(sum(len(c) + len(t) for c, t in zip(contexts, targets, strict=True)))
+        recent = ([*recent, shard.mean(loss.item())])[-50:]
         if resumable is not None:
             resumable.save(step, cfg.steps, model, opt, rng,
                            {"sequences": sequences, "tokens": tokens, "recent": recent})

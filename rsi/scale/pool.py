@@ -3,8 +3,9 @@
 A `SampleJob` is one `Sampler.sample` call (a difficulty's prompts with their seed); jobs are
 independent, so any worker may take any job and the answers are the same. `Session.run(jobs)`
 returns their answers in the order of `jobs`; `Pool.verify(task_ref, pairs)` the verdicts of
-(problem, answer) pairs in their order. `LocalPool` does both here; `rsi.scale.ray_pool.RayPool`
-shares them among Ray actors.
+(problem, answer) pairs in their order; `Pool.train` is SFT. `LocalPool` does all three here;
+`rsi.scale.ray_pool.RayPool` shares them among Ray actors, and trains data-parallel on Ray Train
+(`scale.strategy`: `rsi.scale.ray_train`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from rsi.config import Config, EngineConfig
+from rsi.config import Config, EngineConfig, TrainConfig
 from rsi.engine.generate import Completion
 from rsi.engine.samplers import open_sampler
+from rsi.learn.resumable import Resumable
+from rsi.learn.sft import TrainStats, train
 from rsi.records import Problem, Verdict
 from rsi.tasks.guard import verify_guarded
 
@@ -52,6 +55,11 @@ class Pool(Protocol):
         """The task's (guarded) verdicts on `pairs`, in their order."""
         ...
 
+    def train(self, model, tokenizer, draw, cfg: TrainConfig, seed: int, scratch: Path,
+              on_step: Callable[[int, float], None] | None = None, resumable: Resumable | None = None) -> TrainStats:
+        """SFT of `model` in place (`rsi.learn.sft.train`); `scratch` is a directory every worker sees."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -76,6 +84,10 @@ class LocalPool:
 
     def verify(self, task, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
         return verify_guarded(task, pairs)
+
+    def train(self, model, tokenizer, draw, cfg: TrainConfig, seed: int, scratch: Path,
+              on_step: Callable[[int, float], None] | None = None, resumable: Resumable | None = None) -> TrainStats:
+        return train(model, tokenizer, draw, cfg, seed, on_step=on_step, resumable=resumable)
 
     def close(self) -> None:
         pass

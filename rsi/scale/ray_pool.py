@@ -24,12 +24,15 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from rsi.config import Config, EngineConfig
+from rsi.config import Config, EngineConfig, TrainConfig
 from rsi.errors import RsiError
+from rsi.learn.resumable import Resumable
+from rsi.learn.sft import TrainStats, train
 from rsi.records import Problem, Verdict
 from rsi.scale.pool import Answers, SampleJob
 from rsi.tasks.guard import verify_guarded
@@ -154,12 +157,20 @@ class RayPool:
 
     def __init__(self, cfg: Config):
         ray = connect(cfg)
-        self.ray, self.workers = ray, cfg.scale.workers
-        gpus = 1 if cfg.engine.device.startswith("cuda") or (
+        self.ray, self.workers, self.strategy, self.engine = ray, cfg.scale.workers, cfg.scale.strategy, cfg.engine
+        self.gpus = 1 if cfg.engine.device.startswith("cuda") or (
             cfg.engine.device == "auto" and torch.cuda.is_available()) else 0
-        options = {"num_cpus": 1, "num_gpus": gpus, "max_restarts": RETRIES, "max_task_retries": RETRIES}
-        actor = ray.remote(_Worker).options(**options)
-        self.actors = [actor.remote(cfg.task, torch.get_num_threads()) for _ in range(self.workers)]
+        options = {"num_cpus": 1, "num_gpus": self.gpus, "max_restarts": RETRIES, "max_task_retries": RETRIES}
+        self._make = partial(ray.remote(_Worker).options(**options).remote, cfg.task, torch.get_num_threads())
+        self._actors: list = []
+        self._actors = self.actors  # started now: their imports overlap the driver's first stage
+
+    @property
+    def actors(self) -> list:
+        """The workers, started when first needed (again after a data-parallel train stage)."""
+        if not self._actors:
+            self._actors = [self._make() for _ in range(self.workers)]
+        return self._actors
 
     @contextmanager
     def session(self, checkpoint: Path, engine: EngineConfig) -> Iterator[_RaySession]:
@@ -182,7 +193,19 @@ class RayPool:
         done = ActorPool(self.actors).map(lambda a, c: a.verify.remote(c), chunks)
         return [v for chunk in done for v in chunk]
 
+    def train(self, model, tokenizer, draw, cfg: TrainConfig, seed: int, scratch: Path,
+              on_step: Callable[[int, float], None] | None = None, resumable: Resumable | None = None) -> TrainStats:
+        """SFT in the driver (`scale.strategy: driver`), else data-parallel on Ray Train
+        (`rsi.scale.ray_train`), the workers stopped first so the trainer gets their CPUs and GPUs."""
+        if self.strategy == "driver":
+            return train(model, tokenizer, draw, cfg, seed, on_step=on_step, resumable=resumable)
+        from rsi.scale import ray_train
+
+        self.close()
+        return ray_train.fit(model, tokenizer, draw, cfg, seed, workers=self.workers, strategy=self.strategy,
+                             engine=self.engine, gpus=bool(self.gpus), scratch=scratch, on_step=on_step)
+
     def close(self) -> None:
-        for a in self.actors:
+        for a in self._actors:
             self.ray.kill(a)
-        self.actors = []
+        self._actors = []

@@ -19,7 +19,6 @@ from rsi.learn.data import mixture, seed_stream
 from rsi.learn.grpo import group_normalised, grpo_train, recorded_update
 from rsi.learn.resumable import Resumable, clear, partial_dir
 from rsi.learn.rewards import load_reward
-from rsi.learn.sft import train
 from rsi.progress import bar
 from rsi.records import GrpoStep, ProposerStep, TrainFacts
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
@@ -60,7 +59,7 @@ def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resuma
         last[0] = step
 
     with bar(ctx.console, label, tcfg.steps) as advance:
-        stats = train(trainable, tokenizer, draw, tcfg, seed, on_step=on_step, resumable=resumable)
+        stats = ctx.pool.train(trainable, tokenizer, draw, tcfg, seed, ctx.models_dir, on_step, resumable)
     merged(trainable)
     return stats
 
