@@ -34,7 +34,8 @@ from rsi.run.context import Context, champion, champion_results, current_frontie
 from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
 from rsi.run.runlock import LOCK_FILE, hold
 from rsi.run.stopping import RunStopped, Stopper, stale_stop
-from rsi.scale.pool import Pool, open_pool
+from rsi.scale import open_pool
+from rsi.scale.pool import Pool
 from rsi.stages import STAGES, stages_of
 from rsi.tasks import get_task
 

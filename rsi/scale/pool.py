@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from rsi.config import Config, EngineConfig, TrainConfig
+from rsi.config import EngineConfig, TrainConfig
 from rsi.engine.generate import Completion
 from rsi.engine.samplers import open_sampler
 from rsi.learn.resumable import Resumable
@@ -91,13 +91,3 @@ class LocalPool:
 
     def close(self) -> None:
         pass
-
-
-def open_pool(cfg: Config) -> Pool:
-    """The pool `cfg.scale` asks for: in-process without `scale.ray.address`, else Ray (connected
-    and checked here, before any stage runs: `rsi.scale.ray_pool.connect`)."""
-    if cfg.scale.ray.address is None:
-        return LocalPool()
-    from rsi.scale.ray_pool import RayPool
-
-    return RayPool(cfg)
