@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from rsi.config import Config, EngineConfig, TrainConfig
+from rsi.engine.device import choose
 from rsi.errors import RsiError
 from rsi.learn.resumable import Resumable
 from rsi.learn.sft import TrainStats, train
@@ -69,6 +70,11 @@ def _reachable(address: str) -> None:
                          "port.") from None
 
 
+def on_gpus(cfg: Config) -> bool:
+    """Whether the run's models are placed on CUDA (`rsi.engine.device.choose`): then each worker holds a GPU."""
+    return choose(cfg.engine).device.type == "cuda"
+
+
 def connect(cfg: Config):
     """Connect to (or start) the Ray the config names and check it can hold the workers; see the module."""
     ray = _ray()
@@ -82,8 +88,7 @@ def connect(cfg: Config):
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ScaleError(f"config key 'scale.ray.address': could not connect to Ray at {address!r}: {e}") from None
     have = ray.cluster_resources()
-    workers, gpus = cfg.scale.workers, cfg.engine.device.startswith("cuda") or (
-        cfg.engine.device == "auto" and torch.cuda.is_available())
+    workers, gpus = cfg.scale.workers, on_gpus(cfg)
     for kind, need in (("CPU", workers), ("GPU", workers if gpus else 0)):
         if have.get(kind, 0) < need:
             raise ScaleError(f"config key 'scale.workers': {workers} workers need {need} {kind}s, but the Ray cluster "
@@ -158,8 +163,7 @@ class RayPool:
     def __init__(self, cfg: Config):
         ray = connect(cfg)
         self.ray, self.workers, self.strategy, self.engine = ray, cfg.scale.workers, cfg.scale.strategy, cfg.engine
-        self.gpus = 1 if cfg.engine.device.startswith("cuda") or (
-            cfg.engine.device == "auto" and torch.cuda.is_available()) else 0
+        self.gpus = 1 if on_gpus(cfg) else 0
         options = {"num_cpus": 1, "num_gpus": self.gpus, "max_restarts": RETRIES, "max_task_retries": RETRIES}
         self._make = partial(ray.remote(_Worker).options(**options).remote, cfg.task, torch.get_num_threads())
         self._actors: list = []
