@@ -40,6 +40,10 @@ from rsi.tasks.guard import verify_guarded
 
 CONNECT_S = 30.0  # how long a cluster address may take to answer
 RETRIES = 3  # restarts of a dead actor, and retries of its call
+# A Ray that `local` starts: its workers at the driver's priority (Ray's default niceness 15 starves
+# them while the driver trains on every core: a worker's start then waited for the train stage to
+# end), and no idle workers started ahead of the actors.
+LOCAL_RAY = {"worker_niceness": 0, "prestart_worker_first_driver": False}
 
 
 class ScaleError(RsiError):
@@ -82,7 +86,8 @@ def connect(cfg: Config):
     if not ray.is_initialized():
         if address not in ("local", "auto"):
             _reachable(address)
-        kwargs = {"num_cpus": os.cpu_count()} if address == "local" else {"address": address}
+        local = {"num_cpus": os.cpu_count(), "_system_config": LOCAL_RAY}
+        kwargs = local if address == "local" else {"address": address}
         try:
             ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
