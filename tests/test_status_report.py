@@ -148,11 +148,8 @@ def test_export(run_dir, tmp_path):
     assert out == run_dir / "accepted.jsonl" and n == 3 and out.stat().st_mode & 0o777 == 0o600
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     # p1's two kept labels agree (one example), p2 kept, p3 rejected; cycle 2: p4 kept.
-    assert rows == [
-        {"prompt": "1+1=", "answer": "2", "difficulty": 3, "origin": "self", "cycle": 1},
-        {"prompt": "2+2=", "answer": "5", "difficulty": 3, "origin": "self", "cycle": 1},
-        {"prompt": "4+4=", "answer": "8", "difficulty": 3, "origin": "self", "cycle": 2},
-    ]
+    assert [(r["prompt"], r["completion"], r["difficulty"], r["source"], r["cycle"]) for r in rows] == [
+        ("1+1=", "2", 3, "model", 1), ("2+2=", "5", 3, "model", 1), ("4+4=", "8", 3, "model", 2)]
     other, _ = export(run_dir, tmp_path / "sub" / "x.jsonl")
     assert other.read_text() == out.read_text()
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))

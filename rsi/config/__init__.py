@@ -140,7 +140,7 @@ def config_from_dict(d: dict, source: str | None = None, checks: Sequence[Check]
 
 
 # what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
-RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.", "scale.")
+RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.", "scale.", "track")
 
 
 def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None,
@@ -156,7 +156,8 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
         key = o.partition("=")[0].strip()
         if not key.startswith(RESUMABLE):
             raise ConfigError(f"override {o!r}: a run's config is frozen when it starts; on resume only budget.*, "
-                              "loop.cycles, gate.require_approval, engine.* and scale.* (where it runs) may change. "
+                              "loop.cycles, gate.require_approval, engine.* and scale.* (where it runs) and track "
+                              "may change. "
                               "Start a new run to change anything else.")
     set_by = apply_overrides(Config, data, overrides)
     return validate(Config, data, source, set_by, checks)

@@ -243,6 +243,9 @@ class Config(_Section):
     gate: GateConfig = Field(default_factory=GateConfig, description="accepting a candidate as the new champion")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="the device and precision models run in")
     scale: ScaleConfig = Field(default_factory=ScaleConfig, description="fanning stages out on a Ray cluster")
+    track: list[Literal["tensorboard", "mlflow", "wandb", "trackio"]] = Field(
+        default_factory=list, description="experiment trackers the run's figures also go to (rsi.track): any of "
+        "tensorboard, mlflow, wandb, trackio (the extra rsi[track])")
 
     @model_validator(mode="before")
     @classmethod

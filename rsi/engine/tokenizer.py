@@ -31,10 +31,13 @@ SPECIALS = ("<pad>", "<bos>", "<eos>")
 def build_char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
     """A tokenizer with one token per character of `alphabet` plus the special tokens.
 
+    Called plainly it starts a text with `<bos>` as rsi's prompts do (`add_bos_token`, saved with
+    it), so plain transformers, TRL, vLLM and lm-eval encode a prompt as rsi does.
+
     Example:
         >>> tok = build_char_tokenizer("0123456789+=")
         >>> tok("12+3=")["input_ids"]
-        [5, 6, 3, 7, 14]
+        [1, 5, 6, 3, 7, 14]
     """
     chars = sorted(set(alphabet))
     vocab = {tok: i for i, tok in enumerate(SPECIALS)}
@@ -45,7 +48,7 @@ def build_char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
     core.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
-        unk_token="<pad>", padding_side="left",
+        unk_token="<pad>", padding_side="left", add_bos_token=True,
     )
 
 

@@ -25,6 +25,13 @@ _FIRST_KEPT = """
     FROM labels l JOIN problems p ON p.id = l.problem_id WHERE l.kept = 1 AND (? IS NULL OR l.cycle <= ?)"""
 ROWS = f"SELECT c, rid FROM ({_FIRST_KEPT}) WHERE nth = 1 ORDER BY c, pid, si"
 EXAMPLES = f"SELECT c, prompt, answer, difficulty, source FROM ({_FIRST_KEPT}) WHERE nth = 1 ORDER BY c, pid, si"
+# The same examples with where each came from: its label's reason and agreement, the sample's model and text.
+PROVENANCE = f"""
+    SELECT f.c AS cycle, f.pid AS problem_id, f.si AS sample_index, f.prompt, f.answer, f.difficulty, f.source,
+           l.reason, l.agreement, s.model, s.completion AS sample
+    FROM ({_FIRST_KEPT}) f JOIN labels l ON l.rowid = f.rid
+    LEFT JOIN samples s ON s.problem_id = f.pid AND s.sample_index = f.si AND s.cycle = f.c
+    WHERE f.nth = 1 ORDER BY f.c, f.pid, f.si"""
 ONE = ("SELECT p.prompt, l.answer, p.difficulty, p.source FROM labels l JOIN problems p ON p.id = l.problem_id "
        "WHERE l.rowid = ?")
 

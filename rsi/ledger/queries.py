@@ -10,7 +10,7 @@ import functools
 import json
 import sqlite3
 
-from rsi.ledger.accepted import EXAMPLES, ONE, ROWS, ExampleRows, example
+from rsi.ledger.accepted import EXAMPLES, ONE, PROVENANCE, ROWS, ExampleRows, example
 from rsi.records import EvalResult, Example, Label, Problem, Proposal, Sample
 
 
@@ -106,6 +106,11 @@ class Queries:
     @_guarded
     def _accepted_at(self, rowid: int) -> Example:
         return example(*self._con.execute(ONE, (rowid,)).fetchone())
+
+    @_guarded
+    def provenance(self) -> list[dict]:
+        """The examples of `accepted` as rows with where each came from (`rsi.ledger.accepted.PROVENANCE`)."""
+        return self._rows(PROVENANCE, (None, None))
 
     def accepted_examples(self, upto_cycle: int | None = None) -> list[Example]:
         """The examples of `accepted`, without their cycles."""

@@ -19,6 +19,7 @@ from rsi.records import EvalResult, GrpoStep, Problem, ProposeFacts, TrainFacts,
 from rsi.run.curriculum import frontier
 from rsi.scale.pool import LocalPool, Pool
 from rsi.tasks import Task, control_set, heldout_set
+from rsi.track import Tracking
 
 CONTROL_SETS = 8  # control sets the decontamination monitor's chance is the mean over
 
@@ -33,6 +34,7 @@ class Context:
     models_dir: Path
     console: Console
     pool: Pool = field(default_factory=LocalPool)  # where sampling and verification run (`rsi.scale`)
+    track: Tracking = field(default_factory=Tracking.off)  # the run's experiment trackers (`rsi.track`)
 
     def checkpoint(self, name: str):
         return self.models_dir / name

@@ -63,7 +63,9 @@ class Pool(Protocol):
     def close(self) -> None: ...
 
 
-class _LocalSession:
+class LocalSession:
+    """A `Session` over one sampler in this process (also `rsi eval`'s, over a model loaded any way)."""
+
     def __init__(self, sampler):
         self.sampler = sampler
 
@@ -80,7 +82,7 @@ class LocalPool:
     @contextmanager
     def session(self, checkpoint: Path, engine: EngineConfig) -> Iterator[Session]:
         with open_sampler(checkpoint, engine) as sampler:
-            yield _LocalSession(sampler)
+            yield LocalSession(sampler)
 
     def verify(self, task, pairs: Sequence[tuple[Problem, str]]) -> list[Verdict]:
         return verify_guarded(task, pairs)

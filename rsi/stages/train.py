@@ -23,6 +23,7 @@ from rsi.progress import bar
 from rsi.records import GrpoStep, ProposerStep, TrainFacts
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
 from rsi.tasks.selfplay import proposal_rewards, solve_rates
+from rsi.track.readings import train_offset
 
 
 @dataclass
@@ -49,14 +50,19 @@ def fresh_origin(ctx: Context) -> str:
     return "scratch" if ctx.cfg.model.kind == "tiny" else str(ctx.cfg.model.path)
 
 
-def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resumable: Resumable):
-    """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats."""
+def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resumable: Resumable, cycle: int,
+                 member: int):
+    """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats.
+    Its losses go to the run's trackers (`rsi.track`) on the run's one train-step axis."""
     trainable = with_lora(model, ctx.cfg.model.lora)
     last = [0]
+    tracked = ctx.track.sft_steps(train_offset(ctx.cfg, cycle), tcfg.steps, member)
 
     def on_step(step: int, loss: float) -> None:  # a resumed loop starts past 1
         advance(step - last[0], f"loss {loss:.3f}")
         last[0] = step
+        if tracked:
+            tracked(step, loss)
 
     with bar(ctx.console, label, tcfg.steps) as advance:
         stats = ctx.pool.train(trainable, tokenizer, draw, tcfg, seed, ctx.models_dir, on_step, resumable)
@@ -81,7 +87,7 @@ def base_member(ctx: Context, k: int, name: str | None = None) -> Trained:
         label = "base: train" + (f" friend {k}" if k else "")
         b = ctx.cfg.base
         stats = _train_model(ctx, model, tokenizer, draw, b, seed, label,
-                             _resumable(ctx, name or out.name, "sft", 0, seed, b.steps, b.checkpoint_every))
+                             _resumable(ctx, name or out.name, "sft", 0, seed, b.steps, b.checkpoint_every), 0, k)
         out.loss, out.sequences, out.tokens = stats.final_loss, stats.sequences, stats.tokens
     path = save_checkpoint(model, tokenizer, ctx.checkpoint(name or out.name), {"cycle": 0, "init": fresh_origin(ctx)})
     out.weights_sha256 = recorded_sha256(path)
@@ -150,7 +156,8 @@ def train_member(ctx: Context, cycle: int, k: int, p: Plan, init_cycle: int, nam
     if p.sft:
         draw = mixture(pools, seed_stream(ctx.task, cfg.seed_data, cfg.propose), tcfg.mix)
         stats = _train_model(ctx, model, tokenizer, draw, tcfg, seed, f"{who}: train",
-                             _resumable(ctx, name or out.name, "sft", cycle, seed, tcfg.steps, tcfg.checkpoint_every))
+                             _resumable(ctx, name or out.name, "sft", cycle, seed, tcfg.steps, tcfg.checkpoint_every),
+                             cycle, k)
         out.loss, out.sequences, out.tokens = stats.final_loss, stats.sequences, stats.tokens
     if p.grpo:
         logs = _grpo(ctx, cycle, model, tokenizer, init, seed, f"{who}: grpo",

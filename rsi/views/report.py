@@ -1,11 +1,13 @@
 """The run report: one self-contained HTML page with plots. Backs `rsi report RUN`.
 
 `write_report(run_dir)` reads the ledger (never writes it) and writes `run_dir/report.html`
-atomically. The page holds a summary of `status()`, then PNG plots embedded as base64 (no
-JavaScript, no external files, so it can be mailed or opened offline):
+atomically. The page holds a summary of `status()` (with links to the run in its experiment
+trackers, `track`), then the figures, PNG plots embedded as base64 (no JavaScript, no external files, so it can be
+mailed or opened offline):
 
   (a) accuracy by difficulty per cycle: the champion at the end of each cycle, and the candidate
-      that cycle's gate judged;
+      that cycle's gate judged, as heat maps made of HTML tables (each cell's percentage printed,
+      its model, cycle and difficulty on hover);
   (b) the champion's frontier against cumulative CPU-seconds;
   (c) kept fraction and audited label accuracy per cycle;
   (d) for runs with GRPO, per step: mean reward of each component, the fraction of groups with
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from html import escape
 from pathlib import Path
 
@@ -34,7 +35,10 @@ from rsi.run.rundir import atomic_write_text, open_ledger
 from rsi.views.status import accuracy, checkpoints_line, corrupted, status
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
+overflow-wrap:break-word}table.heat{table-layout:fixed;width:100%;font-size:11px}
+table.heat td,table.heat th{padding:2px 0;text-align:center;border:1px solid #fff}
+table.heat tr>th:first-child{width:7em;text-align:left}caption{text-align:left;font-weight:bold;margin-bottom:4px}
 th{background:#f3f3f3}.promote{color:#070}.reject{color:#a00}img{max-width:100%}.alert{color:#a00;font-weight:bold}"""
 
 
@@ -44,46 +48,57 @@ def _png(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _heatmap(ax, grid: list[list[float]], rows: list[str], cols: list[int], title: str) -> None:
-    im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(cols)), [str(d) for d in cols])
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("difficulty")
-    ax.set_ylabel("cycle")
-    ax.set_title(title)
-    if len(rows) * len(cols) <= 400:  # annotate small grids; big ones become unreadable
-        for i, row in enumerate(grid):
-            for j, v in enumerate(row):
-                if not math.isnan(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="black" if v > 0.6 else "white")
-    ax.figure.colorbar(im, ax=ax, label="accuracy")
+NUMBERS_UP_TO = 60  # difficulties a heat map prints its numbers for; wider ones show them on hover only
+
+
+def _colour(v: float) -> tuple[str, str]:
+    """(background, text colour) of accuracy `v` on matplotlib's viridis scale."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    return to_hex(colormaps["viridis"](v)), "#000" if v > 0.6 else "#fff"
+
+
+def _heatmap(grid: list[list[tuple[float, str] | None]], rows: list[str], cols: list[int], title: str) -> str:
+    """An HTML table, a cell per (row, difficulty): its accuracy as a percentage, coloured, and
+    what it is on hover (the cell's `title`); no script, no image, readable at any ladder length."""
+    numbers = len(cols) <= NUMBERS_UP_TO
+    head = "".join(f"<th>{d}</th>" for d in cols)
+    body = []
+    for name, row in zip(rows, grid, strict=True):
+        cells = []
+        for d, cell in zip(cols, row, strict=True):
+            if cell is None:
+                cells.append("<td></td>")
+                continue
+            v, what = cell
+            bg, fg = _colour(v)
+            cells.append(f'<td style="background:{bg};color:{fg}" title="{escape(f"{what}, difficulty {d}: {v:.1%}")}">'
+                         f"{round(100 * v) if numbers else ''}</td>")
+        body.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    return (f'<table class="heat"><caption>{escape(title)} (accuracy %, hover a cell for its figures)</caption>'
+            f"<tr><th>cycle</th>{head}</tr>{''.join(body)}</table>")
 
 
 def _accuracy_plot(evals: list[dict], st: dict) -> str:
-    from matplotlib.figure import Figure
-
     champs = {int(c): m for c, m in st["champions"].items()}
     difficulties = sorted({r["difficulty"] for r in evals})
     cycles = sorted(champs)
-    champ_grid = []
+    grid = []
     for c in cycles:
         acc = accuracy(evals, champs[c], upto_cycle=c)
-        champ_grid.append([acc.get(d, math.nan) for d in difficulties])
-    fig = Figure(figsize=(12, 1.5 + 0.4 * len(cycles)))
-    gates = st["gates"]
-    axes = fig.subplots(1, 2 if gates else 1, squeeze=False)[0]
-    _heatmap(axes[0], champ_grid, [f"{c} ({champs[c]})" for c in cycles], difficulties,
-             "champion at the end of each cycle")
-    if gates:
-        cand_grid = []
-        for g in gates:
+        grid.append([(acc[d], f"cycle {c}: champion {champs[c]}") if d in acc else None for d in difficulties])
+    out = _heatmap(grid, [f"{c} ({champs[c]})" for c in cycles], difficulties, "champion at the end of each cycle")
+    if st["gates"]:
+        cand = []
+        for g in st["gates"]:
             acc = {r["difficulty"]: r["accuracy"] for r in evals
                    if r["model"] == g["candidate"] and r["cycle"] == g["cycle"]}
-            cand_grid.append([acc.get(d, math.nan) for d in difficulties])
-        rows = [f"{g['cycle']} {'✓' if g['promote'] else '✗'}" for g in gates]
-        _heatmap(axes[1], cand_grid, rows, difficulties, "candidate judged by each gate (✓ promoted)")
-    return _png(fig)
+            what = f"cycle {g['cycle']}: candidate {g['candidate']} ({'promoted' if g['promote'] else 'rolled back'})"
+            cand.append([(acc[d], what) if d in acc else None for d in difficulties])
+        rows = [f"{g['cycle']} {'✓' if g['promote'] else '✗'}" for g in st["gates"]]
+        out += _heatmap(cand, rows, difficulties, "candidate judged by each gate (✓ promoted)")
+    return out
 
 
 def _frontier_plot(st: dict) -> str:
@@ -165,6 +180,18 @@ def _table(header: list[str], rows: list[list[str]], row_class: list[str] | None
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _tracked(events: list[dict]) -> str:
+    """Where the run is tracked (`rsi.track`): each tracker's link, a hyperlink when it is a URL."""
+    links = {name: made["link"] for e in events for name, made in e["detail"].items()}
+    parts = []
+    for name, link in sorted(links.items()):
+        url = link.split(" ")[0]
+        shown = f'<a href="{escape(url)}">{escape(link)}</a>' if url.startswith(("http://", "https://", "file:")) \
+            else escape(link)
+        parts.append(f"{escape(name)}: {shown}")
+    return "<p>tracked in " + "; ".join(parts) + "</p>" if parts else ""
+
+
 def _summary(st: dict) -> str:
     c = st["cost"]
     vel = "—" if st["velocity"] is None else f"{st['velocity']:+.2f} difficulties per CPU-hour"
@@ -196,7 +223,7 @@ def write_report(run_dir: Path, out: Path | None = None, st: dict | None = None)
     st = st or status(run_dir)
     with open_ledger(run_dir) as ledger:
         evals, costs, metrics = ledger.evals(), ledger.costs(), ledger.metrics()
-        readings = ledger.readings()
+        readings, tracking = ledger.readings(), ledger.events("tracking")
     steps = [(c, s) for c, s in grpo_steps(metrics) if s.member == 0]  # the candidates' (not the friends')
     monitors = _table(["cycle", "monitor", "state", "reading"],
                       [[r["cycle"], r["monitor"], "ALERT" if r["alert"] else "ok", r["message"]] for r in readings],
@@ -216,6 +243,7 @@ def write_report(run_dir: Path, out: Path | None = None, st: dict | None = None)
 <body><h1>{escape(title)}</h1>
 {"".join(f'<p class="alert">{escape(line)}</p>' for line in corrupted(st))}
 {_summary(st)}
+{_tracked(tracking)}
 <h2>Accuracy by difficulty</h2>
 {_accuracy_plot(evals, st) if evals else "<p>No evaluations yet.</p>"}
 <h2>Frontier over compute</h2>
