@@ -37,9 +37,9 @@ from rsi.run.stopping import RunStopped, Stopper, stale_stop
 from rsi.scale import open_pool
 from rsi.scale.pool import Pool
 from rsi.stages import STAGES, stages_of
+from rsi.stages.tracked import stage_done
 from rsi.tasks import get_task
 from rsi.track import Tracking, open_tracking
-from rsi.track.readings import stage_done
 
 
 def release_memory() -> None:

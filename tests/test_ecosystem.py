@@ -174,3 +174,18 @@ metric_list:
     assert got["tasks"]["rsi_sort4"]["exact_match,none"] == pytest.approx(ours["ladder"][0]["accuracy"])
     bad = rsi("eval", run, "--lm-eval", "no_such_task", "--include", tmp_path, check=False)
     assert bad.returncode == 2 and "no lm-eval task named 'no_such_task'" in bad.stderr
+
+
+def test_a_checkpoint_saved_before_the_tokenizer_added_bos_is_mended_on_export(tmp_path):
+    from rsi.engine.tokenizer import build_char_tokenizer
+    from rsi.views.card import plain_tokenizer
+
+    old = build_char_tokenizer("0123456789s:=")
+    old.add_bos_token = False  # as rsi saved it before
+    old.save_pretrained(tmp_path / "old")
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "old")
+    before = loaded("s:827=").input_ids
+    assert before[0] != loaded.bos_token_id
+    plain_tokenizer(loaded).save_pretrained(tmp_path / "mended")
+    mended = AutoTokenizer.from_pretrained(tmp_path / "mended")
+    assert mended("s:827=").input_ids == encode_prompt(mended, "s:827=") == [mended.bos_token_id, *before]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import signal
 
 import typer
@@ -95,3 +96,10 @@ def _finish(go) -> None:
     report = write_report(out)
     console.print(f"run finished: {escape(str(out))}  report: {escape(str(report))}", highlight=False)
 
+
+def show(found: dict, as_json: bool, render) -> None:
+    """Print a command's result: JSON on stdout with --json, else `render(found)` through rich."""
+    if as_json:
+        print(json.dumps(found, indent=1))
+    else:
+        console.print(render(found))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from rsi.cli.base import _commands, app, console
+from rsi.cli.base import _commands, app, console, show
 from rsi.errors import RsiError
 
 
@@ -47,13 +46,9 @@ def review(
         console.print(escape(f"recorded: {done['ruling']} {done['candidate']} (cycle {done['cycle']}) by "
                              f"{done['by']} ({done['why']}); {what}"), highlight=False)
         return
-    st = summary(run_dir, cycle)
-    if as_json:
-        print(json.dumps(st, indent=1))
-    else:
-        from rsi.views.status import format_review
+    from rsi.views.status import format_review
 
-        console.print(format_review(st))
+    show(summary(run_dir, cycle), as_json, format_review)
 
 
 @app.command()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from rsi.cli.base import _commands, _warn, app, console, err
+from rsi.cli.base import _commands, _warn, app, console, err, show
 
 
 @app.command()
@@ -23,11 +22,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     from rsi.views.status import format_status
     from rsi.views.status import status as get_status
 
-    st = get_status(run_dir)
-    if as_json:
-        print(json.dumps(st, indent=1))
-    else:
-        console.print(format_status(st))
+    show(get_status(run_dir), as_json, format_status)
 
 
 @app.command()
@@ -110,11 +105,7 @@ def eval_(
     if lm_eval is not None:
         from rsi.views.harness import format_results, harness
 
-        found = harness(target, lm_eval, include or [], cycle=cycle, limit=limit)
-        if as_json:
-            print(json.dumps(found, indent=1))
-        else:
-            console.print(format_results(found))
+        show(harness(target, lm_eval, include or [], cycle=cycle, limit=limit), as_json, format_results)
         return
     from rsi.progress import bar
     from rsi.views.ladder import ladder, ladder_table, resolve_target
@@ -122,7 +113,4 @@ def eval_(
     t = resolve_target(target, task, cycle, difficulties, problems)
     with bar(err, f"evaluate {t.name}", len(t.difficulties)) as advance:  # progress on stderr
         found = ladder(t, on_difficulty=lambda r: advance(1, f"d{r.difficulty} {r.accuracy:.0%}"))
-    if as_json:
-        print(json.dumps(found, indent=1))
-    else:
-        console.print(ladder_table(found))
+    show(found, as_json, ladder_table)

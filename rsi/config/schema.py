@@ -265,8 +265,8 @@ class Config(_Section):
     @classmethod
     def _task_reference(cls, task: str) -> str:
         kind, colon, arg = task.partition(":")
-        if colon and kind in ("jsonl", "code_tests", "reasoning_gym") and arg:
-            return f"{kind}:{absolute(arg)}" if kind != "reasoning_gym" else task
+        if colon and kind in ("jsonl", "code_tests", "reasoning_gym", "verifiers") and arg:
+            return f"{kind}:{absolute(arg)}" if kind in ("jsonl", "code_tests") else task
         return reference(task)
 
     @model_validator(mode="after")

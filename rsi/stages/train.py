@@ -22,8 +22,8 @@ from rsi.learn.rewards import load_reward
 from rsi.progress import bar
 from rsi.records import GrpoStep, ProposerStep, TrainFacts
 from rsi.run.context import Context, champion_cycle, member_seed, model_name, timed
+from rsi.stages.tracked import train_offset
 from rsi.tasks.selfplay import proposal_rewards, solve_rates
-from rsi.track.readings import train_offset
 
 
 @dataclass

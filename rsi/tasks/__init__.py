@@ -42,6 +42,7 @@ PARAMETRIC = {
     "jsonl": "jsonl:<path to a .jsonl file of question/answer rows>",
     "code_tests": "code_tests:<path to a .jsonl file of HumanEval-style function problems>",
     "reasoning_gym": "reasoning_gym:<dataset name>",
+    "verifiers": "verifiers:<taskset id of an installed verifiers environment>",
 }
 _built: dict[str, Task] = {}  # parametric and plug-in tasks, by reference
 _plugins: dict[str, Task] = {}  # plug-in tasks, by their own name
@@ -49,7 +50,7 @@ _plugins: dict[str, Task] = {}  # plug-in tasks, by their own name
 
 def get_task(name: str) -> Task:
     """The task `name` names: a registered one, a parametric one (`jsonl:<path>`, `code_tests:<path>`,
-    `reasoning_gym:<dataset>`), an installed package's entry point in `rsi.tasks`, or
+    `reasoning_gym:<dataset>`, `verifiers:<taskset id>`), an installed package's entry point in `rsi.tasks`, or
     `path/to/file.py:Name` (a `Task` subclass or instance; `rsi.registry`). A task from a package or
     a file is also found by its own `name` afterwards (its problems carry it).
 
@@ -65,8 +66,10 @@ def get_task(name: str) -> Task:
             from rsi.tasks.code_tests import CodeTests
             from rsi.tasks.gym import GymTask
             from rsi.tasks.jsonl import JsonlTask
+            from rsi.tasks.verifiers_env import VerifiersTask
 
-            _built[name] = {"jsonl": JsonlTask, "code_tests": CodeTests, "reasoning_gym": GymTask}[kind](arg)
+            _built[name] = {"jsonl": JsonlTask, "code_tests": CodeTests, "reasoning_gym": GymTask,
+                            "verifiers": VerifiersTask}[kind](arg)
         else:
             _built[name] = _plugin(name)
     return _built[name]

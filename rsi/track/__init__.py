@@ -8,7 +8,7 @@ interface (`Tracker`), and `Tracking`, which the loop holds, fans each figure ou
 - at the start, the resolved config as parameters;
 - while a model trains, its SFT loss (up to `POINTS` points a stage, axis `train_step`);
 - after each stage commits, what that stage recorded, read back from the ledger
-  (`rsi.track.readings`): GRPO's step statistics (axis `grpo_step`), and per cycle (axis `cycle`)
+  (`rsi.stages.tracked`): GRPO's step statistics (axis `grpo_step`), and per cycle (axis `cycle`)
   held-out accuracy per difficulty, kept fraction, label accuracy, the gate's decision and reason,
   every monitor's reading and alert, the frontier and the cost (wall, CPU, tokens).
 
