@@ -49,10 +49,10 @@ def test_quick_loads_with_its_values():
     assert cfg.name == "quick"
     assert (cfg.model.hidden_size, cfg.model.layers, cfg.model.heads, cfg.model.intermediate_size) == (64, 2, 2, 256)
     assert cfg.seed_data.max_difficulty == 3
-    assert (cfg.base.steps, cfg.base.warmup_steps, cfg.base.lr, cfg.base.mix) == (400, 50, 3e-3, None)
+    assert (cfg.base.steps, cfg.base.warmup_steps, cfg.base.lr, cfg.base.mix) == (600, 50, 3e-3, None)
     assert (cfg.loop.cycles, cfg.loop.max_difficulty) == (4, 10)
     assert cfg.propose.problems_per_difficulty == 100
-    assert (cfg.train.steps, cfg.train.warmup_steps) == (100, 10)
+    assert (cfg.train.steps, cfg.train.warmup_steps) == (150, 10)
     assert (cfg.eval.problems_per_difficulty, cfg.eval.max_difficulty) == (50, 10)
 
 

@@ -159,7 +159,9 @@ def test_report(run_dir):
     path = write_report(run_dir)
     assert path == run_dir / "report.html" and path.stat().st_mode & 0o777 == 0o600
     page = path.read_text()
-    assert page.count("<img") >= 3 and page.count("data:image/png;base64,") >= 3
+    assert page.count("<img") >= 2 and page.count("data:image/png;base64,") >= 2  # frontier, labels
+    assert page.count('<table class="heat">') == 2  # champion per cycle, candidate per gate
+    assert 'title="cycle 2: candidate cycle-0002 (rolled back), difficulty 3: 100.0%"' in page
     assert PROMOTE_REASON in page
     assert "regression -50.0% at difficulty 2 &lt;exceeds&gt; max_regression &amp; 5%" in page
     assert "<script" not in page

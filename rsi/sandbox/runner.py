@@ -88,8 +88,8 @@ class Slot:
         cpu = cg.cpu_seconds()
         status = status or {"signal": signal.SIGKILL}
         sig, code = status.get("signal"), status.get("exit")
-        if killed is None and cg.oom_kills() > oom_before:
-            killed = "memory"
+        if killed in (None, "cpu_time") and cg.oom_kills() > oom_before:
+            killed = "memory"  # the memory cgroup struck first: the CPU poll only ends what it left running
         if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= 0.98 * limits.cpu_s:
             killed = "cpu_time"  # RLIMIT_CPU's signals; the same signal sent by the program itself is just a signal
         return Execution(
