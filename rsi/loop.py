@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from rsi import resolve
+from rsi import progress, resolve
 from rsi.config import Config, dump_config
 from rsi.errors import RunDirError
 from rsi.learn.resumable import clear_all
@@ -31,7 +31,7 @@ from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
 from rsi.run import inputs
 from rsi.run.context import Context, champion, champion_results, current_frontier, heldout_problems
-from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE, atomic_write_text
+from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, LIVE, MODELS, STATE, atomic_write_text
 from rsi.run.runlock import LOCK_FILE, hold
 from rsi.run.stopping import RunStopped, Stopper, stale_stop
 from rsi.scale import open_pool
@@ -148,7 +148,7 @@ def _go_on(run_dir: Path, console: Console, overrides: list[str], allow_changed:
                                                                                             console))
     (run_dir / MODELS).mkdir(exist_ok=True)
     try:
-        with Stopper(run_dir) as stopper:
+        with Stopper(run_dir) as stopper, progress.live(run_dir / LIVE):
             _run_cycles(ctx, run_dir, stopper)
     finally:
         ctx.track.close()
@@ -186,6 +186,7 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
             try:
                 if why:
                     raise RunStopped(run_dir, cycle, stage, why)
+                progress.at(cycle, stage)
                 STAGES[stage](ctx, cycle)  # may stop itself: a promotion awaiting review
             except RunStopped as stop:
                 ctx.ledger.add_event(cycle, "stop", {"before": stage, "reason": stop.reason,

@@ -4,38 +4,13 @@ readable, no horizontal overflow at 1280 px, and the link to the tracked run."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from rsi.ledger import Ledger
 from rsi.records import EvalResult, GateDecision
 from rsi.views.report import write_report
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LADDER = range(1, 41)  # the default config's ladder: 40 difficulties
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
-        if os.environ.get("CI"):
-            raise AssertionError(f"{CHROMIUM} and {DRIVER} are missing: setup.sh installs Debian's chromium and "
-                                 "chromium-driver when run as root")
-        pytest.skip("Debian's chromium and chromium-driver are not installed (setup.sh installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def _evals(model: str, frontier: int) -> list[EvalResult]:

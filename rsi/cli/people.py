@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from rsi.cli.base import _commands, app, console, show
 from rsi.errors import RsiError
@@ -91,3 +92,38 @@ def withdraw(
         raise RsiError("pass --file FILE (that file's rows) or --all (every human problem not used yet), one of them")
     n, cycle = withdraw_problems(run_dir, file)
     console.print(escape(f"withdrew {n} human problems from cycle {cycle} of {run_dir}"), highlight=False)
+
+
+@app.command("label")
+@_commands
+def label_(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    problem: Annotated[str | None, typer.Argument(help="the problem id to label (without it: list the queue)")] = None,
+    answer: Annotated[str | None, typer.Option("--answer", help="the problem's right answer")] = None,
+    wrong: Annotated[str | None, typer.Option("--wrong", help="a kept label's answer that is wrong")] = None,
+    why: Annotated[str, typer.Option("--why", help="the reason, recorded with the label")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="who labels (default: the login name)")] = None,
+    cycle: Annotated[int | None, typer.Option("--cycle", help="the queue of this cycle (default: the latest)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Label what the vote could not: list the queue of problems whose samples split (label.labeler
+    vote), give one its right answer, or mark a kept label wrong. Labels train from the next cycle.
+
+    Example: rsi label runs/vote-20261204-101500 sort/train/5/17 --answer 1234 --why "sorted by hand"
+    """
+    from rsi.run.human_labels import label, read_queue
+
+    if problem is None:
+        shown, rows = read_queue(run_dir, cycle)
+        show({"cycle": shown, "queue": rows}, as_json, lambda q: Text("\n".join(
+            [f"cycle {q['cycle']}: {len(q['queue'])} problems the vote left unlabelled"]
+            + [f"  {r['problem_id']}  {r['prompt']!r}  votes: "
+               + ", ".join(f"{v['answer']!r}×{v['n']}" for v in r["votes"]) for r in q["queue"]])))
+        return
+    if (answer is None) == (wrong is None):
+        raise RsiError("pass --answer ANSWER (the right answer) or --wrong ANSWER (a kept label that is wrong), one")
+    done = label(run_dir, problem, answer if answer is not None else wrong, answer is not None, why, by)
+    what = "the right answer" if done["correct"] else "a wrong kept label"
+    console.print(escape(f"recorded {done['answer']!r} as {what} for {problem} by {done['by']}; it trains from cycle "
+                         f"{done['cycle']} (`rsi resume {run_dir}`, with --set loop.cycles=N if the run has "
+                         "finished)"), highlight=False)

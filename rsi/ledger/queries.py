@@ -10,7 +10,8 @@ import functools
 import json
 import sqlite3
 
-from rsi.ledger.accepted import EXAMPLES, ONE, PROVENANCE, ROWS, ExampleRows, example
+from rsi.ledger.accepted import ONE, ONE_HUMAN, ExampleRows, example, examples_sql, provenance_sql, rows_sql
+from rsi.ledger.browse import Browse
 from rsi.records import EvalResult, Example, Label, Problem, Proposal, Sample
 
 
@@ -27,12 +28,12 @@ def _guarded(method):
     return wrapper
 
 
-class Queries:
+class Queries(Browse):
     def _has_table(self, name: str) -> bool:
         """Whether an additive table (created with its first row) exists yet."""
         return self._con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
-    def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
+    def _rows(self, sql: str, args: tuple | dict = ()) -> list[dict]:
         cur = self._con.execute(sql, args)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -91,30 +92,41 @@ class Queries:
     @_guarded
     def accepted(self, upto_cycle: int | None = None) -> list[tuple[int, Example]]:
         """(cycle first kept, example) for every kept answer up to `upto_cycle` (`rsi.ledger.accepted`)."""
-        rows = self._con.execute(EXAMPLES, (upto_cycle, upto_cycle))
+        rows = self._con.execute(examples_sql(self._has_table("human_labels")), {"upto": upto_cycle})
         return [(cycle, example(*rest)) for cycle, *rest in rows]
 
     @_guarded
     def accepted_rows(self, upto_cycle: int | None = None) -> ExampleRows:
         """The same examples as `accepted`, each read from the ledger when it is indexed."""
         cycles, rowids = array.array("q"), array.array("q")
-        for cycle, rowid in self._con.execute(ROWS, (upto_cycle, upto_cycle)):
+        for cycle, rowid in self._con.execute(rows_sql(self._has_table("human_labels")), {"upto": upto_cycle}):
             cycles.append(cycle)
             rowids.append(rowid)
         return ExampleRows(self._accepted_at, cycles, rowids)
 
     @_guarded
     def _accepted_at(self, rowid: int) -> Example:
-        return example(*self._con.execute(ONE, (rowid,)).fetchone())
+        return example(*self._con.execute(ONE if rowid > 0 else ONE_HUMAN, (abs(rowid),)).fetchone())
 
     @_guarded
     def provenance(self) -> list[dict]:
         """The examples of `accepted` as rows with where each came from (`rsi.ledger.accepted.PROVENANCE`)."""
-        return self._rows(PROVENANCE, (None, None))
+        return self._rows(provenance_sql(self._has_table("human_labels")), {"upto": None})
 
     def accepted_examples(self, upto_cycle: int | None = None) -> list[Example]:
         """The examples of `accepted`, without their cycles."""
         return [ex for _, ex in self.accepted(upto_cycle)]
+
+    @_guarded
+    def human_labels(self, cycle: int | None = None) -> list[dict]:
+        """People's labels (at, cycle, problem_id, answer, correct, person, why), oldest first; `cycle`: those
+        that joined that cycle."""
+        if not self._has_table("human_labels"):
+            return []
+        rows = self._rows("SELECT * FROM human_labels WHERE (? IS NULL OR cycle = ?) ORDER BY rowid", (cycle, cycle))
+        for r in rows:
+            r["correct"] = bool(r["correct"])
+        return rows
 
     @_guarded
     def evals(self, model: str | None = None) -> list[dict]:

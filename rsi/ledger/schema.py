@@ -87,8 +87,18 @@ CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL, cycle INTEGER NOT NULL, kind TEXT NOT NULL, detail_json TEXT NOT NULL);
 """
 
+# People's labels (`rsi label`, the console's Label page), kept apart from the labelers' rows in `labels`:
+# `correct` 1 gives `answer` as the problem's right answer (it trains as an example of source 'human'),
+# 0 marks a kept label with that answer wrong (it trains no more). `cycle` is the first cycle whose
+# train stage had not run when it was recorded: from that cycle on it counts (additive).
+HUMAN_LABELS = """
+CREATE TABLE IF NOT EXISTS human_labels (
+    at TEXT NOT NULL, cycle INTEGER NOT NULL, problem_id TEXT NOT NULL, answer TEXT NOT NULL,
+    correct INTEGER NOT NULL, person TEXT NOT NULL, why TEXT NOT NULL, UNIQUE (problem_id, answer, cycle));
+"""
 
-ADDITIVE = {"proposals": PROPOSALS, "monitors": MONITORS, "events": EVENTS, "eval_answers": EVAL_ANSWERS}
+ADDITIVE = {"proposals": PROPOSALS, "monitors": MONITORS, "events": EVENTS, "eval_answers": EVAL_ANSWERS,
+            "human_labels": HUMAN_LABELS}
 
 
 def now() -> str:

@@ -233,6 +233,28 @@ class Ledger(Queries):
                               (int(cycle), stage, json.dumps(metrics, sort_keys=True, default=str)))
 
     @_guarded
+    def add_human_label(self, problem_id: str, answer: str, correct: bool, person: str, why: str) -> int:
+        """A person's label (`rsi.run.human_labels`): `answer` is `problem_id`'s right answer (`correct`) or
+        a kept label's wrong one. It joins the first cycle whose train stage has not run, read and written
+        in one transaction; returns that cycle. The same label for that cycle again is a LedgerError."""
+        self._con.execute("BEGIN IMMEDIATE")  # no stage commits between reading the cycle and writing the row
+        try:
+            trained = {c for (c,) in self._con.execute("SELECT cycle FROM stages WHERE stage = 'train'")}
+            cycle = next(c for c in range(1, max(trained, default=0) + 2) if c not in trained)
+            self._con.execute("INSERT INTO human_labels VALUES (?,?,?,?,?,?,?)",
+                              (now(), cycle, problem_id, _storable(answer), int(correct), _storable(person),
+                               _storable(why)))
+        except sqlite3.IntegrityError:
+            self._con.execute("ROLLBACK")
+            raise LedgerError(f"{self.path}: problem {problem_id!r} already has that label ({answer!r}) for cycle "
+                              f"{cycle}") from None
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+        return cycle
+
+    @_guarded
     def add_event(self, cycle: int, kind: str, detail: dict) -> None:
         """A run event outside the stages (e.g. kind "stop" with its reason), in its own transaction."""
         with self._tx():

@@ -59,23 +59,31 @@ def decontamination(dropped_problems: dict[str, int], checked_problems: int,
                       ", within chance"))
 
 
-def label_audit(labels: Sequence[Label], labeler: str, cfg: MonitorsConfig) -> Reading:
-    """Accuracy of the kept labels against the ground truth. `alert` means below the floor: the
-    caller then keeps none of them."""
+def label_audit(labels: Sequence[Label], labeler: str, cfg: MonitorsConfig,
+                people: dict[str, int] | None = None) -> Reading:
+    """Accuracy of the kept labels against the ground truth (the task's verifier, where there is one;
+    else people's verdicts on earlier cycles' kept labels, `people`: {"judged", "wrong"}). `alert`
+    means below the floor: the caller then keeps none of them."""
     kept = [lab for lab in labels if lab.kept]
     audited = [lab.audit_correct for lab in kept if lab.audit_correct is not None]
     accuracy = sum(audited) / len(audited) if audited else None
     value = {"labeler": labeler, "kept": len(kept), "audited": len(audited), "accuracy": accuracy,
              "floor": cfg.label_floor}
+    said = ""
+    if people and people["judged"]:
+        value["people"] = people
+        said = f"; people found {people['wrong']} of {people['judged']} earlier kept labels they judged wrong"
+        if accuracy is None and kept:
+            accuracy = value["accuracy"] = 1 - people["wrong"] / people["judged"]
     if labeler == "verifier":
-        return Reading("label_audit", value, False, "labels come from the task's verifier (ground truth)")
+        return Reading("label_audit", value, False, "labels come from the task's verifier (ground truth)" + said)
     if accuracy is None:
-        return Reading("label_audit", value, False, "nothing to audit: no label was kept")
+        return Reading("label_audit", value, False, "nothing to audit: no label was kept" + said)
     if cfg.label_floor is not None and accuracy < cfg.label_floor:
         return Reading("label_audit", value, True,
                        f"kept labels are {accuracy:.0%} correct, below the floor {cfg.label_floor:.0%}: "
-                       f"this cycle's {len(kept)} labels are not added to the training data")
-    return Reading("label_audit", value, False, f"kept labels are {accuracy:.0%} correct")
+                       f"this cycle's {len(kept)} labels are not added to the training data" + said)
+    return Reading("label_audit", value, False, f"kept labels are {accuracy:.0%} correct" + said)
 
 
 def diversity(problems: Sequence[str], reference_problems: Sequence[str], answers: Sequence[str],

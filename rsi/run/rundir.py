@@ -5,6 +5,7 @@
     RUN/models/        one checkpoint per trained model (`rsi.engine.checkpoint`)
     RUN/champion       the promoted checkpoint's name
     RUN/state.json     the last completed stage
+    RUN/progress.json  while the run runs: its stage and the stage's progress (`rsi.progress.live`)
     RUN/.rsi-lock      held by the process working on the run (`rsi.run.runlock`)
 """
 
@@ -22,6 +23,7 @@ CONFIG = "config.yaml"
 MODELS = "models"
 CHAMPION = "champion"
 STATE = "state.json"
+LIVE = "progress.json"
 
 
 def ledger_path(run_dir: Path) -> Path:

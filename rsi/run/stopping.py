@@ -165,3 +165,11 @@ def budget_spent(budget: BudgetConfig, totals: dict[str, float]) -> str | None:
         if limit is not None and spent >= limit:
             return f"budget.{key} is spent ({spent:,.4g} {unit} of {limit:,.4g})"
     return None
+
+
+def request_stop(run_dir: Path, by: str) -> Path:
+    """Ask the run in `run_dir` to stop before its next stage: the STOP file, saying who asked (the
+    console's Stop; `touch RUN/STOP` does the same)."""
+    stop = Path(run_dir) / STOP_FILE
+    stop.write_text(f"asked by {by} at {datetime.now().astimezone():%Y-%m-%d %H:%M:%S}\n")
+    return stop

@@ -15,7 +15,8 @@ For every sample, in order:
    `path/to/file.py:function`) is `fn(problem, answer) -> reason | None`; a reason drops the sample.
 
 Every label also records `audit_correct`, the answer's true correctness from the task's
-verifier. It is an audit column for reports; training never reads it. Each sample is verified
+verifier; it is an audit column for reports, and training never reads it. The label audit also
+counts people's verdicts on earlier kept labels (`rsi.run.human_labels`). Each sample is verified
 once: the verifier labeler's verdicts are the audit's (`Verdicts`), so a code task runs each
 sample in the sandbox once per cycle.
 
@@ -36,6 +37,7 @@ from rsi.monitors.overlap import REASONS
 from rsi.records import Label, Problem, Sample, Verdict
 from rsi.registry import Registry
 from rsi.run.context import Context, timed
+from rsi.run.human_labels import people_on_kept
 from rsi.stages.monitoring import alerted, decontamination_reading, diversity_reading
 from rsi.tasks import Task
 from rsi.tasks.guard import GuardedTask
@@ -147,7 +149,7 @@ def stage_label(ctx: Context, cycle: int) -> None:
         todo, samples = ctx.ledger.problems(cycle=cycle), ctx.ledger.samples(cycle)
         task = GuardedTask(ctx.task, ctx.pool.verify)
         labels = label_samples(task, todo, samples, ctx.cfg.label, ctx.cfg.filter, ctx.heldout.hit)
-        audit = label_audit(labels, ctx.cfg.label.labeler, m)
+        audit = label_audit(labels, ctx.cfg.label.labeler, m, people_on_kept(ctx.ledger, cycle))
         if audit.alert:
             labels = [replace(lab, kept=False, reason=f"label audit below floor (was: {lab.reason})") if lab.kept
                       else lab for lab in labels]
