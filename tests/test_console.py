@@ -135,19 +135,18 @@ def test_the_run_page_has_frontier_against_compute_accuracy_gates_and_live_progr
 def test_samples_page_filters_and_pages_by_keyset(runs):
     c = client(runs)
     seen, after = [], 0
-    while True:
+    while after is not None:
         page = c.get(f"/api/runs/done/samples?after={after}").json()
-        seen += page
-        if len(page) < 50:
-            break
-        after = page[-1]["rid"]
+        seen += page["rows"]
+        after = page["next_after"]
     assert len(seen) == 240 and len({(r["cycle"], r["problem_id"], r["sample_index"]) for r in seen}) == 240
-    dropped = c.get("/api/runs/done/samples?cycle=2&kept=dropped").json()
+    assert [r["rid"] for r in seen] == sorted(r["rid"] for r in seen)
+    dropped = c.get("/api/runs/done/samples?cycle=2&kept=dropped").json()["rows"]
     assert len(dropped) == 30 and all(r["cycle"] == 2 and r["kept"] is False for r in dropped)
-    split = c.get("/api/runs/done/samples?reason=no majority&cycle=1").json()
+    split = c.get("/api/runs/done/samples?reason=no majority&cycle=1").json()["rows"]
     assert len(split) == 30 and all(r["reason"].startswith("no majority") for r in split)
-    assert c.get("/api/runs/done/samples?difficulty=5").json() == []
-    assert c.get("/api/runs/done/samples?reason=50%25").json() == []  # LIKE's wildcards are taken literally
+    assert c.get("/api/runs/done/samples?difficulty=5").json() == {"rows": [], "next_after": None}
+    assert c.get("/api/runs/done/samples?reason=50%25").json()["rows"] == []  # LIKE's wildcards taken literally
     html = c.get("/runs/done/samples?kept=kept", headers={"accept": "text/html"})
     assert html.status_code == 200 and 'id="next"' in html.text and "majority 3/3" in html.text
     assert c.get("/api/runs/done/samples?cycle=one").status_code == 400

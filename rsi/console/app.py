@@ -115,14 +115,15 @@ def create_app(runs_dir: Path, host: str = "127.0.0.1", read_only: bool = False,
 
     @app.get("/runs/{name}/samples", response_class=HTMLResponse)
     async def samples_page(request: Request, name: str):
-        which, after, rows = _samples(run_dir(name), request)
+        which, after, (rows, following) = _samples(run_dir(name), request)
         return render(request, "samples.html", run={"dir": name}, rows=rows, which=which, after=after,
-                      next_after=rows[-1]["rid"] if len(rows) == PAGE else None,
+                      next_after=following,
                       query={k: v for k, v in request.query_params.items() if k not in ("after", "msg", "err")})
 
     @app.get("/api/runs/{name}/samples")
     async def samples_json(request: Request, name: str):
-        return _samples(run_dir(name), request)[2]
+        rows, following = _samples(run_dir(name), request)[2]
+        return {"rows": rows, "next_after": following}
 
     @app.get("/runs/{name}/review", response_class=HTMLResponse)
     async def review_page(request: Request, name: str):
@@ -250,7 +251,7 @@ def _read(fn):
         raise Refused(409, str(e)) from None
 
 
-def _samples(where: Path, request: Request) -> tuple[SampleFilter, int, list[dict]]:
+def _samples(where: Path, request: Request) -> tuple[SampleFilter, int, tuple[list[dict], int | None]]:
     q = request.query_params
 
     def number(key: str) -> int | None:

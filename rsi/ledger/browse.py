@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _QUEUE = """
-    SELECT l.problem_id, l.cycle, p.prompt, p.difficulty, MAX(l.agreement) AS agreement, COUNT(*) AS samples
-    FROM labels l JOIN problems p ON p.id = l.problem_id
-    WHERE l.cycle = :cycle AND p.split != 'heldout'
-    GROUP BY l.problem_id HAVING MAX(l.kept) = 0 AND SUM(l.reason LIKE 'no majority%') > 0 {unlabelled}
-    ORDER BY agreement DESC, l.problem_id LIMIT :limit OFFSET :offset"""
+    SELECT q.problem_id, q.cycle, p.prompt, p.difficulty, q.agreement, q.samples FROM (
+        SELECT problem_id, cycle, MAX(agreement) AS agreement, COUNT(*) AS samples FROM labels l
+        WHERE cycle = :cycle AND reason LIKE 'no majority%' {unlabelled}
+        GROUP BY problem_id ORDER BY agreement DESC, problem_id LIMIT :limit OFFSET :offset) q
+    JOIN problems p ON p.id = q.problem_id ORDER BY q.agreement DESC, q.problem_id"""
 _UNLABELLED = "AND NOT EXISTS (SELECT 1 FROM human_labels h WHERE h.problem_id = l.problem_id)"
 _VOTES = ("SELECT answer, COUNT(*) AS n FROM labels WHERE problem_id = ? AND cycle = ? "
           "GROUP BY answer ORDER BY n DESC, answer")
@@ -23,7 +23,8 @@ _SAMPLES = """
            l.answer, l.kept, l.reason, l.agreement, l.audit_correct
     FROM samples s JOIN problems p ON p.id = s.problem_id
     LEFT JOIN labels l ON l.problem_id = s.problem_id AND l.sample_index = s.sample_index AND l.cycle = s.cycle
-    WHERE s.rowid > :after {where} ORDER BY s.rowid LIMIT :limit"""
+    WHERE s.rowid > :after AND s.rowid <= :upto {where} ORDER BY s.rowid LIMIT :limit"""
+SCAN = 100_000  # sample rows one page looks through at most: a filter that matches little pages on, never stalls
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,19 @@ class SampleFilter:
 
 
 class Browse:
-    def sample_page(self, which: SampleFilter, after: int = 0, limit: int = 50) -> list[dict]:
-        """Up to `limit` samples matching `which` after the sample row id `after` (keyset paging: the
-        next page starts after the last row's `rid`), each with its problem and label."""
+    def sample_page(self, which: SampleFilter, after: int = 0, limit: int = 50) -> tuple[list[dict], int | None]:
+        """Up to `limit` samples matching `which` after the sample row id `after`, each with its problem and
+        label, and where the next page starts (None: at the end). Keyset paging, looking through at most
+        `SCAN` rows a page, so a filter that matches few rows gives short pages rather than a slow one."""
         where, args = which.sql()
-        rows = self._rows(_SAMPLES.format(where=where), {**args, "after": after, "limit": limit})
+        last = self._con.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
+        upto = after + SCAN
+        rows = self._rows(_SAMPLES.format(where=where), {**args, "after": after, "upto": upto, "limit": limit})
         for r in rows:
             for k in ("kept", "audit_correct"):
                 r[k] = None if r[k] is None else bool(r[k])
-        return rows
+        following = rows[-1]["rid"] if len(rows) == limit else (upto if upto < last else None)
+        return rows, following
 
     def label_queue(self, cycle: int, limit: int = 50, offset: int = 0) -> list[dict]:
         """`cycle`'s problems that the vote left unlabelled (split, or below the threshold) and no person
@@ -86,3 +91,15 @@ class Browse:
         return {a for (a,) in self._con.execute(
             "SELECT DISTINCT answer FROM labels WHERE problem_id = ? AND kept = 1 AND (? IS NULL OR cycle < ?)",
             (problem_id, before_cycle, before_cycle))}
+
+    def kept_label_ids(self, cycle: int) -> list[int]:
+        """The row ids of `cycle`'s kept labels, in the order they were written."""
+        return [r for (r,) in self._con.execute("SELECT rowid FROM labels WHERE cycle = ? AND kept = 1 ORDER BY rowid",
+                                                (int(cycle),))]
+
+    def labels_with_problems(self, ids: list[int]) -> list[dict]:
+        """The labels with these row ids, in that order, each with its problem's prompt and source."""
+        found = {r["rid"]: r for r in self._rows(
+            "SELECT l.rowid AS rid, l.problem_id, l.answer, p.prompt, p.source FROM labels l "
+            f"JOIN problems p ON p.id = l.problem_id WHERE l.rowid IN ({','.join('?' * len(ids))})", tuple(ids))}
+        return [found[i] for i in ids if i in found]

@@ -101,9 +101,8 @@ def summary(run_dir: Path, cycle: int | None = None) -> dict:
                               "until a later one supersedes it; `rsi status` shows where the run is.")
         champ_acc = {d: r.accuracy for d, r in champion_results(ledger, champ).items()}
         cand = {r.difficulty: r.accuracy for r in ledger.eval_results(cycle, candidate)}
-        problems = {p.id: p for p in ledger.problems(cycle=cycle)}
-        kept = [lab for lab in ledger.labels(cycle) if lab.kept]
-        shown = random.Random(f"review/{cycle}").sample(kept, min(SAMPLE_SIZE, len(kept)))
+        kept = ledger.kept_label_ids(cycle)  # ids, not rows: a cycle may keep tens of thousands
+        shown = ledger.labels_with_problems(random.Random(f"review/{cycle}").sample(kept, min(SAMPLE_SIZE, len(kept))))
         readings = [r for r in ledger.readings() if r["cycle"] == cycle]
         if kind == "approval":  # the gate has not committed its readings yet (older runs kept only one)
             readings += waiting.get("gate_readings") or [{"monitor": "reward_hacking", **waiting["reward_hacking"]}]
@@ -115,8 +114,8 @@ def summary(run_dir: Path, cycle: int | None = None) -> dict:
                      for d in sorted(set(champ_acc) | set(cand))},
         "monitors": [{k: r[k] for k in ("monitor", "alert", "message")} for r in readings],
         "new_training_data": {"kept": len(kept), "sample": [
-            {"problem": lab.problem_id, "source": problems[lab.problem_id].source,
-             "prompt": problems[lab.problem_id].prompt, "answer": lab.answer} for lab in shown]},
+            {"problem": lab["problem_id"], "source": lab["source"], "prompt": lab["prompt"], "answer": lab["answer"]}
+            for lab in shown]},
         "previous_review": previous,
     }
 
