@@ -295,3 +295,22 @@ def test_rsi_serve_refuses_a_missing_directory_and_a_port_in_use(tmp_path):
         taken.listen()
         out = CliRunner().invoke(cli, ["serve", str(tmp_path), "--port", str(taken.getsockname()[1])])
     assert out.exit_code == 2 and "cannot listen" in out.output and "--port" in out.output
+
+
+def test_rsi_label_lists_the_queue_and_records_as_the_console_does_and_rsi_stop_writes_stop(runs):
+    shown = CliRunner().invoke(cli, ["label", str(runs / "done"), "--json"])
+    queue = json.loads(shown.output)
+    assert shown.exit_code == 0 and queue["cycle"] == 2 and len(queue["queue"]) == 10
+    first = queue["queue"][0]
+    both = CliRunner().invoke(cli, ["label", str(runs / "done"), first["problem_id"], "--answer", "1", "--wrong", "2"])
+    assert both.exit_code == 2 and "one" in both.output
+    answer = "".join(sorted(first["prompt"][2:-1]))
+    out = CliRunner().invoke(cli, ["label", str(runs / "done"), first["problem_id"], "--answer", answer, "--by", "dan",
+                                   "--why", "by hand"])
+    assert out.exit_code == 0 and "trains from cycle 3" in " ".join(out.output.split())
+    again = json.loads(CliRunner().invoke(cli, ["label", str(runs / "done"), "--json"]).output)
+    assert first["problem_id"] not in {q["problem_id"] for q in again["queue"]} and len(again["queue"]) == 9
+    with Ledger(runs / "done" / "ledger.sqlite", readonly=True) as led:
+        assert [(h["answer"], h["person"], h["why"]) for h in led.human_labels()] == [(answer, "dan", "by hand")]
+    assert CliRunner().invoke(cli, ["stop", str(runs / "done"), "--by", "eve"]).exit_code == 0
+    assert "asked by eve" in (runs / "done" / "STOP").read_text()

@@ -15,7 +15,8 @@ _QUEUE = """
         GROUP BY problem_id ORDER BY agreement DESC, problem_id LIMIT :limit OFFSET :offset) q
     JOIN problems p ON p.id = q.problem_id ORDER BY q.agreement DESC, q.problem_id"""
 _UNLABELLED = "AND NOT EXISTS (SELECT 1 FROM human_labels h WHERE h.problem_id = l.problem_id)"
-_VOTES = ("SELECT answer, COUNT(*) AS n FROM labels WHERE problem_id = ? AND cycle = ? "
+# `+cycle`: look the problem's few rows up by its id, not the cycle's tens of thousands by cycle
+_VOTES = ("SELECT answer, COUNT(*) AS n FROM labels WHERE problem_id = ? AND +cycle = ? "
           "GROUP BY answer ORDER BY n DESC, answer")
 _SAMPLES = """
     SELECT s.rowid AS rid, s.cycle, s.model, s.problem_id, s.sample_index, s.completion, s.n_tokens,
@@ -64,6 +65,9 @@ class Browse:
         `SCAN` rows a page, so a filter that matches few rows gives short pages rather than a slow one."""
         where, args = which.sql()
         last = self._con.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
+        if which.cycle is not None:  # a cycle's samples are written together: start at its first
+            first = self._con.execute("SELECT MIN(rowid) FROM samples WHERE cycle = ?", (which.cycle,)).fetchone()[0]
+            after = max(after, (first or last + 1) - 1)
         upto = after + SCAN
         rows = self._rows(_SAMPLES.format(where=where), {**args, "after": after, "upto": upto, "limit": limit})
         for r in rows:
