@@ -42,8 +42,8 @@ def labelled_cycles(ledger: Ledger) -> list[int]:
 def label(run_dir: Path, problem_id: str, answer: str, correct: bool = True, why: str = "",
           by: str | None = None) -> dict:
     """Record a person's label on the run in `run_dir`; returns it with the cycle it joins."""
-    answer = answer.strip()
-    if not answer:
+    answer = answer.strip() if correct else answer.rstrip()  # a kept label's answer as stored (`answer_of`)
+    if not answer.strip():
         raise LabelError("a label needs an answer: the right one (--answer), or the kept one that is wrong (--wrong)")
     if len(answer) > MAX_ANSWER:
         raise LabelError(f"the answer is {len(answer)} characters long; a label takes at most {MAX_ANSWER}")
