@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 from pathlib import Path
@@ -314,3 +315,18 @@ def test_rsi_label_lists_the_queue_and_records_as_the_console_does_and_rsi_stop_
         assert [(h["answer"], h["person"], h["why"]) for h in led.human_labels()] == [(answer, "dan", "by hand")]
     assert CliRunner().invoke(cli, ["stop", str(runs / "done"), "--by", "eve"]).exit_code == 0
     assert "asked by eve" in (runs / "done" / "STOP").read_text()
+
+
+def test_forms_show_only_to_a_token_holder_and_the_pages_script_ships_with_rsi(runs):
+    reader, w = client(runs), writer(runs)
+    assert 'id="add-form"' not in reader.get("/runs/done/add").text
+    page = w.get("/runs/done/add").text
+    assert 'id="add-form"' in page and f'value="{csrf(w)}"' in page and 'id="upload-form"' in page
+    assert 'id="stop"' in w.get("/runs/done").text and 'id="stop"' not in reader.get("/runs/done").text
+    assert 'id="add-form"' not in writer(runs, read_only=True).get("/runs/done/add").text
+    script = reader.get("/static/console.js")
+    assert script.status_code == 200 and "function drawRun" in script.text
+    for url in ("/", "/runs/done", "/runs/done/samples", "/runs/waiting/review", "/runs/done/label", "/runs/done/add"):
+        html = w.get(url).text  # every script and style sheet a page loads comes from the console itself
+        assert re.findall(r'<script[^>]* src="([^"]+)"', html) == ["/static/console.js"], url
+        assert re.findall(r'<link[^>]* href="([^"]+)"', html) == ["/static/console.css"], url
