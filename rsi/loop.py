@@ -102,33 +102,49 @@ def _start(cfg: Config, run_dir: Path, console: Console, pool: Pool) -> Path:
 
 
 def resume(run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
-           expect: Config | None = None, allow_changed: bool = False) -> Path:
+           expect: Config | None = None, allow_changed: bool = False, recipe: list[str] | None = None) -> Path:
     """Run every stage of `run_dir` that has not completed yet. `overrides` may raise the run's
     limits (budget.*, loop.cycles; recorded as a `resume` event and kept for later resumes); the
     rest of its config is frozen. Raises `RunStopped` if a budget, a STOP file or a signal ends it
     early, RunDirError at once if another process is running it (`rsi.run.runlock`), and
-    `InputChanged` if a file it reads changed since it started, unless `allow_changed`."""
+    `InputChanged` if a file it reads changed since it started, unless `allow_changed`. `recipe`:
+    changes of how its next cycles train, sample, label and propose (`rsi.config.RECIPE`), recorded
+    as a `recipe` event for the next cycle on; only between cycles."""
     run_dir = Path(run_dir)
     if not (run_dir / LEDGER).exists():
         raise RunDirError(f"{run_dir} is not an rsi run directory (no {LEDGER}); start one with `rsi run`.")
     with hold(run_dir):
-        return _continue(run_dir, console or Console(), overrides or [], expect, allow_changed)
+        return _continue(run_dir, console or Console(), overrides or [], expect, allow_changed, recipe=recipe or [])
 
 
 def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Config | None = None,
-              allow_changed: bool = False, pool: Pool | None = None) -> Path:
+              allow_changed: bool = False, pool: Pool | None = None, recipe: list[str] | None = None) -> Path:
     """`resume`'s work, with the run's lock held; `pool` (the stages' workers) is opened here when not given."""
     with Ledger(run_dir / LEDGER, create=False) as ledger:
         info = ledger.run_info()
         if expect is not None and info["config"] != expect.model_dump(mode="json"):
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
-        cfg = resolve.resumed(info["config"], ledger.resume_overrides() + overrides, f"the config of run {run_dir}")
+        source, raised, earlier = f"the config of run {run_dir}", ledger.resume_overrides() + overrides, \
+            ledger.recipe_overrides()
+        cfg = resolve.resumed(info["config"], raised, source, earlier + list(recipe or []))
+        if recipe and cfg != resolve.resumed(info["config"], raised, source, earlier):
+            _record_recipe(ledger, run_dir, list(recipe))
         with ExitStack() as stack:
             if pool is None:  # before anything is written: a cluster that is not there changes nothing
                 pool = stack.enter_context(closing(open_pool(cfg)))
             _go_on(run_dir, console, overrides, allow_changed, ledger, cfg, pool)
     return run_dir
+
+
+def _record_recipe(ledger: Ledger, run_dir: Path, recipe: list[str]) -> None:
+    """A recipe change, recorded for the run's next cycle on; RunDirError unless the run stands between cycles."""
+    done = ledger.completed_stages()
+    if done and done[-1][1] != stages_of(done[-1][0])[-1]:
+        raise RunDirError(f"{run_dir} stands after {done[-1][1]} of cycle {done[-1][0]}: a recipe changes between "
+                          "cycles. Resume it without --recipe to finish the cycle (with --set loop.cycles="
+                          f"{done[-1][0]}), then change the recipe.")
+    ledger.add_event(done[-1][0] + 1 if done else 0, "recipe", {"overrides": recipe})
 
 
 def _go_on(run_dir: Path, console: Console, overrides: list[str], allow_changed: bool, ledger: Ledger, cfg: Config,

@@ -44,10 +44,14 @@ def repair(run_dir: Path, console: Console | None = None) -> list[str]:
         bad = sorted((name for name, why in verify_all(run_dir / MODELS).items() if why), key=_order)
         if not bad:
             return []
-        cfg = resolve.resumed(ledger.run_info()["config"], ledger.resume_overrides(), f"the config of run {run_dir}")
+        info, source = ledger.run_info()["config"], f"the config of run {run_dir}"
+        cfg = resolve.resumed(info, ledger.resume_overrides(), source)
         inputs.check(ledger, cfg)  # a changed task or reward file would train other weights
-        ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console)
-        return [_repair_one(ctx, name) for name in bad]
+        done = []
+        for name in bad:  # each with the recipe its cycle ran with (`recipe` events)
+            at = resolve.resumed(info, ledger.resume_overrides(), source, ledger.recipe_overrides(_order(name)[0]))
+            done.append(_repair_one(Context(at, get_task(at.task), ledger, run_dir / MODELS, console), name))
+        return done
 
 
 def _order(name: str) -> tuple[int, int]:

@@ -144,9 +144,9 @@ def from_dict(d: dict, source: str | None = None) -> Config:
     return config_from_dict(d, source, checks=(check,))
 
 
-def resumed(stored: dict, overrides: Sequence[str], source: str | None = None) -> Config:
+def resumed(stored: dict, overrides: Sequence[str], source: str | None = None, recipe: Sequence[str] = ()) -> Config:
     """`rsi.config.resumed_config` with the references checked: the config a run resumes with."""
-    return resumed_config(stored, overrides, source, checks=(check,))
+    return resumed_config(stored, overrides, source, checks=(check,), recipe=recipe)
 
 
 def origins(cfg: Config) -> dict[str, dict]:

@@ -12,11 +12,12 @@
     rsi label RUN [PROBLEM --answer A | --wrong A]       the vote's unlabelled problems; a person's label
     rsi serve [RUNS_DIR] [--host H] [--port P]           the web console: watch, review, label, add, stop
     rsi stop RUN                                         stop a run before its next stage (RUN/STOP)
+    rsi search [CONFIG] --space S --trials N             search the recipe with a population of runs (Ray Tune)
     rsi tasks                                            the registered tasks
     rsi sandbox run FILE [--stdin F] [--timeout S] [--json]   run a program as model-written code runs
     rsi doctor                                           what this machine can isolate, its devices
 
-One module per group of commands (`runs`, `views`, `people`, `serve`, `machine`), each registering on the
+One module per group of commands (`runs`, `views`, `people`, `serve`, `search`, `machine`), each registering on the
 one app of `rsi.cli.base`, which also says how every command reports an error.
 """
 
@@ -24,7 +25,8 @@ from importlib import import_module
 
 from rsi.cli.base import _commands, app, os_error
 
-for _group in ("runs", "views", "people", "serve", "machine"):  # each registers its commands, in --help's order
+# each registers its commands, in --help's order
+for _group in ("runs", "views", "people", "serve", "search", "machine"):
     import_module(f"rsi.cli.{_group}")
 
 __all__ = ["_commands", "app", "main", "os_error"]

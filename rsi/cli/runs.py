@@ -44,17 +44,21 @@ def resume(
         "--set", help="raise a limit: budget.<key>=v or loop.cycles=n (repeatable); the rest is frozen")] = None,
     allow_changed: Annotated[bool, typer.Option(
         "--allow-changed", help="go on though a task, reward or model file changed since the run started")] = False,
+    recipe: Annotated[list[str] | None, typer.Option(
+        "--recipe", help="change how the next cycles train, sample, label or propose: train.lr=..., "
+                         "generate.temperature=..., label.vote_threshold=... (recorded; only between cycles)")] = None,
 ) -> None:
     """Continue a stopped or killed run from its last completed stage (exit status 3 if it stops again).
 
     Example: rsi resume runs/default-20261122-101500 --set budget.cpu_hours=4
+    Example: rsi resume runs/default-20261122-101500 --set loop.cycles=8 --recipe train.lr=5e-4
     """
     from rsi.run.stopping import catch_signals
 
     with catch_signals():
         from rsi.loop import resume as resume_run
 
-        _finish(lambda: resume_run(run_dir, console, set_ or [], allow_changed=allow_changed))
+        _finish(lambda: resume_run(run_dir, console, set_ or [], allow_changed=allow_changed, recipe=recipe or []))
 
 
 

@@ -13,16 +13,28 @@ from rsi.cli.base import _commands, _warn, app, console, err, show
 
 @app.command()
 @_commands
-def status(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+def status(run_dir: Annotated[Path, typer.Argument(help="the run (or search) directory")],
            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Where a run stands: champion, frontier, accuracy, cost.
+    """Where a run stands: champion, frontier, accuracy, cost (for a search directory: the
+    population's frontier against compute, the best recipe and its lineage).
 
     Example: rsi status runs/quick-20261122-101500 --json
     """
+    if _is_search(run_dir):
+        from rsi.views.search import format_search_status, search_status
+
+        show(search_status(run_dir), as_json, format_search_status)
+        return
     from rsi.views.status import format_status
     from rsi.views.status import status as get_status
 
     show(get_status(run_dir), as_json, format_status)
+
+
+def _is_search(path: Path) -> bool:
+    from rsi.search.record import LEDGER
+
+    return (path / LEDGER).is_file()
 
 
 @app.command()
@@ -34,6 +46,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="the run directory")],
 
     Example: rsi report runs/quick-20261122-101500 --out /tmp/report.html
     """
+    if _is_search(run_dir):
+        from rsi.views.search import write_search_report
+
+        console.print(escape(f"wrote {write_search_report(run_dir, out)}"), highlight=False)
+        return
     from rsi.views.report import write_report
     from rsi.views.status import corrupted, status
 

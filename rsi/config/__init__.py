@@ -141,17 +141,37 @@ def config_from_dict(d: dict, source: str | None = None, checks: Sequence[Check]
 
 # what `rsi resume --set` may change: how far a run goes and whether a person approves promotions, not how
 RESUMABLE = ("budget.", "loop.cycles", "gate.require_approval", "engine.", "scale.", "track")
+# what a recipe may change between cycles (`rsi resume --recipe`, `rsi search`): how a cycle trains, samples,
+# labels and proposes; never what is measured (task, seed data, held-out ladder, threshold, gate, monitors)
+RECIPE = ("train.", "grpo.", "generate.samples_per_problem", "generate.temperature", "curriculum.width",
+          "propose.problems_per_difficulty", "propose.temperature", "propose.updates", "propose.seed_share",
+          "label.vote_threshold")
+MODEL_SHAPE = ("model.hidden_size", "model.layers", "model.heads", "model.intermediate_size")  # refresh mode only
+
+
+def recipe_keys(loop_mode: str) -> tuple[str, ...]:
+    """The key prefixes a recipe may change: `RECIPE`, and the model's shape where every cycle trains a
+    fresh model (`loop.mode: refresh`)."""
+    return RECIPE + (MODEL_SHAPE if loop_mode == "refresh" else ())
 
 
 def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = None,
-                   checks: Sequence[Check] = ()) -> Config:
+                   checks: Sequence[Check] = (), recipe: Sequence[str] = ()) -> Config:
     """A run's stored config with `overrides` of its limits (budget.*, loop.cycles), of
     gate.require_approval and of where it runs (engine.*, scale.*: a run may resume on another machine), for a resume.
 
     Every other key is frozen with the run: changing it would make the ledger's history describe
-    a run that never happened, so it is a `ConfigError` that names the key.
+    a run that never happened, so it is a `ConfigError` that names the key. `recipe`: the run's
+    recipe changes (`recipe` events, oldest first), applied before `overrides`; only `recipe_keys`.
     """
     data = copy.deepcopy(stored)
+    allowed = recipe_keys(stored.get("loop", {}).get("mode", "inner"))
+    for o in recipe:
+        key = o.partition("=")[0].strip()
+        if not key.startswith(allowed):
+            raise ConfigError(f"recipe change {o!r}: a recipe may change only how a cycle trains, samples, labels and "
+                              f"proposes ({', '.join(k + '*' if k.endswith('.') else k for k in allowed)}); "
+                              "what a run measures stays as it started. Start a new run to change it.")
     for o in overrides:
         key = o.partition("=")[0].strip()
         if not key.startswith(RESUMABLE):
@@ -159,7 +179,7 @@ def resumed_config(stored: dict, overrides: Sequence[str], source: str | None = 
                               "loop.cycles, gate.require_approval, engine.* and scale.* (where it runs) and track "
                               "may change. "
                               "Start a new run to change anything else.")
-    set_by = apply_overrides(Config, data, overrides)
+    set_by = apply_overrides(Config, data, [*recipe, *overrides])
     return validate(Config, data, source, set_by, checks)
 
 

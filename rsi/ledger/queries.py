@@ -198,6 +198,11 @@ class Queries(Browse):
         return [{"cycle": r["cycle"], "monitor": r["monitor"], "value": json.loads(r["value_json"]),
                  "alert": bool(r["alert"]), "message": r["message"]} for r in rows]
 
+    def recipe_overrides(self, upto_cycle: int | None = None) -> list[str]:
+        """Every recipe change (`recipe` events) for cycles up to `upto_cycle`, oldest first."""
+        return [o for e in self.events("recipe") if upto_cycle is None or e["cycle"] <= upto_cycle
+                for o in e["detail"]["overrides"]]
+
     def resume_overrides(self) -> list[str]:
         """Every `--set` a resume raised the run's limits with, oldest first (re-applied on resume)."""
         return [o for e in self.events("resume") for o in e["detail"]["overrides"]]

@@ -1,0 +1,194 @@
+"""`rsi search`: a search over how rsi trains (its recipe), on Ray Tune, keeping what the gates accept.
+
+The search is a driver around normal runs: it adds no state to the loop and no stage to a cycle.
+
+1. The root run (`SEARCH/root`) trains the base model once (cycle 0) with the config as given.
+2. A calibration run, forked from the root, runs cycle 1 with the config's own recipe: what one cycle
+   costs here. A population the budget cannot run one cycle each is refused before any trial starts.
+3. Tune runs the population: each trial is a run forked from the root (`rsi.search.trial`), one Tune
+   iteration per cycle, scored by its gain in frontier (with the accuracy just above it as the
+   fraction) per CPU hour. `pbt`: Tune's PopulationBasedTraining, synchronous (every trial finishes
+   the cycle first), which after every cycle lets the worst quarter (at least one trial) copy a
+   best-quarter trial's promoted champion and ledger (a snapshot, verified by its digests) and
+   perturbs the recipe (`Proposer.explore`); `asha`: successive halving;
+   `random`: every trial to the end.
+4. A callback writes every trial's cycles, recipes, lineage and cost to the search ledger
+   (`rsi.search.record`); a budget of CPU hours (root, calibration and every trial's own cycles)
+   stops the population when spent. A killed search resumes from Tune's experiment state, each
+   trial from its last snapshot and its run's own ledger: no trial or cycle is lost or recorded twice.
+
+The seam for a model proposing recipe changes is `Proposer`: PBT's explore calls its `explore`, whose
+first implementation keeps Tune's perturbation (values kept inside the space, integers rounded).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from rsi.config import Config
+from rsi.errors import ConfigError, RsiError
+from rsi.search.fork import fork, snapshot
+from rsi.search.record import SearchLedger
+from rsi.search.space import Space
+from rsi.search.trial import ROOT, figures, run_trial
+
+SCHEDULERS = ("pbt", "asha", "random")
+CALIBRATION = "calibration"
+
+
+class Proposer:
+    """What proposes a trial's next recipe when PBT explores. The first implementation keeps Tune's
+    perturbation and only holds each value to its dimension (inside the range, whole numbers where the
+    setting takes them). A model proposing recipes would implement `explore` from the same inputs."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+
+    def explore(self, config: dict) -> dict:
+        for d in self.space.dimensions:
+            value = config[d.key]
+            if d.kind == "choice":
+                if value not in d.values:
+                    value = min(d.values, key=lambda v: abs(v - value) if isinstance(v, int | float) else 0)
+            else:
+                value = d._fit(min(d.values[1], max(d.values[0], value)))
+            config[d.key] = value
+        return config
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    cfg: Config
+    space: Space
+    search_dir: Path
+    population: int
+    cycles: int
+    scheduler: str = "pbt"
+    budget_cpu_hours: float | None = None
+    cpus_per_trial: float = 1.0
+
+
+def _domains(space: Space) -> dict:
+    from ray import tune
+
+    out = {}
+    for d in space.dimensions:
+        if d.kind == "choice":
+            out[d.key] = tune.choice(list(d.values))
+        elif d.integer:
+            out[d.key] = (tune.randint(d.values[0], d.values[1] + 1) if d.kind == "uniform"
+                          else tune.lograndint(d.values[0], d.values[1] + 1))
+        else:
+            out[d.key] = tune.uniform(*d.values) if d.kind == "uniform" else tune.loguniform(*d.values)
+    return out
+
+
+def _prepare(plan: SearchPlan, console: Console) -> tuple[dict, float]:
+    """The root's base model and the calibration cycle (each run once, resumed if the search is);
+    returns the root's figures at cycle 0 and the CPU seconds of one calibration cycle."""
+    from rsi.loop import resume, start
+
+    root, calib = plan.search_dir / ROOT, plan.search_dir / CALIBRATION
+    cfg0 = plan.cfg.model_copy(update={"loop": plan.cfg.loop.model_copy(update={"cycles": 0})})
+    console.print("search: the root run trains the base model (cycle 0) once for every trial")
+    start(cfg0, root, console) if not (root / "ledger.sqlite").exists() else resume(root, console)
+    base = figures(root)
+    if not (calib / "ledger.sqlite").exists():
+        tmp = plan.search_dir / ".calibration-snapshot"
+        shutil.rmtree(tmp, ignore_errors=True)
+        fork_from = {"trial": ROOT, "segment": ROOT, **snapshot(root, tmp)}
+        fork(tmp, calib, fork_from)
+        shutil.rmtree(tmp)
+    console.print("search: a calibration cycle with the config's own recipe measures what a cycle costs")
+    resume(calib, console, ["loop.cycles=1"])
+    return base, figures(calib)["cpu_s"] - base["cpu_s"]
+
+
+def check_budget(plan: SearchPlan, spent_s: float, cycle_s: float) -> None:
+    """Refuse a population the budget cannot run one cycle each (from the calibration's measured cycle)."""
+    if plan.budget_cpu_hours is None:
+        return
+    left = plan.budget_cpu_hours * 3600 - spent_s
+    if left < plan.population * cycle_s:
+        raise ConfigError(
+            f"--budget-cpu-hours {plan.budget_cpu_hours:g} leaves {max(left, 0) / 3600:.3f} CPU h after the base model "
+            f"and the calibration cycle ({spent_s / 3600:.3f} CPU h), and one cycle of the config's recipe cost "
+            f"{cycle_s / 3600:.3f} CPU h here: a population of {plan.population} needs at least "
+            f"{plan.population * cycle_s / 3600:.3f}. Raise the budget or lower --trials (at most "
+            f"{max(0, int(left // cycle_s))} now).")
+
+
+def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
+    """Run (or resume) the search `plan` describes; returns its directory."""
+    import ray
+    from ray import tune
+
+    console = console or Console()
+    plan.search_dir.mkdir(parents=True, exist_ok=True)
+    space_json = {d.key: {d.kind: list(d.values)} for d in plan.space.dimensions}
+    with SearchLedger(plan.search_dir) as book:
+        book.set_search(plan.cfg.model_dump(mode="json"), space_json, plan.scheduler, plan.population,
+                        plan.budget_cpu_hours)
+        book.add_event("start", {"cycles": plan.cycles})
+    base, cycle_s = _prepare(plan, console)
+    calib = figures(plan.search_dir / CALIBRATION)
+    spent = calib["cpu_s"]  # the root's base and the calibration cycle
+    check_budget(plan, spent, cycle_s)
+    t0 = time.perf_counter()
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, search_dir=str(plan.search_dir.resolve()), space=plan.space, base=base),
+        {"cpu": plan.cpus_per_trial})
+    metric = {"metric": "score", "mode": "max"}
+    if plan.scheduler == "pbt":
+        from ray.tune.schedulers import PopulationBasedTraining
+
+        scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1,
+                                            hyperparam_mutations=_domains(plan.space),
+                                            custom_explore_fn=Proposer(plan.space).explore, quantile_fraction=0.25,
+                                            synch=True, **metric)
+    elif plan.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan.cycles, grace_period=1, **metric)
+    else:
+        scheduler = None
+    from rsi.search.tuned import BudgetStop, LedgerCallback
+
+    stop = BudgetStop(plan.cycles, None if plan.budget_cpu_hours is None else plan.budget_cpu_hours * 3600 - spent,
+                      plan.search_dir)
+    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir.resolve()), stop=stop,
+                                callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    if not ray.is_initialized():  # a search on this machine; scale.ray.address's cluster is the runs' own
+        from rsi.scale.ray_pool import LOCAL_RAY
+
+        ray.init(_system_config=LOCAL_RAY, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    experiment = plan.search_dir / "tune"
+    if tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    else:
+        search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
+        tuner = tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config,
+                           tune_config=tune.TuneConfig(num_samples=plan.population, scheduler=scheduler,
+                                                       search_alg=search_alg,
+                                                       **(metric if scheduler is None else {})))
+    results = tuner.fit()
+    if results.errors:
+        raise RsiError(f"{len(results.errors)} of the search's trials failed; the first: {results.errors[0]}. Their "
+                       f"runs are under {plan.search_dir / 'trials'}; fix the cause and run the same command again "
+                       "to resume the search.")
+    with SearchLedger(plan.search_dir) as book:
+        book.add_event("finished", {"wall_s": time.perf_counter() - t0, "budget_spent": stop.spent_s + spent})
+        iterations = book.iterations()
+    best = max(iterations, key=lambda r: (r["frontier"] + r["acc_above"], -r["cpu_s"]), default=None)
+    if best:
+        console.print(f"search finished: best frontier {best['frontier']} (trial {best['trial']}, cycle "
+                      f"{best['cycle']}) with recipe {json.dumps(best['recipe'])}")
+    return plan.search_dir

@@ -1,0 +1,178 @@
+"""Recipe search (`rsi search`): the space and its refusals, a run's recipe changed between cycles
+(`rsi resume --recipe`), a run copied at a cycle boundary, the search ledger, and a small search on
+Ray Tune end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rsi.config import load_config
+from rsi.errors import ConfigError, RunDirError
+from rsi.ledger import Ledger
+from rsi.search.fork import fork, snapshot
+from rsi.search.record import SearchLedger
+from rsi.search.space import load_space
+
+RSI = [sys.executable, "-m", "rsi.cli"]
+# a quick run cut to seconds a cycle: the search tests compare runs, not how far they get
+TINY = ["loop.cycles=1", "base.steps=150", "train.steps=20", "propose.problems_per_difficulty=20",
+        "eval.problems_per_difficulty=20", "eval.max_difficulty=6", "loop.max_difficulty=6"]
+
+
+def rsi(*args, check=True):
+    out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=900)
+    assert not check or out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def space_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_space_samples_and_perturbs_inside_its_ranges_and_rounds_integer_settings(tmp_path):
+    cfg = load_config("quick")
+    space = load_space(space_file(tmp_path, "train.lr: {loguniform: [1.0e-4, 1.0e-2]}\ntrain.steps: {uniform: "
+                                            "[20.5, 80]}\ngenerate.temperature: {choice: [0.6, 0.8, 1.0]}\n"), cfg)
+    rng = random.Random(0)
+    for _ in range(200):
+        r = space.sample(rng)
+        assert 1e-4 <= r["train.lr"] <= 1e-2 and 21 <= r["train.steps"] <= 80 and isinstance(r["train.steps"], int)
+        p = space.perturb(r, rng)
+        assert 1e-4 <= p["train.lr"] <= 1e-2 and p["generate.temperature"] in (0.6, 0.8, 1.0)
+        assert isinstance(p["train.steps"], int) and 21 <= p["train.steps"] <= 80
+    assert space.overrides({"train.lr": 0.001, "train.steps": 30, "generate.temperature": 0.8}) == [
+        "train.lr=0.001", "train.steps=30", "generate.temperature=0.8"]
+
+
+@pytest.mark.parametrize("text, says", [
+    ("train.lrr: {choice: [1]}", "space.yaml:1: key 'train.lrr'"),
+    ("train.lr: {choice: [0.001]}\ntask: {choice: [sort, addition]}", "space.yaml:2: key 'task' is frozen"),
+    ("curriculum.threshold: {uniform: [0.5, 0.9]}", "'curriculum.threshold' is frozen"),
+    ("model.layers: {choice: [2, 4]}", "only with loop.mode: refresh"),
+    ("train: {choice: [1]}", "is a section"),
+    ("train.lr: {normal: [0, 1]}", "must be one of {choice"),
+    ("train.lr: {uniform: [0.1]}", "takes [lo, hi]"),
+    ("train.lr: {uniform: [0.2, 0.1]}", "is empty"),
+    ("train.lr: {loguniform: [0, 1]}", "lo > 0"),
+    ("train.steps: {choice: [-5, 10]}", "greater than or equal to 0"),
+    ("generate.temperature: {uniform: [0.5, 2.5]}\nlabel.vote_threshold: {uniform: [0.5, 1.5]}",
+     "space.yaml:2: key 'label.vote_threshold'"),
+    ("train.steps: {uniform: [1.2, 1.8]}", "whole numbers"),
+    ("[1, 2]", "must map config keys"),
+    ("train.lr: {choice: [0.1, 0.1]}", "a value twice"),
+])
+def test_a_bad_space_is_refused_naming_the_file_line_and_key(tmp_path, text, says):
+    with pytest.raises(ConfigError) as e:
+        load_space(space_file(tmp_path, text + "\n"), load_config("quick"))
+    assert says in str(e.value) and "space.yaml" in str(e.value)
+
+
+def test_the_models_shape_is_searchable_in_refresh_mode(tmp_path):
+    space = load_space(space_file(tmp_path, "model.hidden_size: {choice: [32, 64]}\n"),
+                       load_config("quick", ["loop.mode=refresh"]))
+    assert space.dimensions[0].values == (32, 64)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("search") / "tiny"
+    rsi("run", "quick", "--run-dir", str(run), *[a for kv in TINY for a in ("--set", kv)])
+    return run
+
+
+def test_a_recipe_changes_between_cycles_is_recorded_and_resumes_as_it_ran(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    snapshot(tiny_run, run)
+    bad = rsi("resume", str(run), "--set", "loop.cycles=2", "--recipe", "task=addition", check=False)
+    assert bad.returncode == 2 and "recipe change 'task=addition'" in bad.stderr
+    rsi("resume", str(run), "--set", "loop.cycles=2", "--recipe", "train.steps=7", "--recipe", "train.lr=0.002")
+    with Ledger(run / "ledger.sqlite", readonly=True) as led:
+        (event,) = led.events("recipe")
+        assert event["cycle"] == 2 and event["detail"]["overrides"] == ["train.steps=7", "train.lr=0.002"]
+        train = {r["cycle"]: r for r in led.costs() if r["stage"] == "train"}
+        steps = [m["metrics"] for m in led.metrics() if m["stage"] == "train" and m["cycle"] == 2]
+    assert train[2]["train_sequences"] * 20 == train[1]["train_sequences"] * 7  # 7 steps, not 20, in cycle 2
+    assert steps
+    rsi("resume", str(run), "--set", "loop.cycles=2", "--recipe", "train.steps=7", "--recipe", "train.lr=0.002")
+    with Ledger(run / "ledger.sqlite", readonly=True) as led:
+        assert len(led.events("recipe")) == 1  # the same recipe again records nothing
+
+
+def test_a_recipe_cannot_change_inside_a_cycle(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    snapshot(tiny_run, run)
+    con = sqlite3.connect(run / "ledger.sqlite")  # make it stand after cycle 1's evaluate, as a stopped run would
+    con.execute("DELETE FROM stages WHERE cycle = 1 AND stage = 'gate'")
+    con.commit()
+    con.close()
+    out = rsi("resume", str(run), "--recipe", "train.lr=0.002", check=False)
+    assert out.returncode == 2 and "a recipe changes between cycles" in out.stderr
+
+
+def test_a_snapshot_copies_only_the_promoted_champion_verified_and_a_fork_says_where_it_came_from(tiny_run, tmp_path):
+    snap = snapshot(tiny_run, tmp_path / "snap")
+    with Ledger(tiny_run / "ledger.sqlite", readonly=True) as led:
+        champion = (tiny_run / "champion").read_text().strip()
+        assert snap["champion"] == champion and snap["cycle"] == 1
+    assert [p.name for p in (tmp_path / "snap" / "models").iterdir()] == [champion]
+    fork(tmp_path / "snap", tmp_path / "forked", {"trial": "t1", **snap})
+    with Ledger(tmp_path / "forked" / "ledger.sqlite", readonly=True) as led:
+        (event,) = led.events("fork")
+    assert event["detail"]["weights_sha256"] == snap["weights_sha256"] and event["cycle"] == 1
+    weights = next((tmp_path / "snap" / "models" / champion).glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="does not match the sha256"):
+        fork(tmp_path / "snap", tmp_path / "forked-bad", {"trial": "t1", **snap})
+
+
+def test_a_search_directory_holding_another_search_is_refused(tmp_path):
+    with SearchLedger(tmp_path) as book:
+        book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 4, None)
+        book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 4, None)  # the same: resumed
+        with pytest.raises(RunDirError, match="holds a different search .*population"):
+            book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 8, None)
+
+
+def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_path):
+    space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\ntrain.steps: {choice: [10, 20, 30]}\n")
+    sets = [a for kv in TINY[1:] for a in ("--set", kv)]
+    search = ["search", "quick", "--space", str(space), "--trials", "2", "--cycles", "2", "--dir", str(tmp_path / "s"),
+              *sets]
+    refused = rsi(*search, "--budget-cpu-hours", "0.001", check=False)
+    assert refused.returncode == 2 and "a population of 2 needs at least" in refused.stderr
+    assert not (tmp_path / "s" / "trials").exists()  # no trial started
+    rsi(*search)  # the same search, with the budget raised: the root and calibration runs are not run again
+    with SearchLedger(tmp_path / "s", readonly=True) as book:
+        rows, lineage = book.iterations(), book.lineage()
+    assert sorted((r["trial"], r["cycle"]) for r in rows) == sorted((t, c) for t in {r["trial"] for r in rows}
+                                                                    for c in (1, 2))
+    trials = {r["trial"] for r in rows}
+    assert len(trials) == 2 and [x["from_trial"] for x in lineage[:2]] == ["root", "root"]
+    (exploit,) = lineage[2:]  # synchronous PBT: after cycle 1 the lower half copies the upper half's champion
+    assert exploit["from_trial"] in trials and exploit["trial"] == (trials - {exploit["from_trial"]}).pop()
+    copied = tmp_path / "s" / "trials" / exploit["trial"] / "seg-1"
+    with Ledger(copied / "ledger.sqlite", readonly=True) as led:
+        first, event = led.events("fork")  # the source's own fork from the root, then this one
+        assert len([c for c, s in led.completed_stages() if s == "base"]) == 1
+    assert first["detail"]["trial"] == "root" and event["detail"]["trial"] == exploit["from_trial"]
+    assert event["detail"]["cycle"] == 1
+    assert event["detail"]["weights_sha256"] == exploit["weights_sha256"] and len(exploit["weights_sha256"]) == 64
+    for r in rows:  # every trial is a normal run with its recipe in its own ledger
+        with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
+            assert led.recipe_overrides(r["cycle"])[-2:] == [f"train.lr={r['recipe']['train.lr']}",
+                                                             f"train.steps={r['recipe']['train.steps']}"]
+    st = json.loads(rsi("status", str(tmp_path / "s"), "--json").stdout)
+    assert st["trials"] == 2 and st["cycles_reported"] == 4 and st["best"]["frontier"] >= st["base_frontier"]
+    assert "Recipe search" in (Path(rsi("report", str(tmp_path / "s")).stdout.split("wrote ")[1].split()[0])
+                               ).read_text()
