@@ -6,7 +6,7 @@ SEARCH` and `rsi report SEARCH`. Each trial's own run directory keeps its own ru
     trials       a trial: its id, its first recipe, when it started
     iterations   a trial's cycle: the recipe it ran with, the run directory, frontier, accuracy just
                  above it, score, the run's cumulative CPU and wall seconds (its lineage's, forks
-                 included), the cycle's own CPU seconds, whether the gate promoted
+                 included), the cycle's own CPU and wall seconds (in the trial), whether the gate promoted
     lineage      an exploit: which trial's champion (cycle, name, weights digest) a trial copied
     events       start, resume, stop and the driver's timings (Tune's overhead)
 """
@@ -28,8 +28,8 @@ CREATE TABLE IF NOT EXISTS search (id INTEGER PRIMARY KEY CHECK (id = 1), config
 CREATE TABLE IF NOT EXISTS trials (trial TEXT PRIMARY KEY, recipe_json TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS iterations (trial TEXT NOT NULL, cycle INTEGER NOT NULL, run_dir TEXT NOT NULL,
     recipe_json TEXT NOT NULL, frontier INTEGER NOT NULL, acc_above REAL NOT NULL, score REAL NOT NULL,
-    cpu_s REAL NOT NULL, wall_s REAL NOT NULL, cycle_cpu_s REAL NOT NULL, promoted INTEGER NOT NULL,
-    at TEXT NOT NULL, UNIQUE (trial, cycle));
+    cpu_s REAL NOT NULL, wall_s REAL NOT NULL, cycle_cpu_s REAL NOT NULL, cycle_wall_s REAL NOT NULL,
+    promoted INTEGER NOT NULL, at TEXT NOT NULL, UNIQUE (trial, cycle));
 CREATE TABLE IF NOT EXISTS lineage (at TEXT NOT NULL, trial TEXT NOT NULL, cycle INTEGER NOT NULL,
     from_trial TEXT NOT NULL, champion TEXT NOT NULL, weights_sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (at TEXT NOT NULL, kind TEXT NOT NULL, detail_json TEXT NOT NULL);
@@ -82,11 +82,12 @@ class SearchLedger:
         self._con.execute("INSERT OR IGNORE INTO trials VALUES (?, ?, ?)", (trial, json.dumps(recipe), now()))
 
     def add_iteration(self, trial: str, cycle: int, run_dir: str, recipe: dict, frontier: int, acc_above: float,
-                      score: float, cpu_s: float, wall_s: float, cycle_cpu_s: float, promoted: bool) -> bool:
+                      score: float, cpu_s: float, wall_s: float, cycle_cpu_s: float, cycle_wall_s: float,
+                      promoted: bool) -> bool:
         """One trial's cycle; False when it was recorded already (a resumed search reporting it again)."""
-        cur = self._con.execute("INSERT OR IGNORE INTO iterations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        cur = self._con.execute("INSERT OR IGNORE INTO iterations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 (trial, cycle, run_dir, json.dumps(recipe), frontier, acc_above, score, cpu_s,
-                                 wall_s, cycle_cpu_s, int(promoted), now()))
+                                 wall_s, cycle_cpu_s, cycle_wall_s, int(promoted), now()))
         return cur.rowcount == 1
 
     def add_lineage(self, trial: str, cycle: int, from_trial: str, champion: str, weights_sha256: str) -> None:

@@ -48,4 +48,4 @@ class LedgerCallback(tune.Callback):
                                  origin.get("weights_sha256", ""))
             book.add_iteration(trial.trial_id, result["cycle"], result["run_dir"], recipe, result["frontier"],
                                result["acc_above"], result["score"], result["run_cpu_s"], result["run_wall_s"],
-                               result["cycle_cpu_s"], result["promoted"])
+                               result["cycle_cpu_s"], result["cycle_wall_s"], result["promoted"])

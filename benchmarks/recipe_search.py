@@ -1,0 +1,115 @@
+"""Does searching the recipe pay? The figures issue #23 asks for, per config.
+
+For each config (default: `quick` and `addition`; the issue asks for two tasks):
+
+1. **baseline**: the config's own recipe as one run: its final frontier and the CPU hours it took;
+2. **search**: `rsi search` with `--trials` (>= 4) on the same total CPU as the baseline (its root,
+   calibration and every trial counted): the best recipe found, the frontier it reached, and Tune's
+   overhead: the share of the search's wall time not spent inside the trials' cycles (with the
+   trials that ran side by side counted once);
+3. **re-run**: the best recipe alone from scratch with a fresh seed (`seed + 1`), to see that it holds:
+   its final frontier, and the CPU hours it took to reach the baseline's final frontier.
+
+Target: the re-run reaches the baseline's frontier with <= 60 % of its compute (or a higher frontier
+at equal compute); Tune's overhead <= 10 % of the search's wall time. A search that finds nothing
+better is a result too: the figures say so. The last line is JSON.
+
+    .venv/bin/python benchmarks/recipe_search.py [--configs quick addition] [--space FILE] [--trials 4]
+                                                 [--out runs/bench-search]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from rsi import resolve
+from rsi.loop import start
+from rsi.search.driver import SearchPlan, run_search
+from rsi.search.record import SearchLedger
+from rsi.search.space import load_space
+from rsi.views.search import search_status
+from rsi.views.status import status
+
+SPACE = """\
+train.lr: {loguniform: [3.0e-4, 3.0e-3]}
+train.steps: {choice: [50, 100, 150, 200]}
+generate.samples_per_problem: {choice: [2, 4, 6]}
+generate.temperature: {uniform: [0.6, 1.2]}
+curriculum.width: {choice: [1, 2, 3]}
+"""
+
+
+def _run(cfg, run_dir: Path, console: Console) -> dict:
+    t0 = time.perf_counter()
+    if not (run_dir / "champion").is_file():
+        start(cfg, run_dir, console)
+    st = status(run_dir)
+    return {"frontier": st["frontier"], "cpu_h": st["cost"]["cpu_s"] / 3600,
+            "wall_min": (time.perf_counter() - t0) / 60, "frontier_by_cycle": st["frontier_by_cycle"],
+            "cpu_h_by_cycle": {c: round(s / 3600, 4) for c, s in st["cpu_s_by_cycle"].items()}}
+
+
+def _cpu_to_reach(run: dict, target: int) -> float | None:
+    for c in sorted(run["frontier_by_cycle"], key=int):
+        if (run["frontier_by_cycle"][c] or 0) >= target:
+            return run["cpu_h_by_cycle"][c]
+    return None
+
+
+def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str]) -> dict:
+    cfg = resolve.load(config, overrides)
+    baseline = _run(cfg, out / config / "baseline", console)
+    plan = SearchPlan(cfg, load_space(space_file, cfg), out / config / "search", trials, cfg.loop.cycles, "pbt",
+                      baseline["cpu_h"])
+    t0 = time.perf_counter()
+    run_search(plan, console)
+    search_wall = time.perf_counter() - t0
+    st = search_status(plan.search_dir)
+    with SearchLedger(plan.search_dir, readonly=True) as book:
+        rows = book.iterations()
+    concurrency = min(trials, os.cpu_count() or 1)
+    inside = sum(r["cycle_wall_s"] for r in rows)  # wall seconds the trials spent in their cycles
+    best = st["best"]
+    rerun_cfg = resolve.load(config, [*overrides, *load_space(space_file, cfg).overrides(best["recipe"]),
+                                      f"seed={cfg.seed + 1}"])
+    rerun = _run(rerun_cfg, out / config / "rerun", console)
+    reach = _cpu_to_reach(rerun, baseline["frontier"])
+    return {
+        "baseline": {k: baseline[k] for k in ("frontier", "cpu_h", "wall_min")},
+        "search": {"best_frontier": best["frontier"], "best_recipe": best["recipe"], "cpu_h": st["cpu_hours"],
+                   "wall_min": search_wall / 60, "trials": st["trials"], "exploits": len(st["lineage"]),
+                   "tune_overhead": max(0.0, 1 - inside / max(1e-9, search_wall * concurrency))},
+        "rerun": {"frontier": rerun["frontier"], "cpu_h": rerun["cpu_h"], "cpu_h_to_baseline_frontier": reach,
+                  "compute_ratio": None if reach is None else reach / baseline["cpu_h"]},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["quick", "addition"])
+    ap.add_argument("--space", type=Path, default=None, help="the search space (default: the one above)")
+    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="a.b=c for every config (a smoke run)")
+    ap.add_argument("--out", type=Path, default=Path("runs") / f"bench-search-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    space = args.space or args.out / "space.yaml"
+    if args.space is None:
+        space.write_text(SPACE)
+    console = Console(stderr=True)
+    results = {c: one(c, space, args.trials, args.out, console, args.overrides) for c in args.configs}
+    for c, r in results.items():
+        console.print(f"{c}: baseline frontier {r['baseline']['frontier']} in {r['baseline']['cpu_h']:.3f} CPU h; "
+                      f"search best {r['search']['best_frontier']}; re-run {r['rerun']['frontier']} "
+                      f"(baseline's frontier after {r['rerun']['cpu_h_to_baseline_frontier']} CPU h)")
+    print(json.dumps({"trials": args.trials, "results": results}, default=str))
+
+
+if __name__ == "__main__":
+    main()
