@@ -46,12 +46,12 @@ curriculum.width: {choice: [1, 2, 3]}
 
 
 def _run(cfg, run_dir: Path, console: Console) -> dict:
-    t0 = time.perf_counter()
-    if not (run_dir / "champion").is_file():
+    t0, ran = time.perf_counter(), not (run_dir / "champion").is_file()  # a finished run is read, not rerun
+    if ran:
         start(cfg, run_dir, console)
     st = status(run_dir)
     return {"frontier": st["frontier"], "cpu_h": st["cost"]["cpu_s"] / 3600,
-            "wall_min": (time.perf_counter() - t0) / 60, "frontier_by_cycle": st["frontier_by_cycle"],
+            "wall_min": (time.perf_counter() - t0) / 60 if ran else None, "frontier_by_cycle": st["frontier_by_cycle"],
             "cpu_h_by_cycle": {c: round(s / 3600, 4) for c, s in st["cpu_s_by_cycle"].items()}}
 
 
@@ -62,11 +62,12 @@ def _cpu_to_reach(run: dict, target: int) -> float | None:
     return None
 
 
-def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str]) -> dict:
+def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str],
+        budget_factor: float = 1.0) -> dict:
     cfg = resolve.load(config, overrides)
     baseline = _run(cfg, out / config / "baseline", console)
     plan = SearchPlan(cfg, load_space(space_file, cfg), out / config / "search", trials, cfg.loop.cycles, "pbt",
-                      baseline["cpu_h"])
+                      baseline["cpu_h"] * budget_factor)
     t0 = time.perf_counter()
     run_search(plan, console)
     search_wall = time.perf_counter() - t0
@@ -95,6 +96,8 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["quick", "addition"])
     ap.add_argument("--space", type=Path, default=None, help="the search space (default: the one above)")
     ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--budget-factor", type=float, default=1.0,
+                    help="the search's CPU budget as a multiple of the baseline's (1: the issue's same compute)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="a.b=c for every config (a smoke run)")
     ap.add_argument("--out", type=Path, default=Path("runs") / f"bench-search-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
@@ -103,12 +106,14 @@ def main() -> None:
     if args.space is None:
         space.write_text(SPACE)
     console = Console(stderr=True)
-    results = {c: one(c, space, args.trials, args.out, console, args.overrides) for c in args.configs}
+    results = {c: one(c, space, args.trials, args.out, console, args.overrides, args.budget_factor)
+               for c in args.configs}
     for c, r in results.items():
         console.print(f"{c}: baseline frontier {r['baseline']['frontier']} in {r['baseline']['cpu_h']:.3f} CPU h; "
                       f"search best {r['search']['best_frontier']}; re-run {r['rerun']['frontier']} "
                       f"(baseline's frontier after {r['rerun']['cpu_h_to_baseline_frontier']} CPU h)")
-    print(json.dumps({"trials": args.trials, "results": results}, default=str))
+    print(json.dumps({"trials": args.trials, "budget_factor": args.budget_factor, "overrides": args.overrides,
+                      "results": results}, default=str))
 
 
 if __name__ == "__main__":
