@@ -36,7 +36,7 @@ from rsi.run.runlock import LOCK_FILE, hold
 from rsi.run.stopping import RunStopped, Stopper, stale_stop
 from rsi.scale import open_pool
 from rsi.scale.pool import Pool
-from rsi.stages import STAGES, stages_of
+from rsi.stages import STAGES, between_cycles, stages_of
 from rsi.stages.tracked import stage_done
 from rsi.tasks import get_task
 from rsi.track import Tracking, open_tracking
@@ -125,8 +125,8 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
         if expect is not None and info["config"] != expect.model_dump(mode="json"):
             raise RunDirError(f"run directory {run_dir} already holds run {info['name']!r} with a different config. "
                               f"Continue it with `rsi resume {run_dir}`, or choose another --run-dir.")
-        source, raised, earlier = f"the config of run {run_dir}", ledger.resume_overrides() + overrides, \
-            ledger.recipe_overrides()
+        source, raised = f"the config of run {run_dir}", ledger.resume_overrides() + overrides
+        earlier = ledger.recipe_overrides()
         cfg = resolve.resumed(info["config"], raised, source, earlier + list(recipe or []))
         if recipe and cfg != resolve.resumed(info["config"], raised, source, earlier):
             _record_recipe(ledger, run_dir, list(recipe))
@@ -140,7 +140,7 @@ def _continue(run_dir: Path, console: Console, overrides: list[str], expect: Con
 def _record_recipe(ledger: Ledger, run_dir: Path, recipe: list[str]) -> None:
     """A recipe change, recorded for the run's next cycle on; RunDirError unless the run stands between cycles."""
     done = ledger.completed_stages()
-    if done and done[-1][1] != stages_of(done[-1][0])[-1]:
+    if not between_cycles(done):
         raise RunDirError(f"{run_dir} stands after {done[-1][1]} of cycle {done[-1][0]}: a recipe changes between "
                           "cycles. Resume it without --recipe to finish the cycle (with --set loop.cycles="
                           f"{done[-1][0]}), then change the recipe.")

@@ -21,13 +21,13 @@ from rsi.errors import RunDirError
 from rsi.ledger import Ledger
 from rsi.run.context import champion, champion_cycle, model_name
 from rsi.run.rundir import CHAMPION, CONFIG, LEDGER, MODELS, STATE
-from rsi.stages import stages_of
+from rsi.stages import between_cycles
 
 
 def boundary(ledger: Ledger) -> int:
     """The cycle a run has completed (its cycle's last stage done); RunDirError mid-cycle."""
     done = ledger.completed_stages()
-    if not done or done[-1][1] != stages_of(done[-1][0])[-1]:
+    if not done or not between_cycles(done):
         where = f"after {done[-1][1]} of cycle {done[-1][0]}" if done else "before its first stage"
         raise RunDirError(f"{ledger.path.parent} stands {where}: a run is copied only between cycles")
     return done[-1][0]

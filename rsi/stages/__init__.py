@@ -24,3 +24,8 @@ STAGES = {"base": stage_base, "propose": stage_propose, "generate": stage_genera
 
 def stages_of(cycle: int) -> tuple[str, ...]:
     return ("base", "evaluate") if cycle == 0 else ("propose", "generate", "label", "train", "evaluate", "gate")
+
+
+def between_cycles(done: list[tuple[int, str]]) -> bool:
+    """Whether a run whose completed stages are `done` stands between two cycles (or before its first)."""
+    return not done or done[-1][1] == stages_of(done[-1][0])[-1]
