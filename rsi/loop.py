@@ -36,10 +36,19 @@ from rsi.run.runlock import LOCK_FILE, hold
 from rsi.run.stopping import RunStopped, Stopper, stale_stop
 from rsi.scale import open_pool
 from rsi.scale.pool import Pool
-from rsi.stages import STAGES, between_cycles, stages_of
+from rsi.stages import between_cycles, stages_of
+from rsi.stages.evaluate import stage_evaluate
+from rsi.stages.gate import stage_gate
+from rsi.stages.generate import stage_generate
+from rsi.stages.label import stage_label
+from rsi.stages.propose import stage_propose
 from rsi.stages.tracked import stage_done
+from rsi.stages.train import stage_base, stage_train
 from rsi.tasks import get_task
 from rsi.track import Tracking, open_tracking
+
+STAGES = {"base": stage_base, "propose": stage_propose, "generate": stage_generate, "label": stage_label,
+          "train": stage_train, "evaluate": stage_evaluate, "gate": stage_gate}
 
 
 def release_memory() -> None:

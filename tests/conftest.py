@@ -1,5 +1,14 @@
-"""Shared fixtures. `sandbox`: a two-slot `rsi.sandbox.Sandbox` with short limits. Every test
-session has its own empty model cache (`RSI_CACHE_DIR`, inherited by the `rsi` subprocesses), so
+"""Shared fixtures and how the suite spreads over the CPU's cores.
+
+The suite runs on `pytest-xdist` workers, one per core (`-n auto` in pyproject.toml; `-n 0` runs it in
+one process). Each worker, and every `rsi` process it starts, computes on its share of the cores
+(`OMP_NUM_THREADS`): two 1-thread workers on 2 cores do 1.6 times the work of one 2-thread
+process (a quick run: 78 s at 1 thread, 64 s at 2). Tests that share a module-scoped fixture (a
+trained run) go to one worker, so the fixture is built once; tests that start Ray (`xdist_group("ray")`)
+go to one worker too.
+
+`sandbox`: a two-slot `rsi.sandbox.Sandbox` with short limits. Every test session has its own empty
+model cache (`RSI_CACHE_DIR`, shared by its workers and inherited by the `rsi` subprocesses), so
 the first GGUF load converts and the later ones read the conversion. `browser`: headless
 Chromium through Selenium (Debian's `chromium` and `chromium-driver`, which setup.sh installs as root).
 
@@ -11,12 +20,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 from rsi.errors import SandboxUnavailable
 from rsi.sandbox import Limits, Sandbox
+
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TEST_LIMITS = Limits(wall_s=3.0, cpu_s=1, memory_mb=256, pids=32, tmpfs_mb=32, output_bytes=64 << 10)
@@ -24,8 +35,20 @@ TEST_LIMITS = Limits(wall_s=3.0, cpu_s=1, memory_mb=256, pids=32, tmpfs_mb=32, o
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory):
-    os.environ["RSI_CACHE_DIR"] = str(tmp_path_factory.mktemp("rsi-cache"))
-    yield Path(os.environ["RSI_CACHE_DIR"])
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "rsi-cache"
+    cache.mkdir(exist_ok=True)  # written atomically (rsi.engine.modelcache): workers may share it
+    os.environ["RSI_CACHE_DIR"] = str(cache)
+    yield cache
+
+
+def pytest_collection_modifyitems(items):
+    """Tests sharing a module-scoped fixture run on one xdist worker (see the module docstring)."""
+    for item in items:
+        shared = sorted(name for name, defs in item._fixtureinfo.name2fixturedefs.items()
+                        if defs[-1].scope == "module")
+        if shared and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from rsi.scale.ray_pool import RayPool, ScaleError, _ray, _RaySession
 from rsi.tasks import get_task, problems
 from rsi.views.fingerprint import fingerprint
 
+pytestmark = pytest.mark.xdist_group("ray")  # one local Ray at a time on a machine
 SMALL = ["loop.cycles=1", "eval.problems_per_difficulty=20", "propose.problems_per_difficulty=20"]
 RSI = [sys.executable, "-m", "rsi.cli"]
 

@@ -25,6 +25,8 @@ RSI = [sys.executable, "-m", "rsi.cli"]
 TINY = ["loop.cycles=1", "base.steps=150", "train.steps=20", "propose.problems_per_difficulty=20",
         "eval.problems_per_difficulty=20", "eval.max_difficulty=6", "loop.max_difficulty=6"]
 
+pytestmark = pytest.mark.xdist_group("ray")  # searches run on Ray Tune: one local Ray at a time
+
 
 def rsi(*args, check=True):
     out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=900)

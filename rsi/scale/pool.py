@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rsi.config import EngineConfig, TrainConfig
-from rsi.engine.generate import Completion
-from rsi.engine.samplers import open_sampler
-from rsi.learn.resumable import Resumable
-from rsi.learn.sft import TrainStats, train
 from rsi.records import Problem, Verdict
 from rsi.tasks.guard import verify_guarded
+
+if TYPE_CHECKING:  # the engine (torch, transformers) is imported by the stages that sample or train, not by readers
+    from rsi.learn.resumable import Resumable
+    from rsi.learn.sft import TrainStats
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class SampleJob:
     batch_size: int = 256
 
 
-Answers = list[list[Completion]]  # per prompt, its n completions
+Answers = "list[list[Completion]]"  # per prompt, its n completions
 
 
 class Session(Protocol):
@@ -81,6 +81,8 @@ class LocalPool:
 
     @contextmanager
     def session(self, checkpoint: Path, engine: EngineConfig) -> Iterator[Session]:
+        from rsi.engine.samplers import open_sampler
+
         with open_sampler(checkpoint, engine) as sampler:
             yield LocalSession(sampler)
 
@@ -89,6 +91,8 @@ class LocalPool:
 
     def train(self, model, tokenizer, draw, cfg: TrainConfig, seed: int, scratch: Path,
               on_step: Callable[[int, float], None] | None = None, resumable: Resumable | None = None) -> TrainStats:
+        from rsi.learn.sft import train
+
         return train(model, tokenizer, draw, cfg, seed, on_step=on_step, resumable=resumable)
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from rsi.tasks.guard import verify_guarded
 
 CONNECT_S = 30.0  # how long a cluster address may take to answer
 RETRIES = 3  # restarts of a dead actor, and retries of its call
+RELEASE_S = 120.0  # how long a worker may take to start before it is stopped regardless
 # A Ray that `local` starts: its workers at the driver's priority (Ray's default niceness 15 starves
 # them while the driver trains on every core: a worker's start then waited for the train stage to
 # end), and no idle workers started ahead of the actors.
@@ -215,6 +216,12 @@ class RayPool:
                              engine=self.engine, gpus=bool(self.gpus), scratch=scratch, on_step=on_step)
 
     def close(self) -> None:
+        """Stop the workers, once they are up: killed while its creation was being granted, an actor's
+        CPU can stay leased for good (seen with Ray 2.60: a data-parallel trainer asking for that CPU
+        then waited without end)."""
+        if self._actors:
+            self.ray.wait([a.__ray_ready__.remote() for a in self._actors], num_returns=len(self._actors),
+                          timeout=RELEASE_S)  # a worker that died starting is as good as stopped
         for a in self._actors:
             self.ray.kill(a)
         self._actors = []
