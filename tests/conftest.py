@@ -26,9 +26,6 @@ import pytest
 from rsi.errors import SandboxUnavailable
 from rsi.sandbox import Limits, Sandbox
 
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
-
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TEST_LIMITS = Limits(wall_s=3.0, cpu_s=1, memory_mb=256, pids=32, tmpfs_mb=32, output_bytes=64 << 10)
 
@@ -42,6 +39,14 @@ def model_cache(tmp_path_factory):
     yield cache
 
 
+def pytest_configure(config):
+    """Each xdist worker computes on its share of the cores (before any test imports torch); more
+    threads than cores in all, and OpenMP's waiting threads made a quick run 14 times slower."""
+    if hasattr(config, "workerinput"):  # set here, not inherited: the controller's is its own
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // config.workerinput["workercount"]))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Tests sharing a module-scoped fixture run on one xdist worker (see the module docstring)."""
     for item in items:
