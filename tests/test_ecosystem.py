@@ -22,7 +22,7 @@ from rsi.views.export import COLUMNS
 pytestmark = pytest.mark.slow
 RSI = [sys.executable, "-m", "rsi.cli"]
 SMALL = ["loop.cycles=1", "eval.problems_per_difficulty=20", "propose.problems_per_difficulty=20",
-         "eval.max_difficulty=6"]
+         "eval.max_difficulty=6", "base.steps=300", "train.steps=40"]
 
 
 def rsi(*args, check=True):

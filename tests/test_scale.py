@@ -26,7 +26,9 @@ from rsi.tasks import get_task, problems
 from rsi.views.fingerprint import fingerprint
 
 pytestmark = pytest.mark.xdist_group("ray")  # one local Ray at a time on a machine
-SMALL = ["loop.cycles=1", "eval.problems_per_difficulty=20", "propose.problems_per_difficulty=20"]
+# one short cycle: the Ray runs are compared with in-process ones, not with how far they get
+SMALL = ["loop.cycles=1", "eval.problems_per_difficulty=20", "propose.problems_per_difficulty=20", "base.steps=150",
+         "train.steps=20"]
 RSI = [sys.executable, "-m", "rsi.cli"]
 
 

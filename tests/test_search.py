@@ -5,10 +5,13 @@ Ray Tune end to end."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,38 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
     assert st["trials"] == 2 and st["cycles_reported"] == 4 and st["best"]["frontier"] >= st["base_frontier"]
     assert "Recipe search" in (Path(rsi("report", str(tmp_path / "s")).stdout.split("wrote ")[1].split()[0])
                                ).read_text()
+
+
+def test_a_killed_asha_search_resumes_with_every_cycle_recorded_once(tmp_path):
+    """SIGKILL a search (ASHA) once a trial has reported its first cycle; the same command resumes it
+    from Tune's experiment state: each trial's cycles are in the search ledger once, in order, each in
+    the trial's own run, and ASHA took at least one trial to the end."""
+    space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\n")
+    where = tmp_path / "s"
+    search = ["search", "quick", "--space", str(space), "--trials", "2", "--cycles", "2", "--scheduler", "asha",
+              "--dir", str(where), *[a for kv in TINY[1:] for a in ("--set", kv)]]
+    proc = subprocess.Popen([*RSI, *search], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if (where / "search.sqlite").exists():
+            with SearchLedger(where, readonly=True) as book:
+                if book.iterations():
+                    break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # killed mid-way, not finished
+    rsi(*search)
+    with SearchLedger(where, readonly=True) as book:
+        rows, finished = book.iterations(), book.events("finished")
+    by_trial: dict[str, list[int]] = {}
+    for r in rows:
+        by_trial.setdefault(r["trial"], []).append(r["cycle"])
+        with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
+            assert (r["cycle"], "gate") in led.completed_stages()
+    assert len(by_trial) == 2 and all(sorted(c) == list(range(1, len(c) + 1)) for c in by_trial.values()), by_trial
+    assert max(len(c) for c in by_trial.values()) == 2 and len(finished) == 1
+    for r in rows:  # a trial that went to the end ran no cycle past it
+        if r["cycle"] == 2:
+            with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
+                assert max(c for c, s in led.completed_stages() if s == "gate") == r["cycle"]

@@ -20,8 +20,10 @@ from rsi.errors import RsiError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Recursive self-improvement loops for language models.")
-console = Console()
-err = Console(stderr=True)
+# Lines are not wrapped at the console's width (80 when the output is not a terminal): a path or a
+# command to copy stays whole; tables keep their own layout.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 STOPPED_EXIT = 3  # the run stopped cleanly before its end (budget, STOP file, a signal); resumable

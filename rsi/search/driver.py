@@ -143,7 +143,8 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     check_budget(plan, spent, cycle_s)
     t0 = time.perf_counter()
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, search_dir=str(plan.search_dir.resolve()), space=plan.space, base=base),
+        tune.with_parameters(run_trial, search_dir=str(plan.search_dir.resolve()), space=plan.space, base=base,
+                             cycles=plan.cycles),
         {"cpu": plan.cpus_per_trial})
     metric = {"metric": "score", "mode": "max"}
     if plan.scheduler == "pbt":

@@ -8,6 +8,11 @@ recipe (recorded as a `recipe` event when it differs from what the run last ran 
 its figures and a snapshot of the run (`rsi.search.fork.snapshot`: ledger, champion, config) as
 Tune's checkpoint, which PBT hands to a worse trial when it exploits.
 
+When a killed search resumes, each trial goes on from its own checkpoint and its run's ledger: a
+cycle the kill interrupted is finished first (with the recipe it started with), and a cycle that
+ended after the trial's last report is reported before another one runs, so every cycle is in the
+search ledger once.
+
 The score is the frontier with the held-out accuracy just above it as its fraction, gained since the
 base model, per CPU hour the run has spent since then: `(frontier + acc(frontier+1) - base) / cpu_h`.
 """
@@ -28,6 +33,7 @@ from rsi.run.curriculum import frontier
 from rsi.run.rundir import LEDGER
 from rsi.search.fork import boundary, fork, snapshot
 from rsi.search.space import Space
+from rsi.stages import between_cycles
 
 TRIALS = "trials"
 ROOT = "root"
@@ -48,12 +54,18 @@ def figures(run_dir: Path) -> dict[str, Any]:
             "promoted": bool(last and last[0]["promote"])}
 
 
+def _inside_a_cycle(run_dir: Path) -> bool:
+    with Ledger(run_dir / LEDGER, create=False, readonly=True) as ledger:
+        return not between_cycles(ledger.completed_stages())
+
+
 def segments(home: Path) -> list[Path]:
     return sorted(home.glob("seg-*"), key=lambda p: int(p.name[4:])) if home.is_dir() else []
 
 
-def run_trial(config: dict, search_dir: str, space: Space, base: dict, quiet: bool = True) -> None:
-    """Tune's function trainable (see the module docstring). `base`: the root's figures at cycle 0."""
+def run_trial(config: dict, search_dir: str, space: Space, base: dict, cycles: int, quiet: bool = True) -> None:
+    """Tune's function trainable (see the module docstring). `base`: the root's figures at cycle 0;
+    the trial ends when its run has `cycles` cycles (not one more while Tune stops it)."""
     from ray import tune
 
     from rsi.loop import resume
@@ -62,42 +74,52 @@ def run_trial(config: dict, search_dir: str, space: Space, base: dict, quiet: bo
     trial = tune.get_context().get_trial_id()
     home = search_dir / TRIALS / trial
     recipe = {d.key: config[d.key] for d in space.dimensions}
-    run_dir, forked = _place(search_dir, home, trial, tune.get_checkpoint())
+    run_dir, forked, last = _place(search_dir, home, trial, tune.get_checkpoint(), base)
     console = Console(quiet=quiet, stderr=True)
+    if _inside_a_cycle(run_dir):  # the search was killed while this trial ran a cycle: finish it first
+        resume(run_dir, console, recipe=space.overrides(recipe))
     while True:
         before = figures(run_dir)
         t0 = time.perf_counter()
-        resume(run_dir, console, [f"loop.cycles={before['cycle'] + 1}"], recipe=space.overrides(recipe))
-        now = figures(run_dir)
+        if last and before["cycle"] > last["cycle"]:  # killed after a cycle, before its report: report it now
+            before, now = last, before
+        elif before["cycle"] >= cycles:
+            return
+        else:
+            resume(run_dir, console, [f"loop.cycles={before['cycle'] + 1}"], recipe=space.overrides(recipe))
+            now = figures(run_dir)
         gained = now["standing"] - base["standing"]
         spent_h = max(now["cpu_s"] - base["cpu_s"], 1.0) / 3600
         report = {**{k: now[k] for k in ("cycle", "frontier", "acc_above", "champion", "promoted")},
                   "score": gained / spent_h, "run_cpu_s": now["cpu_s"], "run_wall_s": now["wall_s"],
-                  "cycle_cpu_s": now["cpu_s"] - before["cpu_s"], "cycle_wall_s": time.perf_counter() - t0,
+                  "cycle_cpu_s": now["cpu_s"] - before["cpu_s"],
+                  "cycle_wall_s": max(time.perf_counter() - t0, now["wall_s"] - before["wall_s"]),
                   "run_dir": str(run_dir), "recipe": json.dumps(recipe), "forked_from": json.dumps(forked)}
-        forked = None
+        forked, last = None, None
         with tempfile.TemporaryDirectory(prefix="rsi-trial-") as tmp:
             snap = snapshot(run_dir, Path(tmp) / "run")
-            (Path(tmp) / META).write_text(json.dumps({"trial": trial, "segment": run_dir.name, **snap}))
+            at = {k: now[k] for k in ("cycle", "cpu_s", "wall_s")}
+            (Path(tmp) / META).write_text(json.dumps({"trial": trial, "segment": run_dir.name, **snap, "at": at}))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-
-def _place(search_dir: Path, home: Path, trial: str, checkpoint) -> tuple[Path, dict | None]:
-    """The run directory this trial goes on with, and (after an exploit or at its start) what it was forked from."""
+def _place(search_dir: Path, home: Path, trial: str, checkpoint, base: dict) -> tuple[Path, dict | None, dict | None]:
+    """The run directory this trial goes on with, what it was forked from (after an exploit or at its
+    start), and where its own last report stood (when it goes on from its own checkpoint)."""
     segs = segments(home)
     if checkpoint is None:
-        if segs:  # restarted without a checkpoint (a search resumed before its first report): go on
-            return segs[-1], None
+        if segs:  # restarted without a checkpoint (a search resumed before its first report): go on from the root's
+            with Ledger(segs[-1] / LEDGER, create=False, readonly=True) as ledger:
+                return segs[-1], ledger.events("fork")[-1]["detail"], base
         with tempfile.TemporaryDirectory(prefix="rsi-root-") as tmp:
             origin = {"trial": ROOT, "segment": ROOT, **snapshot(search_dir / ROOT, Path(tmp) / "run")}
             fork(Path(tmp) / "run", home / "seg-0", origin)
-        return home / "seg-0", origin
+        return home / "seg-0", origin, None
     with checkpoint.as_directory() as d:
         meta = json.loads((Path(d) / META).read_text())
         if meta["trial"] == trial and segs and meta["segment"] == segs[-1].name:
-            return segs[-1], None  # its own state: the run directory holds it (and maybe a cycle more)
+            return segs[-1], None, meta["at"]  # its own state: the run directory holds it (and maybe a cycle more)
         target = home / f"seg-{int(segs[-1].name[4:]) + 1 if segs else 0}"
         origin = {k: meta[k] for k in ("trial", "segment", "cycle", "champion", "weights_sha256")}
         fork(Path(d) / "run", target, origin)
-    return target, origin
+    return target, origin, None
 
