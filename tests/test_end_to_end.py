@@ -64,7 +64,7 @@ def quick_run(tmp_path_factory):
 
 # the fault tests' run: 14 stages, every kind twice (fewer steps than the tour: only equality with the uninterrupted
 # run matters here, not how far it gets)
-SHORT = ["quick", "--set", "loop.cycles=2", "--set", "base.steps=200", "--set", "train.steps=50"]
+SHORT = ["quick", "--set", "loop.cycles=2", "--set", "base.steps=400", "--set", "train.steps=100"]
 
 
 @pytest.fixture(scope="module")

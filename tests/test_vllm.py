@@ -97,8 +97,7 @@ def test_a_run_generates_and_evaluates_through_vllm(tmp_path, checkpoint):
            "RSI_FAKE_VLLM_LOG": str(log)}
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "rsi.cli", "run", "quick", "--run-dir", str(run),
-                    "--set", "engine.generation=vllm", "--set", "loop.cycles=1", "--set", "base.steps=150",
-                    "--set", "train.steps=20",
+                    "--set", "engine.generation=vllm", "--set", "loop.cycles=1",
                     "--set", "eval.problems_per_difficulty=10", "--set", "propose.problems_per_difficulty=20"],
                    check=True, capture_output=True, env=env, timeout=600)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
