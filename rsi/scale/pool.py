@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from rsi.config import EngineConfig, TrainConfig
 from rsi.records import Problem, Verdict
 from rsi.tasks.guard import verify_guarded
 
 if TYPE_CHECKING:  # the engine (torch, transformers) is imported by the stages that sample or train, not by readers
+    from rsi.engine.generate import Completion
     from rsi.learn.resumable import Resumable
     from rsi.learn.sft import TrainStats
 
@@ -35,7 +36,7 @@ class SampleJob:
     batch_size: int = 256
 
 
-Answers = "list[list[Completion]]"  # per prompt, its n completions
+Answers: TypeAlias = "list[list[Completion]]"  # per prompt, its n completions
 
 
 class Session(Protocol):

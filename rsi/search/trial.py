@@ -102,6 +102,7 @@ def run_trial(config: dict, search_dir: str, space: Space, base: dict, cycles: i
             (Path(tmp) / META).write_text(json.dumps({"trial": trial, "segment": run_dir.name, **snap, "at": at}))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
+
 def _place(search_dir: Path, home: Path, trial: str, checkpoint, base: dict) -> tuple[Path, dict | None, dict | None]:
     """The run directory this trial goes on with, what it was forked from (after an exploit or at its
     start), and where its own last report stood (when it goes on from its own checkpoint)."""
