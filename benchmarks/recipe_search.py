@@ -15,7 +15,10 @@ at equal compute); Tune's overhead <= 10 % of the search's wall time. A search t
 better is a result too: the figures say so. The last line is JSON.
 
     .venv/bin/python benchmarks/recipe_search.py [--configs quick addition] [--space FILE] [--trials 4]
-                                                 [--out runs/bench-search]
+                                                 [--set [CONFIG:]KEY=VALUE] [--out runs/bench-search]
+
+Every run is at one thread (OMP_NUM_THREADS=1 unless set), as the search's one-CPU trials are, so that CPU
+hours mean the same work in the baseline, the search and the re-run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import os
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # every run at one thread: CPU hours compare across baseline and trials
+import torch
 from rich.console import Console
 
 from rsi import resolve
@@ -38,7 +43,7 @@ from rsi.views.status import status
 
 SPACE = """\
 train.lr: {loguniform: [3.0e-4, 3.0e-3]}
-train.steps: {choice: [50, 100, 150, 200]}
+train.steps: {choice: [100, 150, 200, 300, 400]}
 generate.samples_per_problem: {choice: [2, 4, 6]}
 generate.temperature: {uniform: [0.6, 1.2]}
 curriculum.width: {choice: [1, 2, 3]}
@@ -62,6 +67,20 @@ def _cpu_to_reach(run: dict, target: int) -> float | None:
     return None
 
 
+def tune_figures(search_dir: Path, trials: int) -> dict:
+    """PBT's exploits, and Tune's share of the wall time from the trials' start to the search's end (the
+    root's base model and the calibration cycle come before Tune and are not counted): what the trials
+    did not spend inside their cycles (each an `rsi resume`), with the trials that could run side by side
+    counted once."""
+    with SearchLedger(search_dir, readonly=True) as book:
+        rows, (finished, *_), lineage = book.iterations(), book.events("finished")[::-1], book.lineage()
+    tune_wall = finished["detail"]["wall_s"]
+    inside = sum(r["cycle_wall_s"] for r in rows)
+    side_by_side = min(trials, os.cpu_count() or 1)
+    return {"tune_wall_min": tune_wall / 60, "exploits": sum(x["from_trial"] != "root" for x in lineage),
+            "tune_overhead": max(0.0, 1 - inside / max(1e-9, tune_wall * side_by_side))}
+
+
 def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str],
         budget_factor: float = 1.0) -> dict:
     cfg = resolve.load(config, overrides)
@@ -72,10 +91,6 @@ def one(config: str, space_file: Path, trials: int, out: Path, console: Console,
     run_search(plan, console)
     search_wall = time.perf_counter() - t0
     st = search_status(plan.search_dir)
-    with SearchLedger(plan.search_dir, readonly=True) as book:
-        rows = book.iterations()
-    concurrency = min(trials, os.cpu_count() or 1)
-    inside = sum(r["cycle_wall_s"] for r in rows)  # wall seconds the trials spent in their cycles
     best = st["best"]
     rerun_cfg = resolve.load(config, [*overrides, *load_space(space_file, cfg).overrides(best["recipe"]),
                                       f"seed={cfg.seed + 1}"])
@@ -84,11 +99,24 @@ def one(config: str, space_file: Path, trials: int, out: Path, console: Console,
     return {
         "baseline": {k: baseline[k] for k in ("frontier", "cpu_h", "wall_min")},
         "search": {"best_frontier": best["frontier"], "best_recipe": best["recipe"], "cpu_h": st["cpu_hours"],
-                   "wall_min": search_wall / 60, "trials": st["trials"], "exploits": len(st["lineage"]),
-                   "tune_overhead": max(0.0, 1 - inside / max(1e-9, search_wall * concurrency))},
+                   "wall_min": search_wall / 60, "trials": st["trials"], "best_lineage": st["lineage"],
+                   **tune_figures(plan.search_dir, trials)},
         "rerun": {"frontier": rerun["frontier"], "cpu_h": rerun["cpu_h"], "cpu_h_to_baseline_frontier": reach,
                   "compute_ratio": None if reach is None else reach / baseline["cpu_h"]},
     }
+
+
+def _overrides_for(config: str, overrides: list[str]) -> list[str]:
+    """`a.b=c` applies to every config, `CONFIG:a.b=c` to that config only."""
+    mine = []
+    for o in overrides:
+        head, sep, rest = o.partition(":")
+        if sep and "=" not in head:
+            if head == config:
+                mine.append(rest)
+        else:
+            mine.append(o)
+    return mine
 
 
 def main() -> None:
@@ -98,21 +126,24 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--budget-factor", type=float, default=1.0,
                     help="the search's CPU budget as a multiple of the baseline's (1: the issue's same compute)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="a.b=c for every config (a smoke run)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="a.b=c for every config, or CONFIG:a.b=c for one (e.g. quick:loop.cycles=10)")
     ap.add_argument("--out", type=Path, default=Path("runs") / f"bench-search-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     space = args.space or args.out / "space.yaml"
     if args.space is None:
         space.write_text(SPACE)
-    console = Console(stderr=True)
-    results = {c: one(c, space, args.trials, args.out, console, args.overrides, args.budget_factor)
+    console = Console(stderr=True, soft_wrap=True)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    results = {c: one(c, space, args.trials, args.out, console, _overrides_for(c, args.overrides), args.budget_factor)
                for c in args.configs}
     for c, r in results.items():
         console.print(f"{c}: baseline frontier {r['baseline']['frontier']} in {r['baseline']['cpu_h']:.3f} CPU h; "
                       f"search best {r['search']['best_frontier']}; re-run {r['rerun']['frontier']} "
                       f"(baseline's frontier after {r['rerun']['cpu_h_to_baseline_frontier']} CPU h)")
     print(json.dumps({"trials": args.trials, "budget_factor": args.budget_factor, "overrides": args.overrides,
+                      "threads": int(os.environ["OMP_NUM_THREADS"]),
                       "results": results}, default=str))
 
 

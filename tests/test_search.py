@@ -31,8 +31,8 @@ TINY = ["loop.cycles=1", "base.steps=150", "train.steps=20", "propose.problems_p
 pytestmark = pytest.mark.xdist_group("ray")  # searches run on Ray Tune: one local Ray at a time
 
 
-def rsi(*args, check=True):
-    out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=900)
+def rsi(*args, check=True, cwd=None):
+    out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=900, cwd=cwd)
     assert not check or out.returncode == 0, out.stdout + out.stderr
     return out
 
@@ -181,6 +181,26 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
     assert st["trials"] == 2 and st["cycles_reported"] == 4 and st["best"]["frontier"] >= st["base_frontier"]
     assert "Recipe search" in (Path(rsi("report", str(tmp_path / "s")).stdout.split("wrote ")[1].split()[0])
                                ).read_text()
+
+
+def test_a_random_search_keeps_each_trials_sampled_recipe_and_copies_no_champion(tmp_path):
+    """`--scheduler random`: Tune samples each trial's recipe once; no trial is perturbed or copied. No
+    `--dir`: the search goes to the default, relative `searches/quick-<time>`."""
+    space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\n")
+    rsi("search", "quick", "--space", str(space), "--trials", "2", "--cycles", "2", "--scheduler", "random",
+        *[a for kv in TINY[1:] for a in ("--set", kv)], cwd=tmp_path)
+    (where,) = (tmp_path / "searches").glob("quick-*")
+    with SearchLedger(where, readonly=True) as book:
+        rows, lineage = book.iterations(), book.lineage()
+    by_trial: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        by_trial.setdefault(r["trial"], []).append((r["cycle"], r["recipe"]["train.lr"]))
+    assert len(by_trial) == 2 and all(sorted(c for c, _ in v) == [1, 2] for v in by_trial.values()), by_trial
+    lrs = [{lr for _, lr in v} for v in by_trial.values()]
+    assert all(len(lr) == 1 for lr in lrs), lrs  # each trial kept its sampled recipe: nothing explored
+    (a,), (b,) = lrs
+    assert a != b and all(3.0e-4 <= lr <= 3.0e-3 for lr in (a, b))
+    assert [x["from_trial"] for x in lineage] == ["root", "root"]  # forked from the root once, never exploited
 
 
 def test_a_killed_asha_search_resumes_with_every_cycle_recorded_once(tmp_path):

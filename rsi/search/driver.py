@@ -74,6 +74,9 @@ class SearchPlan:
     budget_cpu_hours: float | None = None
     cpus_per_trial: float = 1.0
 
+    def __post_init__(self) -> None:  # Tune's storage wants an absolute path ('searches/...' has no URI scheme)
+        object.__setattr__(self, "search_dir", Path(self.search_dir).resolve())
+
 
 def _domains(space: Space) -> dict:
     from ray import tune
@@ -177,7 +180,7 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     else:
         search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
         tuner = tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config,
-                           tune_config=tune.TuneConfig(num_samples=plan.population, scheduler=scheduler,
+                           tune_config=tune.TuneConfig(num_samples=plan.population, scheduler=scheduler, reuse_actors=True,
                                                        search_alg=search_alg,
                                                        **(metric if scheduler is None else {})))
     results = tuner.fit()
