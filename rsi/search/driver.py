@@ -179,10 +179,10 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     else:
         search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
-        tuner = tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config,
-                           tune_config=tune.TuneConfig(num_samples=plan.population, scheduler=scheduler, reuse_actors=True,
-                                                       search_alg=search_alg,
-                                                       **(metric if scheduler is None else {})))
+        # reuse_actors: a trial paused by PBT (or one that ended) leaves its process, torch imported, to the next
+        tune_config = tune.TuneConfig(num_samples=plan.population, scheduler=scheduler, search_alg=search_alg,
+                                      reuse_actors=True, **(metric if scheduler is None else {}))
+        tuner = tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config, tune_config=tune_config)
     results = tuner.fit()
     if results.errors:
         raise RsiError(f"{len(results.errors)} of the search's trials failed; the first: {results.errors[0]}. Their "
