@@ -90,8 +90,10 @@ class Slot:
         sig, code = status.get("signal"), status.get("exit")
         if killed in (None, "cpu_time") and cg.oom_kills() > oom_before:
             killed = "memory"  # the memory cgroup struck first: the CPU poll only ends what it left running
-        if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= 0.98 * limits.cpu_s:
-            killed = "cpu_time"  # RLIMIT_CPU's signals; the same signal sent by the program itself is just a signal
+        # RLIMIT_CPU's signals; the same signal sent by the program itself is just a signal. The kernel checks
+        # the limit on the process's tick-sampled CPU time: the cgroup's exact count read 0.98 s at a 1 s limit
+        if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= 0.9 * limits.cpu_s:
+            killed = "cpu_time"
         return Execution(
             exit_code=code, signal=sig, killed=killed,
             stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
