@@ -28,6 +28,8 @@ Measured on 2 cores (2026-12-05, 4 trials, PBT, the space above):
   Ray actors; the rest is synchronous PBT's rounds: pauses, and trials waiting for the slowest).
 - quick with loop.cycles=10: the baseline reached the ceiling (10) at cycle 5 for 0.020 CPU h, which
   paid one cycle per trial; the best (400 train steps) re-run cost 1.88x: nothing better found.
+- vote with loop.cycles=4: baseline 4, 6, 7, 7, 7 in 0.190 CPU h; every trial stayed at 5 (the config's
+  own recipe reached 6 in the calibration cycle); the best re-run went 4, 5, 5, 5, 5: nothing better found.
 """
 
 from __future__ import annotations
