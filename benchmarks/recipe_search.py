@@ -84,7 +84,7 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
     did not spend inside their cycles (each an `rsi resume`), with the trials that could run side by side
     counted once."""
     with SearchLedger(search_dir, readonly=True) as book:
-        rows, (finished, *_), lineage = book.iterations(), book.events("finished")[::-1], book.lineage()
+        rows, finished, lineage = book.iterations(), book.events("finished")[-1], book.lineage()
     tune_wall = finished["detail"]["wall_s"]
     inside = sum(r["cycle_wall_s"] for r in rows)
     side_by_side = min(trials, os.cpu_count() or 1)

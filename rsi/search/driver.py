@@ -146,7 +146,7 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     check_budget(plan, spent, cycle_s)
     t0 = time.perf_counter()
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, search_dir=str(plan.search_dir.resolve()), space=plan.space, base=base,
+        tune.with_parameters(run_trial, search_dir=str(plan.search_dir), space=plan.space, base=base,
                              cycles=plan.cycles),
         {"cpu": plan.cpus_per_trial})
     metric = {"metric": "score", "mode": "max"}
@@ -167,7 +167,7 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
 
     stop = BudgetStop(plan.cycles, None if plan.budget_cpu_hours is None else plan.budget_cpu_hours * 3600 - spent,
                       plan.search_dir)
-    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir.resolve()), stop=stop,
+    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=stop,
                                 callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     if not ray.is_initialized():  # a search on this machine; scale.ray.address's cluster is the runs' own
