@@ -82,14 +82,25 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
     """PBT's exploits, and Tune's share of the wall time from the trials' start to the search's end (the
     root's base model and the calibration cycle come before Tune and are not counted): what the trials
     did not spend inside their cycles (each an `rsi resume`), with the trials that could run side by side
-    counted once."""
+    counted once. Split three ways from Tune's own results (`tune/*/result.json`), in core-seconds:
+    `start_stop`, Tune before the first iteration and after the last; `in_iterations`, inside a trial's
+    iteration but outside its cycle (the fork or exploit copy, the snapshot, the checkpoint, the report);
+    `idle_slots`, slots running no iteration in between (synchronous PBT's rounds waiting for their
+    slowest trial, the last cycles' tail once the budget is spent, pauses and restores)."""
     with SearchLedger(search_dir, readonly=True) as book:
         rows, finished, lineage = book.iterations(), book.events("finished")[-1], book.lineage()
     tune_wall = finished["detail"]["wall_s"]
     inside = sum(r["cycle_wall_s"] for r in rows)
-    side_by_side = min(trials, os.cpu_count() or 1)
+    slots = min(trials, os.cpu_count() or 1)
+    spans = [(r["timestamp"] - r["time_this_iter_s"], r["timestamp"], r["time_this_iter_s"] - r["cycle_wall_s"])
+             for f in (search_dir / "tune").glob("*/result.json") for r in map(json.loads, f.read_text().splitlines())]
+    first, last = min(s for s, _, _ in spans), max(e for _, e, _ in spans)
+    busy = sum(e - s for s, e, _ in spans)
+    split = {"start_stop": slots * max(0.0, tune_wall - (last - first)), "in_iterations": sum(x for _, _, x in spans),
+             "idle_slots": max(0.0, slots * (last - first) - busy)}
     return {"tune_wall_min": tune_wall / 60, "exploits": sum(x["from_trial"] != "root" for x in lineage),
-            "tune_overhead": max(0.0, 1 - inside / max(1e-9, tune_wall * side_by_side))}
+            "tune_overhead": max(0.0, 1 - inside / max(1e-9, tune_wall * slots)),
+            "overhead_core_s": {k: round(v, 1) for k, v in split.items()}}
 
 
 def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str],
@@ -109,7 +120,8 @@ def one(config: str, space_file: Path, trials: int, out: Path, console: Console,
     reach = _cpu_to_reach(rerun, baseline["frontier"])
     return {
         "baseline": {k: baseline[k] for k in ("frontier", "cpu_h", "wall_min")},
-        "search": {"best_frontier": best["frontier"], "best_recipe": best["recipe"], "cpu_h": st["cpu_hours"],
+        "search": {"found_better": st["found_better"], "best_frontier": best["frontier"], "best_recipe": best["recipe"],
+                   "cpu_h": st["cpu_hours"],
                    "wall_min": search_wall / 60, "trials": st["trials"], "best_lineage": st["lineage"],
                    **tune_figures(plan.search_dir, trials)},
         "rerun": {"frontier": rerun["frontier"], "cpu_h": rerun["cpu_h"], "cpu_h_to_baseline_frontier": reach,

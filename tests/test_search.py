@@ -149,6 +149,23 @@ def test_a_search_directory_holding_another_search_is_refused(tmp_path):
             book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 8, None)
 
 
+def test_the_best_recipe_is_the_configs_own_unless_a_trial_beat_it(tmp_path):
+    """The calibration run (the config's own recipe) is a contender for best: the vote search whose trials
+    all stayed below it must not name one of them."""
+    from rsi.views.search import best_of, own_recipe
+
+    info = {"config": {"train": {"lr": 5e-4, "steps": 400}}, "space": {"train.lr": {}, "train.steps": {}}}
+    own = own_recipe(tmp_path, info, {"cycle": 1, "frontier": 6, "acc_above": 0.2, "cpu_s": 300.0})
+    assert own["recipe"] == {"train.lr": 5e-4, "train.steps": 400} and own["trial"] == "calibration"
+    row = {"trial": "t1", "cycle": 4, "frontier": 5, "acc_above": 0.9, "cpu_s": 900.0, "recipe": {}}
+    assert best_of([row], own) is own
+    tie = {**row, "frontier": 6, "acc_above": 0.2}  # as good, more compute: the hand-set recipe stays best
+    assert best_of([row, tie], own) is own
+    better = {**row, "frontier": 6, "acc_above": 0.5}
+    assert best_of([row, better, tie], own) is better
+    assert best_of([row], None) is row and best_of([], None) is None
+
+
 def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_path):
     space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\ntrain.steps: {choice: [10, 20, 30]}\n")
     sets = [a for kv in TINY[1:] for a in ("--set", kv)]
@@ -179,6 +196,8 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
                                                              f"train.steps={r['recipe']['train.steps']}"]
     st = json.loads(rsi("status", str(tmp_path / "s"), "--json").stdout)
     assert st["trials"] == 2 and st["cycles_reported"] == 4 and st["best"]["frontier"] >= st["base_frontier"]
+    assert st["found_better"] == (st["best"]["trial"] != "calibration")
+    assert st["best"]["frontier"] >= st["calibration"]["frontier"]
     assert "Recipe search" in (Path(rsi("report", str(tmp_path / "s")).stdout.split("wrote ")[1].split()[0])
                                ).read_text()
 

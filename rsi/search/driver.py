@@ -37,10 +37,9 @@ from rsi.errors import ConfigError, RsiError
 from rsi.search.fork import fork, snapshot
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
-from rsi.search.trial import ROOT, figures, run_trial
+from rsi.search.trial import CALIBRATION, ROOT, figures, run_trial
 
 SCHEDULERS = ("pbt", "asha", "random")
-CALIBRATION = "calibration"
 
 
 class Proposer:
@@ -190,9 +189,11 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
                        "to resume the search.")
     with SearchLedger(plan.search_dir) as book:
         book.add_event("finished", {"wall_s": time.perf_counter() - t0, "budget_spent": stop.spent_s + spent})
-        iterations = book.iterations()
-    best = max(iterations, key=lambda r: (r["frontier"] + r["acc_above"], -r["cpu_s"]), default=None)
-    if best:
-        console.print(f"search finished: best frontier {best['frontier']} (trial {best['trial']}, cycle "
-                      f"{best['cycle']}) with recipe {json.dumps(best['recipe'])}")
+    from rsi.views.search import search_status
+
+    st = search_status(plan.search_dir)
+    if best := st["best"]:
+        who = f"trial {best['trial']}, cycle {best['cycle']}" if st["found_better"] else \
+            "the config's own recipe: no trial beat it"
+        console.print(f"search finished: best frontier {best['frontier']} ({who}) with recipe {json.dumps(best['recipe'])}")
     return plan.search_dir

@@ -37,6 +37,7 @@ from rsi.stages import between_cycles
 
 TRIALS = "trials"
 ROOT = "root"
+CALIBRATION = "calibration"  # the run that measures one cycle of the config's own recipe
 META = "trial.json"
 
 

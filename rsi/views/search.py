@@ -5,7 +5,8 @@ Read from the search ledger (`rsi.search.record`) and the root and calibration r
 - the population's frontier against compute: after each reported cycle, the best frontier any
   trial holds against the CPU hours the search has spent (root, calibration, every trial's own cycles);
 - the best recipe found (highest frontier with the accuracy just above it; less compute breaks a tie),
-  with its lineage: whose champion its trial copied, cycle by cycle, back to the root;
+  with its lineage: whose champion its trial copied, cycle by cycle, back to the root. The config's own
+  recipe (the calibration run) is a contender: a search whose trials never beat it says so;
 - the recipe changes the gates rejected: cycles whose gate rolled back, with the recipe they ran.
 """
 
@@ -20,7 +21,25 @@ from rich.text import Text
 
 from rsi.run.rundir import atomic_write_text
 from rsi.search.record import SearchLedger
-from rsi.search.trial import ROOT, figures
+from rsi.search.space import _get
+from rsi.search.trial import CALIBRATION, ROOT, figures
+
+
+def best_of(rows: list[dict], own: dict | None) -> dict | None:
+    """The best of the trials' reported cycles and `own` (the config's own recipe, as the calibration
+    run ran it): highest frontier with the accuracy just above it, then the least compute. `own` wins a
+    tie, so a trial is best only when it beat the hand-set recipe."""
+    contenders = ([own] if own else []) + rows
+    return max(contenders, key=lambda r: (r["frontier"] + r["acc_above"], -r["cpu_s"]), default=None)
+
+
+def own_recipe(search_dir: Path, info: dict | None, calib: dict | None) -> dict | None:
+    """The calibration run as a contender: the config's values for the space's keys, its figures."""
+    if not info or not calib:
+        return None
+    return {"trial": CALIBRATION, "cycle": calib["cycle"], "frontier": calib["frontier"],
+            "acc_above": calib["acc_above"], "cpu_s": calib["cpu_s"], "run_dir": str(Path(search_dir) / CALIBRATION),
+            "recipe": {k: _get(info["config"], k) for k in info["space"]}}
 
 
 def search_status(search_dir: Path) -> dict:
@@ -28,14 +47,14 @@ def search_status(search_dir: Path) -> dict:
     with SearchLedger(search_dir, readonly=True) as book:
         info, rows, lineage, events = book.search(), book.iterations(), book.lineage(), book.events()
     root = figures(search_dir / ROOT) if (search_dir / ROOT / "ledger.sqlite").is_file() else None
-    calib = figures(search_dir / "calibration") if (search_dir / "calibration" / "ledger.sqlite").is_file() else None
+    calib = figures(search_dir / CALIBRATION) if (search_dir / CALIBRATION / "ledger.sqlite").is_file() else None
     spent = calib["cpu_s"] if calib else (root["cpu_s"] if root else 0.0)
     curve, best_f = [], None
     for r in rows:
         spent += r["cycle_cpu_s"]
         best_f = max(best_f or r["frontier"], r["frontier"])
         curve.append({"cpu_h": round(spent / 3600, 4), "frontier": best_f, "trial": r["trial"], "cycle": r["cycle"]})
-    best = max(rows, key=lambda r: (r["frontier"] + r["acc_above"], -r["cpu_s"]), default=None)
+    best = best_of(rows, own_recipe(search_dir, info, calib))
     return {
         "dir": str(search_dir), "scheduler": info["scheduler"] if info else None,
         "population": info["population"] if info else None, "space": info["space"] if info else None,
@@ -46,6 +65,7 @@ def search_status(search_dir: Path) -> dict:
         "cpu_hours": spent / 3600, "frontier_against_compute": curve,
         "best": None if best is None else {k: best[k] for k in ("trial", "cycle", "frontier", "acc_above", "recipe",
                                                                  "cpu_s", "run_dir")},
+        "found_better": best is not None and best["trial"] != CALIBRATION,
         "lineage": [] if best is None else lineage_of(best["trial"], best["cycle"], lineage),
         "rejected": [{k: r[k] for k in ("trial", "cycle", "recipe", "frontier")} for r in rows if not r["promoted"]],
         "finished": any(e["kind"] == "finished" for e in events),
@@ -73,7 +93,11 @@ def format_search_status(st: dict) -> Group:
                 + (" (finished)" if st["finished"] else ""))
     parts = [head, Text(f"base model's frontier {st['base_frontier']}; the config's own recipe after one cycle: "
                         f"{(st['calibration'] or {}).get('frontier')}")]
-    if st["best"]:
+    if st["best"] and not st["found_better"]:
+        b = st["best"]
+        parts.append(Text(f"best: the config's own recipe (frontier {b['frontier']}, +{b['acc_above']:.0%} above, "
+                          f"in its calibration cycle): no trial beat it. Recipe {b['recipe']}"))
+    elif st["best"]:
         b = st["best"]
         parts.append(Text(f"best: frontier {b['frontier']} (+{b['acc_above']:.0%} above) by trial {b['trial']} at "
                           f"cycle {b['cycle']}, recipe {b['recipe']}"))
