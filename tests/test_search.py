@@ -22,6 +22,7 @@ from rsi.ledger import Ledger
 from rsi.search.fork import fork, snapshot
 from rsi.search.record import SearchLedger
 from rsi.search.space import load_space
+from rsi.search.trial import figures
 
 RSI = [sys.executable, "-m", "rsi.cli"]
 # a quick run cut to seconds a cycle: the search tests compare runs, not how far they get
@@ -202,24 +203,45 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
                                ).read_text()
 
 
-def test_a_random_search_keeps_each_trials_sampled_recipe_and_copies_no_champion(tmp_path):
-    """`--scheduler random`: Tune samples each trial's recipe once; no trial is perturbed or copied. No
-    `--dir`: the search goes to the default, relative `searches/quick-<time>`."""
+def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_path):
+    """`--scheduler random`: Tune samples each trial's recipe once; no trial is perturbed or copied. A
+    spent budget stops the search midway (exit 3, as a run's), every trial kept: the same search with a
+    larger budget finishes it, each cycle recorded once. No `--dir` at first: the search goes to the
+    default, relative `searches/quick-<time>`."""
     space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\n")
-    rsi("search", "quick", "--space", str(space), "--trials", "2", "--cycles", "2", "--scheduler", "random",
-        *[a for kv in TINY[1:] for a in ("--set", kv)], cwd=tmp_path)
+    search = ["search", "quick", "--space", str(space), "--trials", "2", "--cycles", "3", "--scheduler", "random",
+              *[a for kv in TINY[1:] for a in ("--set", kv)]]
+    refused = rsi(*search, "--budget-cpu-hours", "0.0001", cwd=tmp_path, check=False)  # runs root and calibration
+    assert refused.returncode == 2 and "a population of 2 needs at least" in refused.stderr, refused.stderr
     (where,) = (tmp_path / "searches").glob("quick-*")
+    root, calib = figures(where / "root")["cpu_s"], figures(where / "calibration")["cpu_s"]
+    budget = (calib + 2.2 * (calib - root)) / 3600  # about two of the six cycles
+    stopped = rsi(*search, "--dir", str(where), "--budget-cpu-hours", f"{budget:.6f}", check=False)
+    assert stopped.returncode == 3 and "its budget is spent" in stopped.stderr, stopped.stdout + stopped.stderr
+    st = json.loads(rsi("status", str(where), "--json").stdout)
+    assert st["stopped"].startswith("its budget is spent") and not st["finished"]
+    assert st["cycles_reported"] < 6 and st["cpu_hours"] >= budget
+    again = rsi(*search, "--dir", str(where), "--budget-cpu-hours", f"{budget:.6f}", check=False)
+    assert again.returncode == 3 and "its budget is spent" in again.stderr  # refused before Tune starts
+    with SearchLedger(where, readonly=True) as book:
+        assert len(book.iterations()) == st["cycles_reported"]
+    rsi(*search, "--dir", str(where))  # no budget now: the search goes on to its end
     with SearchLedger(where, readonly=True) as book:
         rows, lineage = book.iterations(), book.lineage()
     by_trial: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
         by_trial.setdefault(r["trial"], []).append((r["cycle"], r["recipe"]["train.lr"]))
-    assert len(by_trial) == 2 and all(sorted(c for c, _ in v) == [1, 2] for v in by_trial.values()), by_trial
+    assert len(by_trial) == 2 and all([c for c, _ in v] == [1, 2, 3] for v in by_trial.values()), by_trial
     lrs = [{lr for _, lr in v} for v in by_trial.values()]
     assert all(len(lr) == 1 for lr in lrs), lrs  # each trial kept its sampled recipe: nothing explored
     (a,), (b,) = lrs
     assert a != b and all(3.0e-4 <= lr <= 3.0e-3 for lr in (a, b))
     assert [x["from_trial"] for x in lineage] == ["root", "root"]  # forked from the root once, never exploited
+    for r in rows:  # one run a trial: a cycle the budget cut was finished on resume, each cycle once
+        assert r["run_dir"] == next(x["run_dir"] for x in rows if x["trial"] == r["trial"])
+        with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
+            assert [c for c, stage in led.completed_stages() if stage == "gate"] == [1, 2, 3]
+    assert json.loads(rsi("status", str(where), "--json").stdout)["finished"]
 
 
 def test_a_killed_asha_search_resumes_with_every_cycle_recorded_once(tmp_path):

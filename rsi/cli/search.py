@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rsi.cli.base import _commands, app, console
+from rsi.cli.base import STOPPED_EXIT, _commands, app, console, err
 from rsi.errors import RsiError
 
 
@@ -23,7 +23,8 @@ def search(
     cycles: Annotated[int | None, typer.Option("--cycles", help="cycles per trial (default: the config's)")] = None,
     search_dir: Annotated[Path | None, typer.Option("--dir", help="the search directory (default searches/<config>-"
                                                                   "<time>); an existing one is resumed")] = None,
-    budget: Annotated[float | None, typer.Option("--budget-cpu-hours", help="stop when the search has spent this")]
+    budget: Annotated[float | None, typer.Option(
+        "--budget-cpu-hours", help="stop when the search has spent this; the same command with a larger one goes on")]
     = None,
     scheduler: Annotated[str, typer.Option("--scheduler", help="pbt | asha | random")] = "pbt",
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key (repeatable)")] = None,
@@ -36,7 +37,7 @@ def search(
     Example: rsi search quick --space space.yaml --trials 4 --budget-cpu-hours 1
     """
     from rsi import resolve
-    from rsi.search.driver import SCHEDULERS, SearchPlan, run_search
+    from rsi.search.driver import SCHEDULERS, SearchPlan, SearchStopped, run_search
     from rsi.search.space import load_space
 
     if scheduler not in SCHEDULERS:
@@ -48,5 +49,9 @@ def search(
         raise RsiError(f"--cycles {cycles}: a trial runs at least one cycle")
     plan = SearchPlan(cfg, load_space(space, cfg), search_dir or Path("searches") / (
         f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"), trials, cycles or cfg.loop.cycles, scheduler, budget, cpus)
-    done = run_search(plan, console)
+    try:
+        done = run_search(plan, console)
+    except SearchStopped as e:
+        err.print(f"[bold yellow]stopped:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(STOPPED_EXIT) from None
     console.print(escape(f"search directory: {done} (rsi status {done}, rsi report {done})"), highlight=False)

@@ -13,9 +13,11 @@ The search is a driver around normal runs: it adds no state to the loop and no s
    perturbs the recipe (`Proposer.explore`); `asha`: successive halving;
    `random`: every trial to the end.
 4. A callback writes every trial's cycles, recipes, lineage and cost to the search ledger
-   (`rsi.search.record`); a budget of CPU hours (root, calibration and every trial's own cycles)
-   stops the population when spent. A killed search resumes from Tune's experiment state, each
-   trial from its last snapshot and its run's own ledger: no trial or cycle is lost or recorded twice.
+   (`rsi.search.record`). A budget of CPU hours (root, calibration and every completed stage of every
+   trial, from the runs' ledgers) stops the search when spent, as a run's budget stops a run: resumable,
+   with a larger budget (`rsi.search.tuned.BudgetStop`). A killed or interrupted search resumes from
+   Tune's experiment state, each trial from its last snapshot and its run's own ledger: no trial or
+   cycle is lost or recorded twice. A search that stops before its end raises `SearchStopped`.
 
 The seam for a model proposing recipe changes is `Proposer`: PBT's explore calls its `explore`, whose
 first implementation keeps Tune's perturbation (values kept inside the space, integers rounded).
@@ -37,9 +39,19 @@ from rsi.errors import ConfigError, RsiError
 from rsi.search.fork import fork, snapshot
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
-from rsi.search.trial import CALIBRATION, ROOT, figures, run_trial
+from rsi.search.trial import CALIBRATION, ROOT, TRIALS, figures, run_trial, search_cpu_s
 
 SCHEDULERS = ("pbt", "asha", "random")
+
+
+class SearchStopped(RsiError):
+    """The search stopped before its end (its budget spent, or interrupted); the same command resumes it."""
+
+    def __init__(self, search_dir: Path, why: str, raise_budget: bool) -> None:
+        self.search_dir = search_dir
+        hint = " and a larger --budget-cpu-hours" if raise_budget else ""
+        super().__init__(f"search {search_dir} stopped: {why}. Every reported cycle is in its ledger and every trial "
+                         f"in Tune's state; to go on, run the same command with --dir {search_dir}{hint}.")
 
 
 class Proposer:
@@ -127,27 +139,19 @@ def check_budget(plan: SearchPlan, spent_s: float, cycle_s: float) -> None:
             f"{max(0, int(left // cycle_s))} now).")
 
 
-def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
-    """Run (or resume) the search `plan` describes; returns its directory."""
-    import ray
+def _tuner(plan: SearchPlan, base: dict):
+    """Tune's Tuner for the search: restored from `SEARCH/tune` when the search ran before, else new."""
     from ray import tune
 
-    console = console or Console()
-    plan.search_dir.mkdir(parents=True, exist_ok=True)
-    space_json = {d.key: {d.kind: list(d.values)} for d in plan.space.dimensions}
-    with SearchLedger(plan.search_dir) as book:
-        book.set_search(plan.cfg.model_dump(mode="json"), space_json, plan.scheduler, plan.population,
-                        plan.budget_cpu_hours)
-        book.add_event("start", {"cycles": plan.cycles})
-    base, cycle_s = _prepare(plan, console)
-    calib = figures(plan.search_dir / CALIBRATION)
-    spent = calib["cpu_s"]  # the root's base and the calibration cycle
-    check_budget(plan, spent, cycle_s)
-    t0 = time.perf_counter()
+    from rsi.search.tuned import BudgetStop, LedgerCallback
+
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, search_dir=str(plan.search_dir), space=plan.space, base=base,
                              cycles=plan.cycles),
         {"cpu": plan.cpus_per_trial})
+    experiment = plan.search_dir / "tune"
+    if tune.Tuner.can_restore(str(experiment)):  # its stopper and scheduler come back from Tune's pickle
+        return tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     metric = {"metric": "score", "mode": "max"}
     if plan.scheduler == "pbt":
         from ray.tune.schedulers import PopulationBasedTraining
@@ -162,38 +166,71 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan.cycles, grace_period=1, **metric)
     else:
         scheduler = None
-    from rsi.search.tuned import BudgetStop, LedgerCallback
-
-    stop = BudgetStop(plan.cycles, None if plan.budget_cpu_hours is None else plan.budget_cpu_hours * 3600 - spent,
-                      plan.search_dir)
-    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=stop,
+    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=BudgetStop(plan.search_dir),
                                 callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
+    # reuse_actors: a trial paused by PBT (or one that ended) leaves its process, torch imported, to the next
+    tune_config = tune.TuneConfig(num_samples=plan.population, scheduler=scheduler, search_alg=search_alg,
+                                  reuse_actors=True, **(metric if scheduler is None else {}))
+    return tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config, tune_config=tune_config)
+
+
+def _unfinished(experiment: Path) -> int:
+    """Trials Tune saved as not yet at their end (an interrupted experiment), read back from its state."""
+    from ray.tune import ExperimentAnalysis
+
+    return sum(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(str(experiment)).trials)
+
+
+def _budget_spent(plan: SearchPlan, spent_s: float) -> str | None:
+    if plan.budget_cpu_hours is None or spent_s < plan.budget_cpu_hours * 3600:
+        return None
+    return f"its budget is spent ({spent_s / 3600:.3f} of {plan.budget_cpu_hours:g} CPU h)"
+
+
+def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
+    """Run (or resume) the search `plan` describes; returns its directory. Raises `SearchStopped` when
+    the search stops before its end (its budget spent, or interrupted by Ctrl-C)."""
+    import ray
+
+    console = console or Console()
+    plan.search_dir.mkdir(parents=True, exist_ok=True)
+    space_json = {d.key: {d.kind: list(d.values)} for d in plan.space.dimensions}
+    with SearchLedger(plan.search_dir) as book:
+        book.set_search(plan.cfg.model_dump(mode="json"), space_json, plan.scheduler, plan.population,
+                        plan.budget_cpu_hours)
+        book.add_event("start", {"cycles": plan.cycles, "budget_cpu_hours": plan.budget_cpu_hours})
+    base, cycle_s = _prepare(plan, console)
+    if not (plan.search_dir / TRIALS).exists():  # no trial started yet
+        check_budget(plan, figures(plan.search_dir / CALIBRATION)["cpu_s"], cycle_s)
+    elif why := _budget_spent(plan, search_cpu_s(plan.search_dir)):
+        raise SearchStopped(plan.search_dir, why, raise_budget=True)
+    t0 = time.perf_counter()
     if not ray.is_initialized():  # a search on this machine; scale.ray.address's cluster is the runs' own
         from rsi.scale.ray_pool import LOCAL_RAY
 
         ray.init(_system_config=LOCAL_RAY, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    experiment = plan.search_dir / "tune"
-    if tune.Tuner.can_restore(str(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
-    else:
-        search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
-        # reuse_actors: a trial paused by PBT (or one that ended) leaves its process, torch imported, to the next
-        tune_config = tune.TuneConfig(num_samples=plan.population, scheduler=scheduler, search_alg=search_alg,
-                                      reuse_actors=True, **(metric if scheduler is None else {}))
-        tuner = tune.Tuner(trainable, param_space=_domains(plan.space), run_config=run_config, tune_config=tune_config)
-    results = tuner.fit()
+    results = _tuner(plan, base).fit()
     if results.errors:
         raise RsiError(f"{len(results.errors)} of the search's trials failed; the first: {results.errors[0]}. Their "
                        f"runs are under {plan.search_dir / 'trials'}; fix the cause and run the same command again "
                        "to resume the search.")
+    spent = search_cpu_s(plan.search_dir)
+    ended = {"wall_s": time.perf_counter() - t0, "cpu_s": spent}
+    if _unfinished(plan.search_dir / "tune"):  # Tune was interrupted: by the budget, or by Ctrl-C
+        why = _budget_spent(plan, spent) or "it was interrupted"
+        with SearchLedger(plan.search_dir) as book:
+            book.add_event("stopped", {**ended, "why": why})
+        raise SearchStopped(plan.search_dir, why, raise_budget=why != "it was interrupted")
     with SearchLedger(plan.search_dir) as book:
-        book.add_event("finished", {"wall_s": time.perf_counter() - t0, "budget_spent": stop.spent_s + spent})
+        book.add_event("finished", ended)
     from rsi.views.search import search_status
 
     st = search_status(plan.search_dir)
     if best := st["best"]:
         who = f"trial {best['trial']}, cycle {best['cycle']}" if st["found_better"] else \
             "the config's own recipe: no trial beat it"
-        console.print(f"search finished: best frontier {best['frontier']} ({who}) with recipe {json.dumps(best['recipe'])}")
+        console.print(f"search finished: best frontier {best['frontier']} ({who}) with recipe "
+                      f"{json.dumps(best['recipe'])}")
     return plan.search_dir

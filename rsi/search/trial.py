@@ -55,6 +55,26 @@ def figures(run_dir: Path) -> dict[str, Any]:
             "promoted": bool(last and last[0]["promote"])}
 
 
+def own_cpu_s(run_dir: Path) -> float:
+    """CPU seconds a trial's segment spent itself: its completed stages after the cycle it was forked at
+    (before that its ledger holds its source's history). 0 while the fork is being written."""
+    if not (Path(run_dir) / LEDGER).is_file():
+        return 0.0
+    with Ledger(Path(run_dir) / LEDGER, create=False, readonly=True) as ledger:
+        forks = ledger.events("fork")
+        return sum(r["cpu_s"] for r in ledger.costs() if forks and r["cycle"] > forks[-1]["detail"]["cycle"])
+
+
+def search_cpu_s(search_dir: Path) -> float:
+    """What a search has spent, from its runs' own ledgers: the root's base model and the calibration
+    cycle, and every completed stage of every trial (a cycle the search stopped midway counts the stages
+    it completed; the stage in progress rolled back, as in a killed run)."""
+    search_dir = Path(search_dir)
+    first = next((d for d in (search_dir / CALIBRATION, search_dir / ROOT) if (d / LEDGER).is_file()), None)
+    spent = 0.0 if first is None else figures(first)["cpu_s"]  # the calibration's ledger holds the root's
+    return spent + sum(own_cpu_s(seg) for home in sorted((search_dir / TRIALS).glob("*")) for seg in segments(home))
+
+
 def _inside_a_cycle(run_dir: Path) -> bool:
     with Ledger(run_dir / LEDGER, create=False, readonly=True) as ledger:
         return not between_cycles(ledger.completed_stages())

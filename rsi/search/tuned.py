@@ -1,35 +1,62 @@
-"""The search's hooks into Ray Tune: the stopper (cycles, and the budget of CPU hours across the
-population) and the callback that writes each reported cycle to the search ledger."""
+"""The search's hooks into Ray Tune: the stopper (a trial's cycles, and the search's budget of CPU
+hours) and the callback that writes each reported cycle to the search ledger."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 from ray import tune
 
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
+from rsi.search.trial import search_cpu_s
 
 
 class BudgetStop(tune.Stopper):
-    """A trial stops after `cycles` cycles; the whole search once its trials' own cycles have spent
-    `budget_s` CPU seconds (counted from the search ledger, so a resumed search counts what it spent)."""
+    """A trial stops after its cycles; the whole search once it has spent its budget, counted from its
+    runs' own ledgers (`search_cpu_s`: every completed stage), checked every second (or, should reading
+    the ledgers take longer than 20 ms, 50 times as long as it took).
 
-    def __init__(self, cycles: int, budget_s: float | None, search_dir: Path) -> None:
-        self.cycles, self.budget_s = cycles, budget_s
-        with SearchLedger(search_dir) as book:
-            self.spent_s = book.spent_cpu_s()
-        self._seen: set[tuple[str, int]] = set()
+    The cycles and the budget are those of the command that started or resumed the search (its last
+    `start` event), read when first asked: Tune restores a resumed search's stopper from a pickle made
+    when the search began, and a raised budget must hold. A spent budget interrupts Tune the way Ctrl-C
+    does (SIGUSR1, which Tune catches while it runs): Tune saves the experiment with its trials
+    unfinished, so the same command with a larger budget goes on with them; the cycles running then are
+    cut at their stage in progress, which rolls back as in a killed run and is finished on resume."""
+
+    def __init__(self, search_dir: Path) -> None:
+        self.search_dir = Path(search_dir)
+        self._plan: dict | None = None  # None in the pickle: read on first use
+        self._next_check, self._terminate = 0.0, False
+
+    def plan(self) -> dict:
+        if self._plan is None:
+            with SearchLedger(self.search_dir, readonly=True) as book:
+                self._plan = book.events("start")[-1]["detail"]
+        return self._plan
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if (trial_id, result["cycle"]) not in self._seen:
-            self._seen.add((trial_id, result["cycle"]))
-            self.spent_s += result["cycle_cpu_s"]
-        return result["training_iteration"] >= self.cycles
+        return result["training_iteration"] >= self.plan()["cycles"]
 
     def stop_all(self) -> bool:
-        return self.budget_s is not None and self.spent_s >= self.budget_s
+        budget = self.plan().get("budget_cpu_hours")
+        if self._terminate or budget is None or time.monotonic() < self._next_check:
+            return self._terminate
+        t0 = time.monotonic()
+        spent = search_cpu_s(self.search_dir)
+        self._next_check = time.monotonic() + max(1.0, 50 * (time.monotonic() - t0))
+        if spent < budget * 3600:
+            return False
+        if callable(signal.getsignal(signal.SIGUSR1)):  # Tune's handler: end the experiment, trials kept
+            self._next_check = float("inf")
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return False
+        self._terminate = True  # no handler (Tune not in the main thread): stop every trial for good
+        return True
 
 
 class LedgerCallback(tune.Callback):

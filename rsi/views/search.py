@@ -22,7 +22,7 @@ from rich.text import Text
 from rsi.run.rundir import atomic_write_text
 from rsi.search.record import SearchLedger
 from rsi.search.space import _get
-from rsi.search.trial import CALIBRATION, ROOT, figures
+from rsi.search.trial import CALIBRATION, ROOT, figures, search_cpu_s
 
 
 def best_of(rows: list[dict], own: dict | None) -> dict | None:
@@ -55,20 +55,23 @@ def search_status(search_dir: Path) -> dict:
         best_f = max(best_f or r["frontier"], r["frontier"])
         curve.append({"cpu_h": round(spent / 3600, 4), "frontier": best_f, "trial": r["trial"], "cycle": r["cycle"]})
     best = best_of(rows, own_recipe(search_dir, info, calib))
+    ended = [e for e in events if e["kind"] in ("start", "stopped", "finished")]  # the last: how the last session ended
     return {
         "dir": str(search_dir), "scheduler": info["scheduler"] if info else None,
         "population": info["population"] if info else None, "space": info["space"] if info else None,
-        "budget_cpu_hours": info["budget_cpu_hours"] if info else None,
+        "budget_cpu_hours": next((e["detail"].get("budget_cpu_hours", info["budget_cpu_hours"]) for e in reversed(ended)
+                                  if e["kind"] == "start"), None),  # the budget it was last started or resumed with
         "base_frontier": root["frontier"] if root else None,
         "calibration": None if calib is None else {k: calib[k] for k in ("frontier", "acc_above", "cpu_s")},
         "trials": len({r["trial"] for r in rows}), "cycles_reported": len(rows),
-        "cpu_hours": spent / 3600, "frontier_against_compute": curve,
+        "cpu_hours": search_cpu_s(search_dir) / 3600, "frontier_against_compute": curve,
         "best": None if best is None else {k: best[k] for k in ("trial", "cycle", "frontier", "acc_above", "recipe",
                                                                  "cpu_s", "run_dir")},
         "found_better": best is not None and best["trial"] != CALIBRATION,
         "lineage": [] if best is None else lineage_of(best["trial"], best["cycle"], lineage),
         "rejected": [{k: r[k] for k in ("trial", "cycle", "recipe", "frontier")} for r in rows if not r["promoted"]],
         "finished": any(e["kind"] == "finished" for e in events),
+        "stopped": ended[-1]["detail"]["why"] if ended and ended[-1]["kind"] == "stopped" else None,
     }
 
 
@@ -90,7 +93,7 @@ def lineage_of(trial: str, cycle: int, lineage: list[dict]) -> list[dict]:
 def format_search_status(st: dict) -> Group:
     head = Text(f"search {st['dir']}: {st['scheduler']}, population {st['population']}, {st['trials']} trials, "
                 f"{st['cycles_reported']} cycles reported, {st['cpu_hours']:.3f} CPU h"
-                + (" (finished)" if st["finished"] else ""))
+                + (" (finished)" if st["finished"] else f" (stopped: {st['stopped']})" if st["stopped"] else ""))
     parts = [head, Text(f"base model's frontier {st['base_frontier']}; the config's own recipe after one cycle: "
                         f"{(st['calibration'] or {}).get('frontier')}")]
     if st["best"] and not st["found_better"]:
