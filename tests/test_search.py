@@ -205,9 +205,9 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
 
 def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_path):
     """`--scheduler random`: Tune samples each trial's recipe once; no trial is perturbed or copied. A
-    spent budget stops the search midway (exit 3, as a run's), every trial kept: the same search with a
-    larger budget finishes it, each cycle recorded once. No `--dir` at first: the search goes to the
-    default, relative `searches/quick-<time>`."""
+    spent budget stops the search midway (exit 3, as a run's), every trial kept; so do a STOP file and
+    SIGTERM; the same search with a larger budget finishes it, each cycle recorded once. No `--dir` at
+    first: the search goes to the default, relative `searches/quick-<time>`."""
     space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\n")
     search = ["search", "quick", "--space", str(space), "--trials", "2", "--cycles", "3", "--scheduler", "random",
               *[a for kv in TINY[1:] for a in ("--set", kv)]]
@@ -225,6 +225,23 @@ def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_pat
     assert again.returncode == 3 and "its budget is spent" in again.stderr  # refused before Tune starts
     with SearchLedger(where, readonly=True) as book:
         assert len(book.iterations()) == st["cycles_reported"]
+    (where / "STOP").touch()  # a STOP file stops it as it stops a run: answered once, removed
+    asked = rsi(*search, "--dir", str(where), check=False)
+    assert asked.returncode == 3 and "a STOP file asked it to" in asked.stderr, asked.stdout + asked.stderr
+    assert not (where / "STOP").exists()
+    with SearchLedger(where, readonly=True) as book:
+        before = len(book.iterations())
+    proc = subprocess.Popen([*RSI, *search, "--dir", str(where)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:  # SIGTERM once a cycle more is in: Tune is running
+        with SearchLedger(where, readonly=True) as book:
+            if len(book.iterations()) > before:
+                proc.send_signal(signal.SIGTERM)
+                break
+        time.sleep(0.2)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 3 and "interrupted (Ctrl-C or SIGTERM)" in stderr, stderr
     rsi(*search, "--dir", str(where))  # no budget now: the search goes on to its end
     with SearchLedger(where, readonly=True) as book:
         rows, lineage = book.iterations(), book.lineage()

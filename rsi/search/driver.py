@@ -15,9 +15,10 @@ The search is a driver around normal runs: it adds no state to the loop and no s
 4. A callback writes every trial's cycles, recipes, lineage and cost to the search ledger
    (`rsi.search.record`). A budget of CPU hours (root, calibration and every completed stage of every
    trial, from the runs' ledgers) stops the search when spent, as a run's budget stops a run: resumable,
-   with a larger budget (`rsi.search.tuned.BudgetStop`). A killed or interrupted search resumes from
-   Tune's experiment state, each trial from its last snapshot and its run's own ledger: no trial or
-   cycle is lost or recorded twice. A search that stops before its end raises `SearchStopped`.
+   with a larger budget (`rsi.search.tuned.SearchStop`). So do a STOP file in the search directory,
+   Ctrl-C and SIGTERM. A killed or stopped search resumes from Tune's experiment state, each trial
+   from its last snapshot and its run's own ledger: no trial or cycle is lost or recorded twice. A
+   search that stops before its end raises `SearchStopped`.
 
 The seam for a model proposing recipe changes is `Proposer`: PBT's explore calls its `explore`, whose
 first implementation keeps Tune's perturbation (values kept inside the space, integers rounded).
@@ -39,7 +40,7 @@ from rsi.errors import ConfigError, RsiError
 from rsi.search.fork import fork, snapshot
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
-from rsi.search.trial import CALIBRATION, ROOT, TRIALS, figures, run_trial, search_cpu_s
+from rsi.search.trial import CALIBRATION, ROOT, TRIALS, budget_spent, figures, run_trial, search_cpu_s
 
 SCHEDULERS = ("pbt", "asha", "random")
 
@@ -143,7 +144,7 @@ def _tuner(plan: SearchPlan, base: dict):
     """Tune's Tuner for the search: restored from `SEARCH/tune` when the search ran before, else new."""
     from ray import tune
 
-    from rsi.search.tuned import BudgetStop, LedgerCallback
+    from rsi.search.tuned import LedgerCallback, SearchStop
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, search_dir=str(plan.search_dir), space=plan.space, base=base,
@@ -166,7 +167,7 @@ def _tuner(plan: SearchPlan, base: dict):
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan.cycles, grace_period=1, **metric)
     else:
         scheduler = None
-    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=BudgetStop(plan.search_dir),
+    run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=SearchStop(plan.search_dir),
                                 callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     search_alg = tune.search.BasicVariantGenerator(random_state=random.Random(plan.cfg.seed).randrange(2**31))
@@ -183,15 +184,9 @@ def _unfinished(experiment: Path) -> int:
     return sum(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(str(experiment)).trials)
 
 
-def _budget_spent(plan: SearchPlan, spent_s: float) -> str | None:
-    if plan.budget_cpu_hours is None or spent_s < plan.budget_cpu_hours * 3600:
-        return None
-    return f"its budget is spent ({spent_s / 3600:.3f} of {plan.budget_cpu_hours:g} CPU h)"
-
-
 def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     """Run (or resume) the search `plan` describes; returns its directory. Raises `SearchStopped` when
-    the search stops before its end (its budget spent, or interrupted by Ctrl-C)."""
+    the search stops before its end (its budget spent, a STOP file, Ctrl-C or SIGTERM)."""
     import ray
 
     console = console or Console()
@@ -204,25 +199,28 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     base, cycle_s = _prepare(plan, console)
     if not (plan.search_dir / TRIALS).exists():  # no trial started yet
         check_budget(plan, figures(plan.search_dir / CALIBRATION)["cpu_s"], cycle_s)
-    elif why := _budget_spent(plan, search_cpu_s(plan.search_dir)):
+    elif why := budget_spent(plan.search_dir, plan.budget_cpu_hours):  # refused before Tune starts
         raise SearchStopped(plan.search_dir, why, raise_budget=True)
     t0 = time.perf_counter()
     if not ray.is_initialized():  # a search on this machine; scale.ray.address's cluster is the runs' own
         from rsi.scale.ray_pool import LOCAL_RAY
 
         ray.init(_system_config=LOCAL_RAY, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    results = _tuner(plan, base).fit()
+    from rsi.search.tuned import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        results = _tuner(plan, base).fit()
     if results.errors:
         raise RsiError(f"{len(results.errors)} of the search's trials failed; the first: {results.errors[0]}. Their "
                        f"runs are under {plan.search_dir / 'trials'}; fix the cause and run the same command again "
                        "to resume the search.")
-    spent = search_cpu_s(plan.search_dir)
-    ended = {"wall_s": time.perf_counter() - t0, "cpu_s": spent}
-    if _unfinished(plan.search_dir / "tune"):  # Tune was interrupted: by the budget, or by Ctrl-C
-        why = _budget_spent(plan, spent) or "it was interrupted"
+    ended = {"wall_s": time.perf_counter() - t0, "cpu_s": search_cpu_s(plan.search_dir)}
+    if _unfinished(plan.search_dir / "tune"):  # Tune was interrupted: by the stopper, Ctrl-C or SIGTERM
         with SearchLedger(plan.search_dir) as book:
+            asked = [e for e in book.events() if e["kind"] in ("start", "stop")][-1]
+            why = asked["detail"]["why"] if asked["kind"] == "stop" else "it was interrupted (Ctrl-C or SIGTERM)"
             book.add_event("stopped", {**ended, "why": why})
-        raise SearchStopped(plan.search_dir, why, raise_budget=why != "it was interrupted")
+        raise SearchStopped(plan.search_dir, why, raise_budget=why.startswith("its budget"))
     with SearchLedger(plan.search_dir) as book:
         book.add_event("finished", ended)
     from rsi.views.search import search_status

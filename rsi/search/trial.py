@@ -75,6 +75,13 @@ def search_cpu_s(search_dir: Path) -> float:
     return spent + sum(own_cpu_s(seg) for home in sorted((search_dir / TRIALS).glob("*")) for seg in segments(home))
 
 
+def budget_spent(search_dir: Path, budget_cpu_hours: float | None) -> str | None:
+    """Why the search must stop for its budget (what it spent, of what), or None."""
+    if budget_cpu_hours is None or (spent := search_cpu_s(search_dir)) < budget_cpu_hours * 3600:
+        return None
+    return f"its budget is spent ({spent / 3600:.3f} of {budget_cpu_hours:g} CPU h)"
+
+
 def _inside_a_cycle(run_dir: Path) -> bool:
     with Ledger(run_dir / LEDGER, create=False, readonly=True) as ledger:
         return not between_cycles(ledger.completed_stages())

@@ -1,32 +1,69 @@
-"""The search's hooks into Ray Tune: the stopper (a trial's cycles, and the search's budget of CPU
-hours) and the callback that writes each reported cycle to the search ledger."""
+"""The search's hooks into Ray Tune: the stopper (a trial's cycles; the search's budget of CPU hours,
+a STOP file and SIGTERM, each ending Tune resumably, as Ctrl-C does) and the callback that writes
+each reported cycle to the search ledger."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ray import tune
 
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
-from rsi.search.trial import search_cpu_s
+from rsi.search.trial import budget_spent
+
+STOP_FILE = "STOP"  # touch SEARCH/STOP: the search stops as a run does, resumably
 
 
-class BudgetStop(tune.Stopper):
-    """A trial stops after its cycles; the whole search once it has spent its budget, counted from its
-    runs' own ledgers (`search_cpu_s`: every completed stage), checked every second (or, should reading
-    the ledgers take longer than 20 ms, 50 times as long as it took).
+def interrupt_tune() -> bool:
+    """End the running Tune experiment the way Ctrl-C does (SIGUSR1, which Tune catches while it runs):
+    it saves the experiment with its trials unfinished, so restoring it goes on with them. False when
+    Tune's handler is not there (Tune not running in this process's main thread)."""
+    if not callable(signal.getsignal(signal.SIGUSR1)):
+        return False
+    os.kill(os.getpid(), signal.SIGUSR1)
+    return True
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While Tune runs, a first SIGTERM stops the search as Ctrl-C does; a second one kills it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        if not interrupt_tune():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class SearchStop(tune.Stopper):
+    """A trial stops after its cycles; the whole search once it has spent its budget (counted from its
+    runs' own ledgers, `search_cpu_s`: every completed stage) or a STOP file asks (answered once and
+    removed), checked every second (or, should reading the ledgers take longer than 20 ms, 50 times as
+    long as it took). The search stops through `interrupt_tune`, so the same command goes on with every
+    trial (with a larger budget, if the budget stopped it); the cycles running then are cut at their
+    stage in progress, which rolls back as in a killed run and is finished on resume. The reason is
+    recorded as a `stop` event in the search ledger.
 
     The cycles and the budget are those of the command that started or resumed the search (its last
     `start` event), read when first asked: Tune restores a resumed search's stopper from a pickle made
-    when the search began, and a raised budget must hold. A spent budget interrupts Tune the way Ctrl-C
-    does (SIGUSR1, which Tune catches while it runs): Tune saves the experiment with its trials
-    unfinished, so the same command with a larger budget goes on with them; the cycles running then are
-    cut at their stage in progress, which rolls back as in a killed run and is finished on resume."""
+    when the search began, and a raised budget must hold."""
 
     def __init__(self, search_dir: Path) -> None:
         self.search_dir = Path(search_dir)
@@ -43,20 +80,23 @@ class BudgetStop(tune.Stopper):
         return result["training_iteration"] >= self.plan()["cycles"]
 
     def stop_all(self) -> bool:
-        budget = self.plan().get("budget_cpu_hours")
-        if self._terminate or budget is None or time.monotonic() < self._next_check:
+        if self._terminate or time.monotonic() < self._next_check:
             return self._terminate
-        t0 = time.monotonic()
-        spent = search_cpu_s(self.search_dir)
+        t0, why = time.monotonic(), None
+        budget = self.plan().get("budget_cpu_hours")
+        if (self.search_dir / STOP_FILE).exists():
+            (self.search_dir / STOP_FILE).unlink(missing_ok=True)
+            why = "a STOP file asked it to"
+        else:
+            why = budget_spent(self.search_dir, budget)
         self._next_check = time.monotonic() + max(1.0, 50 * (time.monotonic() - t0))
-        if spent < budget * 3600:
+        if why is None:
             return False
-        if callable(signal.getsignal(signal.SIGUSR1)):  # Tune's handler: end the experiment, trials kept
-            self._next_check = float("inf")
-            os.kill(os.getpid(), signal.SIGUSR1)
-            return False
-        self._terminate = True  # no handler (Tune not in the main thread): stop every trial for good
-        return True
+        with SearchLedger(self.search_dir) as book:
+            book.add_event("stop", {"why": why})
+        self._next_check = float("inf")
+        self._terminate = not interrupt_tune()  # no handler: stop every trial for good
+        return self._terminate
 
 
 class LedgerCallback(tune.Callback):
