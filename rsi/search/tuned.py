@@ -62,13 +62,19 @@ class SearchStop(tune.Stopper):
     recorded as a `stop` event in the search ledger.
 
     The cycles and the budget are those of the command that started or resumed the search (its last
-    `start` event), read when first asked: Tune restores a resumed search's stopper from a pickle made
-    when the search began, and a raised budget must hold."""
+    `start` event), read when first asked: Tune restores a resumed search's stopper from its pickle,
+    which holds nothing else, and a raised budget must hold."""
 
     def __init__(self, search_dir: Path) -> None:
         self.search_dir = Path(search_dir)
-        self._plan: dict | None = None  # None in the pickle: read on first use
+        self._plan: dict | None = None  # read on first use
         self._next_check, self._terminate = 0.0, False
+
+    def __getstate__(self) -> dict:  # Tune pickles the stopper with the experiment: only where it looks
+        return {"search_dir": self.search_dir}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["search_dir"])
 
     def plan(self) -> dict:
         if self._plan is None:
