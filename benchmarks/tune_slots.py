@@ -5,8 +5,8 @@ between the first cycle's start and the last one's end that no cycle used.
 
     .venv/bin/python benchmarks/tune_slots.py [--reuse-actors 1|0] [--out runs/bench-slots]
 
-Measured on 2 cores (2026-12-05, cycles of 4-13 s): reuse on, 18 % and 24 % idle in two runs (wall 88 and 94 s); reuse off, 58 %
-idle (wall 123 s: every iteration starts a process). rsi search runs with reuse on.
+Measured on 2 cores (2026-12-05, cycles of 4-13 s): reuse on, 18 % and 24 % idle in two runs (wall 88
+and 94 s); reuse off, 58 % idle (wall 123 s: every iteration starts a process). rsi search reuses them.
 """
 
 from __future__ import annotations

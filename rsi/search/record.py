@@ -125,7 +125,3 @@ class SearchLedger:
     def events(self, kind: str | None = None) -> list[dict]:
         return [{"at": a, "kind": k, "detail": json.loads(d)} for a, k, d in self._con.execute(
             "SELECT at, kind, detail_json FROM events WHERE ? IS NULL OR kind = ? ORDER BY rowid", (kind, kind))]
-
-    def spent_cpu_s(self) -> float:
-        """CPU seconds of every trial's own cycles recorded so far."""
-        return self._con.execute("SELECT COALESCE(SUM(cycle_cpu_s), 0) FROM iterations").fetchone()[0]

@@ -92,7 +92,8 @@ def _lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
-def _get(data: dict, key: str) -> Any:
+def value_at(data: dict, key: str) -> Any:
+    """The value at dotted `key` ('train.lr') in a config's nested dict."""
     for part in key.split("."):
         data = data[part]
     return data
@@ -126,7 +127,7 @@ def load_space(path: Path, cfg: Config) -> Space:
 def _dimension(key: str, spec: Any, where: str, cfg: Config, base: dict) -> Dimension:
     searchable = recipe_keys(cfg.loop.mode)
     try:
-        current = _get(base, key)
+        current = value_at(base, key)
     except (KeyError, TypeError):
         _check(cfg, base, key, None, where)  # names the unknown key and what is there
         raise AssertionError(key) from None

@@ -71,7 +71,10 @@ def search_cpu_s(search_dir: Path) -> float:
     it completed; the stage in progress rolled back, as in a killed run)."""
     search_dir = Path(search_dir)
     first = next((d for d in (search_dir / CALIBRATION, search_dir / ROOT) if (d / LEDGER).is_file()), None)
-    spent = 0.0 if first is None else figures(first)["cpu_s"]  # the calibration's ledger holds the root's
+    spent = 0.0
+    if first is not None:  # the calibration's ledger holds the root's stages too
+        with Ledger(first / LEDGER, create=False, readonly=True) as ledger:
+            spent = ledger.totals()["cpu_s"]
     return spent + sum(own_cpu_s(seg) for home in sorted((search_dir / TRIALS).glob("*")) for seg in segments(home))
 
 

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from rsi.run.rundir import atomic_write_text
 from rsi.search.record import SearchLedger
-from rsi.search.space import _get
+from rsi.search.space import value_at
 from rsi.search.trial import CALIBRATION, ROOT, figures, search_cpu_s
 
 
@@ -39,7 +39,7 @@ def own_recipe(search_dir: Path, info: dict | None, calib: dict | None) -> dict 
         return None
     return {"trial": CALIBRATION, "cycle": calib["cycle"], "frontier": calib["frontier"],
             "acc_above": calib["acc_above"], "cpu_s": calib["cpu_s"], "run_dir": str(Path(search_dir) / CALIBRATION),
-            "recipe": {k: _get(info["config"], k) for k in info["space"]}}
+            "recipe": {k: value_at(info["config"], k) for k in info["space"]}}
 
 
 def search_status(search_dir: Path) -> dict:
