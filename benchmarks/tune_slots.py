@@ -30,12 +30,19 @@ SMALL = ["base.steps=300", "propose.problems_per_difficulty=20", "eval.problems_
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reuse-actors", type=int, choices=(0, 1), default=1)
+    ap.add_argument("--order", choices=("longest", "tune"), default="longest",
+                    help="which paused trial a round starts first: the longest expected (rsi's) or Tune's own order")
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("runs") / f"bench-slots-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     tune_config = rt.TuneConfig
     rt.TuneConfig = lambda *a, **k: tune_config(*a, **{**k, "reuse_actors": bool(args.reuse_actors)})
+    if args.order == "tune":
+        from ray.tune.schedulers import PopulationBasedTraining
+
+        from rsi.search.tuned import LongestFirstPBT
+        LongestFirstPBT.choose_trial_to_run = PopulationBasedTraining.choose_trial_to_run
 
     from rsi import resolve
     from rsi.search.driver import SearchPlan, run_search
@@ -57,7 +64,7 @@ def main() -> None:
         print(f"{s - first:6.1f} {e - first:6.1f}  {trial} cycle {cycle}")
     slots = min(args.trials, os.cpu_count() or 1)
     busy = sum(e - s for s, e, _, _ in spans)
-    print(json.dumps({"reuse_actors": bool(args.reuse_actors), "slots": slots, "cycles": len(rows),
+    print(json.dumps({"reuse_actors": bool(args.reuse_actors), "order": args.order, "slots": slots, "cycles": len(rows),
                       "span_s": round(last - first, 1), "idle_share": round(1 - busy / (slots * (last - first)), 3),
                       "wall_s": round(time.time() - t0, 1)}))
 

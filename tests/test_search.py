@@ -167,6 +167,41 @@ def test_the_best_recipe_is_the_configs_own_unless_a_trial_beat_it(tmp_path):
     assert best_of([row], None) is row and best_of([], None) is None
 
 
+def test_a_pbt_round_starts_the_trial_expected_to_take_longest_first(monkeypatch):
+    """Synchronous PBT waits for a round's slowest trial: it starts first, the short ones fill the other
+    slots. Tune's own rule still comes first (a trial behind in training time runs before the rest)."""
+
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from rsi.search.tuned import LongestFirstPBT
+
+    pbt = LongestFirstPBT(time_attr="training_iteration", perturbation_interval=1, metric="score", mode="max",
+                          hyperparam_mutations={"train.lr": [1e-3, 2e-3]}, synch=True)
+    trials = [Trial("run_trial", config={}, trial_id=f"t{i}", stub=True) for i in range(4)]
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials, get_live_trials=lambda: trials)
+    for t in trials:
+        pbt.on_trial_add(controller, t)
+    assert pbt.choose_trial_to_run(controller) is trials[0]  # nothing measured: Tune's order
+    for t, took in zip(trials[:3], (4.0, 12.0, 5.0), strict=True):  # round 1, t3 not yet run
+        t.status = Trial.RUNNING
+        assert pbt.on_trial_result(controller, t, {"training_iteration": 1, "score": 0.0,
+                                                   "time_this_iter_s": took}) == "PAUSE"
+        t.status = Trial.PAUSED
+    assert pbt.choose_trial_to_run(controller) is trials[3]  # behind in training time: first, whatever it takes
+    pbt._trial_state[trials[3]].last_train_time, pbt._next_perturbation_sync = 1, 2  # round 2 is due
+    assert pbt.choose_trial_to_run(controller) is trials[3]  # its time unknown (its report lost): as if longest
+    trials[3].status = Trial.RUNNING
+    assert pbt.choose_trial_to_run(controller) is trials[1]
+    trials[1].status = Trial.RUNNING
+    assert pbt.choose_trial_to_run(controller) is trials[2]
+    monkeypatch.setattr(PopulationBasedTraining, "_exploit", lambda *a: None)
+    pbt._exploit(controller, trials[0], trials[1])  # t0 now runs t1's (perturbed) recipe: as long as t1's
+    assert pbt.choose_trial_to_run(controller) is trials[0]
+
+
 def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_path):
     space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\ntrain.steps: {choice: [10, 20, 30]}\n")
     sets = [a for kv in TINY[1:] for a in ("--set", kv)]

@@ -155,9 +155,9 @@ def _tuner(plan: SearchPlan, base: dict):
         return tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     metric = {"metric": "score", "mode": "max"}
     if plan.scheduler == "pbt":
-        from ray.tune.schedulers import PopulationBasedTraining
+        from rsi.search.tuned import LongestFirstPBT
 
-        scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1,
+        scheduler = LongestFirstPBT(time_attr="training_iteration", perturbation_interval=1,
                                             hyperparam_mutations=_domains(plan.space),
                                             custom_explore_fn=Proposer(plan.space).explore, quantile_fraction=0.25,
                                             synch=True, **metric)

@@ -1,6 +1,6 @@
 """The search's hooks into Ray Tune: the stopper (a trial's cycles; the search's budget of CPU hours,
-a STOP file and SIGTERM, each ending Tune resumably, as Ctrl-C does) and the callback that writes
-each reported cycle to the search ledger."""
+a STOP file and SIGTERM, each ending Tune resumably, as Ctrl-C does), the callback that writes
+each reported cycle to the search ledger, and PBT's rounds ordered longest first."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import PopulationBasedTraining
 
 from rsi.search.record import SearchLedger
 from rsi.search.space import Space
@@ -122,3 +124,34 @@ class LedgerCallback(tune.Callback):
             book.add_iteration(trial.trial_id, result["cycle"], result["run_dir"], recipe, result["frontier"],
                                result["acc_above"], result["score"], result["run_cpu_s"], result["run_wall_s"],
                                result["cycle_cpu_s"], result["cycle_wall_s"], result["promoted"])
+
+
+class LongestFirstPBT(PopulationBasedTraining):
+    """Synchronous PBT whose rounds start the trials expected to take longest first, so that the short ones
+    fill the other slots around them instead of leaving them idle while one long cycle ends the round
+    (longest-processing-time-first: measured in `benchmarks/tune_slots.py`). A trial is expected to take
+    as long as its last iteration did; after an exploit, as long as the trial it copied (its recipe
+    now), and an unmeasured one first of all. Which trials run in a round, and PBT's decisions, are
+    Tune's own."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._took: dict[str, float] = {}  # trial id -> seconds of its last iteration (or its clone source's)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._took[trial.trial_id] = float(result.get("time_this_iter_s", 0.0))
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _exploit(self, tune_controller, trial, trial_to_clone) -> None:  # Tune's hook; without it, the trial's own
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        if trial_to_clone.trial_id in self._took:
+            self._took[trial.trial_id] = self._took[trial_to_clone.trial_id]
+
+    def choose_trial_to_run(self, tune_controller):
+        first = super().choose_trial_to_run(tune_controller)  # the earliest in training time, Tune's rule
+        if first is None:
+            return None
+        due = self._trial_state[first].last_train_time
+        same = [t for t in tune_controller.get_trials() if t.status in (Trial.PENDING, Trial.PAUSED)
+                and self._trial_state[t].last_train_time == due]
+        return max(same, key=lambda t: self._took.get(t.trial_id, float("inf")))
