@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # every run at one thread: CPU hours compare across baseline and trials
@@ -94,30 +95,67 @@ def _cpu_to_reach(run: dict, target: int) -> float | None:
     return None
 
 
+def _ts(at: str) -> float:
+    return datetime.fromisoformat(at).timestamp()
+
+
 def tune_figures(search_dir: Path, trials: int) -> dict:
-    """PBT's exploits, and Tune's share of the wall time from the trials' start to the search's end (the
-    root's base model and the calibration cycle come before Tune and are not counted): what the trials
-    did not spend inside their cycles (each an `rsi resume`), with the trials that could run side by side
-    counted once. Split three ways from Tune's own results (`tune/*/result.json`), in core-seconds:
-    `start_stop`, Tune before the first iteration and after the last; `in_iterations`, inside a trial's
-    iteration but outside its cycle (the fork or exploit copy, the snapshot, the checkpoint, the report);
-    `idle_slots`, slots running no iteration in between (synchronous PBT's rounds waiting for their
-    slowest trial, the last cycles' tail once the budget is spent, pauses and restores)."""
+    """PBT's exploits, and where the slots' time went from Tune's start to its end (the root's base model
+    and the calibration cycle come before Tune and are not counted), in core-seconds:
+    `cycles`, inside the cycles the trials reported (the search ledger); `cut_by_stop`, stages of cycles
+    the stop cut (each trial's run ledger; recorded there, finished on resume); `start_stop`, Tune before
+    the first cycle and after the last stage; `in_iterations`, inside a trial's iteration but outside its
+    cycle (the fork or exploit copy, the snapshot, the checkpoint, the report: from Tune's
+    `tune/*/result.json`, which under actor reuse misses some iterations, so a lower bound);
+    `idle_between`, the rest: slots running nothing between cycles (synchronous PBT's rounds waiting
+    for their slowest trial, an actor started for a round).
+
+    `tune_overhead` is Tune's own share (start_stop + in_iterations) of the slots' time; `round_waits`
+    idle_between's; `outside_cycles` everything but the reported cycles (this benchmark's measure before
+    2026-12-06)."""
+    from rsi.ledger import Ledger
+    from rsi.search.trial import TRIALS, segments
+
     with SearchLedger(search_dir, readonly=True) as book:
         rows, lineage = book.iterations(), book.lineage()
         ended = [e for e in book.events() if e["kind"] in ("finished", "stopped")][-1]  # by its end or its budget
-    tune_wall = ended["detail"]["wall_s"]
-    inside = sum(r["cycle_wall_s"] for r in rows)
-    slots = min(trials, os.cpu_count() or 1)
-    spans = [(r["timestamp"] - r["time_this_iter_s"], r["timestamp"], r["time_this_iter_s"] - r["cycle_wall_s"])
-             for f in (search_dir / "tune").glob("*/result.json") for r in map(json.loads, f.read_text().splitlines())]
-    first, last = min(s for s, _, _ in spans), max(e for _, e, _ in spans)
-    busy = sum(e - s for s, e, _ in spans)
-    split = {"start_stop": slots * max(0.0, tune_wall - (last - first)), "in_iterations": sum(x for _, _, x in spans),
-             "idle_slots": max(0.0, slots * (last - first) - busy)}
+    end, tune_wall = _ts(ended["at"]), ended["detail"]["wall_s"]
+    begin, slots = end - tune_wall, min(trials, os.cpu_count() or 1)
+    cycles = [(_ts(r["at"]) - r["cycle_wall_s"], _ts(r["at"])) for r in rows]
+    reported: dict[str, int] = {}
+    for r in rows:
+        reported[r["trial"]] = max(reported.get(r["trial"], 0), r["cycle"])
+    cut = []
+    for home in sorted((search_dir / TRIALS).iterdir()):
+        with Ledger(segments(home)[-1] / "ledger.sqlite", readonly=True) as led:
+            cut += [(_ts(s["finished_at"]) - s["wall_s"], _ts(s["finished_at"])) for s in led.costs()
+                    if s["cycle"] > reported.get(home.name, 0) and _ts(s["finished_at"]) >= begin]
+    spans = cycles + cut
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    in_iterations = sum(r["time_this_iter_s"] - r["cycle_wall_s"] for f in (search_dir / "tune").glob("*/result.json")
+                        for r in map(json.loads, f.read_text().splitlines()))
+    split = {"cycles": sum(b - a for a, b in cycles), "cut_by_stop": sum(b - a for a, b in cut),
+             "start_stop": slots * (max(0.0, first - begin) + max(0.0, end - last)), "in_iterations": in_iterations}
+    split["idle_between"] = max(0.0, slots * tune_wall - sum(split.values()))
+    whole = slots * tune_wall
     return {"tune_wall_min": tune_wall / 60, "exploits": sum(x["from_trial"] != "root" for x in lineage),
-            "tune_overhead": max(0.0, 1 - inside / max(1e-9, tune_wall * slots)),
-            "overhead_core_s": {k: round(v, 1) for k, v in split.items()}}
+            "tune_overhead": (split["start_stop"] + split["in_iterations"]) / whole,
+            "round_waits": split["idle_between"] / whole, "outside_cycles": 1 - split["cycles"] / whole,
+            "core_s": {k: round(v, 1) for k, v in split.items()}}
+
+
+def _run_until(cfg, run_dir: Path, target: int, max_cpu_h: float, console: Console) -> dict:
+    """`cfg` as one run; then, while it is below `target` and has spent less than `max_cpu_h`, one cycle
+    more at a time (at most as many again as it had): the CPU hours it took to reach `target`, if it did."""
+    from rsi.loop import resume
+
+    run = _run(cfg, run_dir, console)
+    cycles = cfg.loop.cycles
+    while run["frontier"] < target and run["cpu_h"] < max_cpu_h and cycles < 2 * cfg.loop.cycles:
+        cycles += 1
+        resume(run_dir, console, [f"loop.cycles={cycles}"])
+        run = _run(cfg, run_dir, console)
+    return run
 
 
 def one(config: str, space_file: Path, trials: int, out: Path, console: Console, overrides: list[str],
@@ -133,10 +171,10 @@ def one(config: str, space_file: Path, trials: int, out: Path, console: Console,
         console.print(str(e))
     search_wall = time.perf_counter() - t0
     st = search_status(plan.search_dir)
-    best, tune, slots = st["best"], tune_figures(plan.search_dir, trials), min(trials, os.cpu_count() or 1)
+    best, tune = st["best"], tune_figures(plan.search_dir, trials)
     rerun_cfg = resolve.load(config, [*overrides, *load_space(space_file, cfg).overrides(best["recipe"]),
                                       f"seed={cfg.seed + 1}"])
-    rerun = _run(rerun_cfg, out / config / "rerun", console)
+    rerun = _run_until(rerun_cfg, out / config / "rerun", baseline["frontier"], baseline["cpu_h"], console)
     reach = _cpu_to_reach(rerun, baseline["frontier"])
     baseline_reach = _cpu_to_reach(baseline, baseline["frontier"])  # a baseline that stalls is not charged for it
     return {
@@ -145,7 +183,7 @@ def one(config: str, space_file: Path, trials: int, out: Path, console: Console,
         "search": {"found_better": st["found_better"], "best_frontier": best["frontier"], "best_recipe": best["recipe"],
                    "cpu_h": st["cpu_hours"],
                    "wall_min": search_wall / 60, "trials": st["trials"], "best_lineage": st["lineage"],
-                   **tune, "overhead_of_search_wall": sum(tune["overhead_core_s"].values()) / slots / search_wall},
+                   **tune},
         "rerun": {"frontier": rerun["frontier"], "cpu_h": rerun["cpu_h"], "cpu_h_to_baseline_frontier": reach,
                   "frontier_by_cycle": rerun["frontier_by_cycle"],
                   "compute_ratio": None if reach is None else reach / baseline_reach},

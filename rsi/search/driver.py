@@ -30,6 +30,7 @@ import json
 import random
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +168,9 @@ def _tuner(plan: SearchPlan, base: dict):
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan.cycles, grace_period=1, **metric)
     else:
         scheduler = None
+    # synchronous PBT copies a checkpoint of the round just ended, restored within the next round: the
+    # two newest checkpoints Tune keeps per trial always hold it
+    warnings.filterwarnings("ignore", message="Using `CheckpointConfig.num_to_keep <= 2` with PBT")
     run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=SearchStop(plan.search_dir),
                                 callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
