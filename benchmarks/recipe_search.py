@@ -5,11 +5,11 @@ For each config (default: `default` and `vote`; the issue asks for two tasks), w
 
 1. **baseline**: the config's own recipe as one run: its final frontier and the CPU hours it took;
 2. **search**: `rsi search` with `--trials` (>= 4) on the same total CPU as the baseline (its root,
-   calibration and every trial counted): the best recipe found, the frontier it reached, and Tune's
-   overhead: the share of the search's wall time not spent inside the trials' cycles (with the
-   trials that ran side by side counted once);
+   calibration and every trial counted): the best recipe found, the frontier it reached, and where
+   the slots' time went while Tune ran (`tune_figures`): Tune's own overhead, the rounds' waits;
 3. **re-run**: the best recipe alone from scratch with a fresh seed (`seed + 1`), to see that it holds:
-   its final frontier, and the CPU hours it took to reach the baseline's final frontier.
+   the CPU hours it took to reach the baseline's final frontier (a cycle at a time past the config's
+   cycles, up to the baseline's compute), and the frontier it ended at.
 
 Target: the re-run reaches the baseline's frontier with <= 60 % of its compute (or a higher frontier
 at equal compute); Tune's overhead <= 10 % of the search's wall time. A search that finds nothing
@@ -21,18 +21,20 @@ better is a result too: the figures say so. The last line is JSON.
 Every run is at one thread (OMP_NUM_THREADS=1 unless set), as the search's one-CPU trials are, so that CPU
 hours mean the same work in the baseline, the search and the re-run.
 
-Measured on 2 cores (2026-12-05, 4 trials, PBT, budget factor 1):
+Measured on 2 cores (4 trials, PBT, budget factor 1; the re-run goes on past the config's cycles, a
+cycle at a time, until it reaches the baseline's frontier or spends the baseline's compute):
 - default: baseline frontier 35 in 0.362 CPU h (4, 7, 11, 18, 28, 35).
-  - First search (the budget then checked as cycles reported; 0.397 CPU h): found lr 1.9e-3, 100 train
-    steps, 2 samples, width 3; re-run with seed 1: 4, 9, 14, 21, 29, 37, past 35 after 0.167 CPU h
-    (46 % of the baseline's compute). Tune's overhead 12 % of the trials' wall.
-  - Second search (the budget counted stage by stage: 0.365 of 0.362 CPU h): found lr 2.7e-3, 400
-    steps, 2 samples, width 2; re-run: 4, 7, 15, 26, 40, past 35 after 0.289 CPU h (80 %; 40 against
-    the baseline's 28 at about that compute). Tune ran one trial at a time from its 143rd second (Ray
-    held one of the two CPUs outside Tune's placement groups), so its overhead read 48 %.
+  - Third search (2026-12-05, rounds longest first): search 0.396 CPU h (its last stage overshot the budget by 9 %),
+    best lr 5.3e-4, 100 steps, 4 samples, temperature 1.2, width 2; re-run with seed 1: 4, 7, 11, 16,
+    20, 27, 33, 38, past 35 after 0.205 CPU h: 57 % of the baseline's compute. Slots' time: reported
+    cycles 72 %, cycles the budget cut 14 %, Tune's own (start/stop, in-iteration copies) 4.9 %,
+    round waits 9.2 %.
+  - First search: re-run past 35 after 0.167 CPU h (46 %); second: after 0.289 (80 %), in
+    a search where Ray held one of the two CPUs outside Tune's placement groups (round waits 43 %).
 - vote (its labelling keys searched too, VOTE_SPACE): baseline 4, 6, 7, 7, 7, 7 in 0.241 CPU h (7
-  first at 0.116). Search 0.243 CPU h, 8 cycles; best frontier 6 (threshold 0.90, 5 samples, width 2,
-  100 steps); re-run 4, 4, 6, 6, 6, 6 in 0.100 CPU h, never 7: nothing better found. Overhead 25 %.
+  first at 0.116). Search 0.243 CPU h, best frontier 6 (threshold 0.90, 5 samples, width 2, 100
+  steps); re-run 4, 4, 6, 6, 6, 6, 7: 7 after 0.115 CPU h, as the baseline: nothing better found.
+  Tune's own 7.8 %, round waits 15 % (a short search: 8 cycles).
 - quick with loop.cycles=10 (too small to judge): the baseline reached the ceiling at cycle 5 for
   0.020 CPU h, one cycle per trial; the best re-run cost 1.88x: nothing better found.
 """
@@ -111,8 +113,8 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
     for their slowest trial, an actor started for a round).
 
     `tune_overhead` is Tune's own share (start_stop + in_iterations) of the slots' time; `round_waits`
-    idle_between's; `outside_cycles` everything but the reported cycles (this benchmark's measure before
-    2026-12-06)."""
+    idle_between's; `outside_cycles` everything but the reported cycles (this benchmark's earlier
+    measure)."""
     from rsi.ledger import Ledger
     from rsi.search.trial import TRIALS, segments
 

@@ -1,12 +1,17 @@
 """How busy does a PBT search keep its CPU slots? A small search (4 trials on this machine's CPUs,
-`quick` cut to seconds a cycle, a straggler recipe among them), with Tune's actor reuse on or off;
-prints each cycle's span (from the search ledger) and, as the last line, JSON: the share of slot time
-between the first cycle's start and the last one's end that no cycle used.
+`quick` cut to seconds a cycle, a straggler recipe among them), with Tune's actor reuse on or off and
+PBT's rounds started longest first (rsi's `LongestFirstPBT`) or in Tune's own order; prints each
+cycle's span (from the search ledger) and, as the last line, JSON: the share of slot time between
+the first cycle's start and the last one's end that no cycle used.
 
-    .venv/bin/python benchmarks/tune_slots.py [--reuse-actors 1|0] [--out runs/bench-slots]
+    .venv/bin/python benchmarks/tune_slots.py [--reuse-actors 1|0] [--order longest|tune] [--out DIR]
 
-Measured on 2 cores (2026-12-05, cycles of 4-13 s): reuse on, 18 % and 24 % idle in two runs (wall 88
-and 94 s); reuse off, 58 % idle (wall 123 s: every iteration starts a process). rsi search reuses them.
+Measured on 2 cores (2026-12-05, cycles of 4-13 s), in Tune's order: reuse on, 18 % and 24 % idle in
+two runs (wall 88 and 94 s); reuse off, 58 % idle (wall 123 s: every iteration starts a process).
+Reuse on, side by side: longest first 21 % and 14 % idle (wall 77 and 74 s), Tune's order 38 % and
+39 % (93 and 102 s). rsi search reuses actors and starts the longest first. (Asynchronous PBT, tried
+too, copied a leader's checkpoint from an earlier cycle and ran the same cycle again, up to three
+times in a row.)
 """
 
 from __future__ import annotations
