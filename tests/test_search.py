@@ -239,9 +239,9 @@ def test_a_small_pbt_search_runs_trials_as_runs_records_lineage_and_reports(tmp_
 
 def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_path):
     """`--scheduler random`: Tune samples each trial's recipe once; no trial is perturbed or copied. A
-    spent budget stops the search midway (exit 3, as a run's), every trial kept; so do a STOP file and
-    SIGTERM; the same search with a larger budget finishes it, each cycle recorded once. No `--dir` at
-    first: the search goes to the default, relative `searches/quick-<time>`."""
+    spent budget stops the search midway (exit 3, as a run's), every trial kept; so does SIGTERM (a STOP
+    file: the next test); the same search with a larger budget finishes it, each cycle recorded once.
+    No `--dir` at first: the search goes to the default, relative `searches/quick-<time>`."""
     space = space_file(tmp_path, "train.lr: {loguniform: [3.0e-4, 3.0e-3]}\n")
     search = ["search", "quick", "--space", str(space), "--trials", "2", "--cycles", "3", "--scheduler", "random",
               *[a for kv in TINY[1:] for a in ("--set", kv)]]
@@ -259,12 +259,7 @@ def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_pat
     assert again.returncode == 3 and "its budget is spent" in again.stderr  # refused before Tune starts
     with SearchLedger(where, readonly=True) as book:
         assert len(book.iterations()) == st["cycles_reported"]
-    (where / "STOP").touch()  # a STOP file stops it as it stops a run: answered once, removed
-    asked = rsi(*search, "--dir", str(where), check=False)
-    assert asked.returncode == 3 and "a STOP file asked it to" in asked.stderr, asked.stdout + asked.stderr
-    assert not (where / "STOP").exists()
-    with SearchLedger(where, readonly=True) as book:
-        before = len(book.iterations())
+    before = st["cycles_reported"]
     proc = subprocess.Popen([*RSI, *search, "--dir", str(where)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 600
@@ -293,6 +288,35 @@ def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_pat
         with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
             assert [c for c, stage in led.completed_stages() if stage == "gate"] == [1, 2, 3]
     assert json.loads(rsi("status", str(where), "--json").stdout)["finished"]
+
+
+def test_a_stop_file_stops_a_search_once_and_says_so_even_after_tune_restores_the_stopper(tmp_path, monkeypatch):
+    """`touch SEARCH/STOP`: the stopper (checked by Tune about once a second) interrupts Tune as Ctrl-C
+    does, records why, removes the file and does not ask twice. Tune restores a resumed search's
+    stopper from a pickle made when the search began: that one must see the file too. Where Tune's
+    interrupt handler is not there, it ends Tune through `stop_all` instead."""
+    import pickle
+
+    from rsi.search import tuned
+
+    with SearchLedger(tmp_path) as book:
+        book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 2, None)
+        book.add_event("start", {"cycles": 3, "budget_cpu_hours": None})
+    asked: list[int] = []
+    monkeypatch.setattr(tuned, "interrupt_tune", lambda: not asked.append(1))
+    began = tuned.SearchStop(tmp_path)
+    assert not began("t0", {"training_iteration": 2}) and began("t0", {"training_iteration": 3})  # its cycles
+    assert began.stop_all() is False and not asked
+    restored = pickle.loads(pickle.dumps(began))
+    (tmp_path / tuned.STOP_FILE).touch()
+    assert restored.stop_all() is False and asked == [1]  # interrupted: Tune saves the experiment, resumable
+    assert not (tmp_path / tuned.STOP_FILE).exists()
+    (tmp_path / tuned.STOP_FILE).touch()
+    assert restored.stop_all() is False and asked == [1]  # answered once
+    with SearchLedger(tmp_path, readonly=True) as book:
+        assert [e["detail"]["why"] for e in book.events("stop")] == ["a STOP file asked it to"]
+    monkeypatch.setattr(tuned, "interrupt_tune", lambda: False)  # Tune not in this process's main thread
+    assert pickle.loads(pickle.dumps(began)).stop_all() is True
 
 
 def test_a_killed_asha_search_resumes_with_every_cycle_recorded_once(tmp_path):
