@@ -120,7 +120,8 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
 
     with SearchLedger(search_dir, readonly=True) as book:
         rows, lineage = book.iterations(), book.lineage()
-        ended = [e for e in book.events() if e["kind"] in ("finished", "stopped")][-1]  # by its end or its budget
+        ended = [e for e in book.events() if e["kind"] in ("finished", "stopped")  # by its end or its budget
+                 and not e["detail"].get("refused")][-1]  # (not a resume refused before Tune started)
     end, tune_wall = _ts(ended["at"]), ended["detail"]["wall_s"]
     begin, slots = end - tune_wall, min(trials, os.cpu_count() or 1)
     cycles = [(_ts(r["at"]) - r["cycle_wall_s"], _ts(r["at"])) for r in rows]

@@ -259,6 +259,8 @@ def test_a_random_search_stopped_by_its_budget_goes_on_with_a_larger_one(tmp_pat
     assert again.returncode == 3 and "its budget is spent" in again.stderr  # refused before Tune starts
     with SearchLedger(where, readonly=True) as book:
         assert len(book.iterations()) == st["cycles_reported"]
+        assert book.events()[-1]["kind"] == "stopped"  # still stopped, and why: `rsi status` says so
+        assert book.events()[-1]["detail"]["why"].startswith("its budget is spent")
     before = st["cycles_reported"]
     proc = subprocess.Popen([*RSI, *search, "--dir", str(where)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

@@ -204,6 +204,8 @@ def run_search(plan: SearchPlan, console: Console | None = None) -> Path:
     if not (plan.search_dir / TRIALS).exists():  # no trial started yet
         check_budget(plan, figures(plan.search_dir / CALIBRATION)["cpu_s"], cycle_s)
     elif why := budget_spent(plan.search_dir, plan.budget_cpu_hours):  # refused before Tune starts
+        with SearchLedger(plan.search_dir) as book:  # still stopped, and why: what `rsi status SEARCH` says
+            book.add_event("stopped", {"why": why, "refused": True})
         raise SearchStopped(plan.search_dir, why, raise_budget=True)
     t0 = time.perf_counter()
     if not ray.is_initialized():  # a search on this machine; scale.ray.address's cluster is the runs' own
