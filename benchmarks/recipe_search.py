@@ -29,8 +29,9 @@ cycle at a time, until it reaches the baseline's frontier or spends the baseline
     20, 27, 33, 38, past 35 after 0.205 CPU h: 57 % of the baseline's compute. Slots' time: reported
     cycles 72 %, cycles the budget cut 14 %, Tune's own (start/stop, in-iteration copies) 4.9 %,
     round waits 9.2 %.
-  - First search: re-run past 35 after 0.167 CPU h (46 %); second: after 0.289 (80 %), in
-    a search where Ray held one of the two CPUs outside Tune's placement groups (round waits 43 %).
+  - Earlier searches: re-runs past 35 after 46 % and 97 % of the baseline's compute, and after 0.289
+    CPU h (80 %) in a search where Ray held one of the two CPUs outside Tune's placement groups
+    (round waits 43 %).
 - vote (its labelling keys searched too, VOTE_SPACE): baseline 4, 6, 7, 7, 7, 7 in 0.241 CPU h (7
   first at 0.116). Search 0.243 CPU h, best frontier 6 (threshold 0.90, 5 samples, width 2, 100
   steps); re-run 4, 4, 6, 6, 6, 6, 7: 7 after 0.115 CPU h, as the baseline: nothing better found.
