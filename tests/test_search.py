@@ -150,6 +150,16 @@ def test_a_search_directory_holding_another_search_is_refused(tmp_path):
             book.set_search({"a": 1}, {"train.lr": {"choice": [1]}}, "pbt", 8, None)
 
 
+def test_a_fork_reported_again_is_one_lineage_row(tmp_path):
+    """A trial that Tune restarts before its first report (the search stopped or killed then) reports its
+    fork from the root again: the lineage holds each copy once."""
+    with SearchLedger(tmp_path) as book:
+        for _ in range(2):
+            book.add_lineage("t1", 0, "root", "cycle-0000", "ab" * 32)
+        book.add_lineage("t1", 2, "t2", "cycle-0002", "cd" * 32)  # a later copy is a row of its own
+        assert [(x["cycle"], x["from_trial"]) for x in book.lineage()] == [(0, "root"), (2, "t2")]
+
+
 def test_the_best_recipe_is_the_configs_own_unless_a_trial_beat_it(tmp_path):
     """The calibration run (the config's own recipe) is a contender for best: the vote search whose trials
     all stayed below it must not name one of them."""

@@ -91,8 +91,12 @@ class SearchLedger:
         return cur.rowcount == 1
 
     def add_lineage(self, trial: str, cycle: int, from_trial: str, champion: str, weights_sha256: str) -> None:
-        self._con.execute("INSERT INTO lineage VALUES (?,?,?,?,?,?)",
-                          (now(), trial, cycle, from_trial, champion, weights_sha256))
+        # once per copy: a trial restarted before its first report reports the same fork again
+        copy = {"at": now(), "trial": trial, "cycle": cycle, "from": from_trial, "champion": champion,
+                "sha": weights_sha256}
+        self._con.execute("INSERT INTO lineage SELECT :at, :trial, :cycle, :from, :champion, :sha WHERE NOT EXISTS "
+                          "(SELECT 1 FROM lineage WHERE trial = :trial AND cycle = :cycle AND from_trial = :from "
+                          "AND champion = :champion)", copy)
 
     def add_event(self, kind: str, detail: dict) -> None:
         self._con.execute("INSERT INTO events VALUES (?,?,?)", (now(), kind, json.dumps(detail, default=str)))
