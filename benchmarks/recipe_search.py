@@ -24,11 +24,11 @@ hours mean the same work in the baseline, the search and the re-run.
 Measured on 2 cores (4 trials, PBT, budget factor 1; the re-run goes on past the config's cycles, a
 cycle at a time, until it reaches the baseline's frontier or spends the baseline's compute):
 - default: baseline frontier 35 in 0.362 CPU h (4, 7, 11, 18, 28, 35).
-  - Third search (2026-12-05, rounds longest first): search 0.396 CPU h (its last stage overshot the budget by 9 %),
-    best lr 5.3e-4, 100 steps, 4 samples, temperature 1.2, width 2; re-run with seed 1: 4, 7, 11, 16,
-    20, 27, 33, 38, past 35 after 0.205 CPU h: 57 % of the baseline's compute. Slots' time: reported
-    cycles 72 %, cycles the budget cut 14 %, Tune's own (start/stop, in-iteration copies) 4.9 %,
-    round waits 9.2 %.
+  - Fourth search (2026-12-05, rounds longest first): search 0.396 CPU h (its last stage overshot
+    the budget by 9 %), best lr 5.3e-4, 100 steps, 4 samples, temperature 1.2, width 2; re-run with
+    seed 1: 4, 7, 11, 16, 20, 27, 33, 38, past 35 after 0.205 CPU h: 57 % of the baseline's compute.
+    Slots' time: reported cycles 72 %, cycles the budget cut 14 %, Tune's own (start/stop,
+    in-iteration copies) 4.9 %, round waits 9.2 %.
   - Earlier searches: re-runs past 35 after 46 % and 97 % of the baseline's compute, and after 0.289
     CPU h (80 %) in a search where Ray held one of the two CPUs outside Tune's placement groups
     (round waits 43 %).
@@ -117,6 +117,7 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
     idle_between's; `outside_cycles` everything but the reported cycles (this benchmark's earlier
     measure)."""
     from rsi.ledger import Ledger
+    from rsi.run.rundir import LEDGER
     from rsi.search.trial import TRIALS, segments
 
     with SearchLedger(search_dir, readonly=True) as book:
@@ -131,7 +132,7 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
         reported[r["trial"]] = max(reported.get(r["trial"], 0), r["cycle"])
     cut = []
     for home in sorted((search_dir / TRIALS).iterdir()):
-        with Ledger(segments(home)[-1] / "ledger.sqlite", readonly=True) as led:
+        with Ledger(segments(home)[-1] / LEDGER, readonly=True) as led:
             cut += [(_ts(s["finished_at"]) - s["wall_s"], _ts(s["finished_at"])) for s in led.costs()
                     if s["cycle"] > reported.get(home.name, 0) and _ts(s["finished_at"]) >= begin]
     spans = cycles + cut
@@ -150,7 +151,7 @@ def tune_figures(search_dir: Path, trials: int) -> dict:
 
 def _run_until(cfg, run_dir: Path, target: int, max_cpu_h: float, console: Console) -> dict:
     """`cfg` as one run; then, while it is below `target` and has spent less than `max_cpu_h`, one cycle
-    more at a time (at most as many again as it had): the CPU hours it took to reach `target`, if it did."""
+    more at a time (at most as many again as it had). Returns the run's figures, as `_run`."""
     from rsi.loop import resume
 
     run = _run(cfg, run_dir, console)

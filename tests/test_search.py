@@ -180,7 +180,6 @@ def test_the_best_recipe_is_the_configs_own_unless_a_trial_beat_it(tmp_path):
 def test_a_pbt_round_starts_the_trial_expected_to_take_longest_first(monkeypatch):
     """Synchronous PBT waits for a round's slowest trial: it starts first, the short ones fill the other
     slots. Tune's own rule still comes first (a trial behind in training time runs before the rest)."""
-
     from types import SimpleNamespace
 
     from ray.tune.experiment import Trial

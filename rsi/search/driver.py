@@ -151,6 +151,9 @@ def _tuner(plan: SearchPlan, base: dict):
         tune.with_parameters(run_trial, search_dir=str(plan.search_dir), space=plan.space, base=base,
                              cycles=plan.cycles),
         {"cpu": plan.cpus_per_trial})
+    # synchronous PBT copies a checkpoint of the round just ended, restored within the next round: the
+    # two newest checkpoints Tune keeps per trial always hold it
+    warnings.filterwarnings("ignore", message="Using `CheckpointConfig.num_to_keep <= 2` with PBT")
     experiment = plan.search_dir / "tune"
     if tune.Tuner.can_restore(str(experiment)):  # its stopper and scheduler come back from Tune's pickle
         return tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
@@ -159,18 +162,15 @@ def _tuner(plan: SearchPlan, base: dict):
         from rsi.search.tuned import LongestFirstPBT
 
         scheduler = LongestFirstPBT(time_attr="training_iteration", perturbation_interval=1,
-                                            hyperparam_mutations=_domains(plan.space),
-                                            custom_explore_fn=Proposer(plan.space).explore, quantile_fraction=0.25,
-                                            synch=True, **metric)
+                                    hyperparam_mutations=_domains(plan.space),
+                                    custom_explore_fn=Proposer(plan.space).explore, quantile_fraction=0.25,
+                                    synch=True, **metric)
     elif plan.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan.cycles, grace_period=1, **metric)
     else:
         scheduler = None
-    # synchronous PBT copies a checkpoint of the round just ended, restored within the next round: the
-    # two newest checkpoints Tune keeps per trial always hold it
-    warnings.filterwarnings("ignore", message="Using `CheckpointConfig.num_to_keep <= 2` with PBT")
     run_config = tune.RunConfig(name="tune", storage_path=str(plan.search_dir), stop=SearchStop(plan.search_dir),
                                 callbacks=[LedgerCallback(plan.search_dir, plan.space)], verbose=0,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
