@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from rsi import progress, resolve
 from rsi.config import Config, dump_config
-from rsi.errors import RunDirError
+from rsi.errors import PartFailed, RunDirError
 from rsi.learn.resumable import clear_all
 from rsi.ledger import Ledger
 from rsi.monitors.noise import noisy_settings
@@ -196,11 +196,13 @@ def _tracking(run_dir: Path, ledger: Ledger, cfg: Config, console: Console) -> T
 
 def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
     done = set(ctx.ledger.completed_stages())
+    why = f"it ran every cycle it was given (loop.cycles={ctx.cfg.loop.cycles})"
     for cycle in range(0, ctx.cfg.loop.cycles + 1):
         if cycle > 0 and (cycle, "propose") not in done:
             f = current_frontier(ctx, champion(ctx.ledger))
             if f >= ctx.cfg.loop.max_difficulty:
                 ctx.console.print(f"frontier {f} reached loop.max_difficulty; stopping.")
+                why = f"its frontier {f} reached loop.max_difficulty={ctx.cfg.loop.max_difficulty}"
                 break
         t0 = time.perf_counter()
         ran = False
@@ -217,6 +219,8 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
                 ctx.ledger.add_event(cycle, "stop", {"before": stage, "reason": stop.reason,
                                                      "stages_done": len(ctx.ledger.completed_stages()), **stop.detail})
                 raise
+            except PartFailed as e:
+                raise e.in_stage(run_dir, cycle, stage) from e.__cause__
             ran = True
             stage_done(ctx.track, ctx, cycle, stage)  # after the commit: trackers see what the ledger holds
             release_memory()
@@ -229,6 +233,16 @@ def _run_cycles(ctx: Context, run_dir: Path, stopper: Stopper) -> None:
                 for note in notes:
                     ctx.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     atomic_write_text(run_dir / CHAMPION, champion(ctx.ledger) + "\n")
+    _record_end(ctx.ledger, why)
+
+
+def _record_end(ledger: Ledger, why: str) -> None:
+    """The `end` event that tells a finished run from one whose process died (`rsi.views.state`);
+    once per end: a resume of a finished run adds none."""
+    stages = ledger.completed_stages()
+    ends = ledger.events("end")
+    if not ends or ends[-1]["detail"]["stages_done"] != len(stages):
+        ledger.add_event(stages[-1][0] if stages else 0, "end", {"stages_done": len(stages), "why": why})
 
 
 def cycle0_notes(ctx: Context) -> list[str]:

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rsi.crashpoints import crash_at_progress
+
 LINE_EVERY_S = 60.0
 LIVE_EVERY_S = 1.0
 _live: dict = {"path": None, "state": {}, "written": 0.0}
@@ -64,6 +66,8 @@ def _note(fields: dict, force: bool = False) -> None:
 
 def _bar_note(description: str, done: int, total: int, info: str, force: bool = False) -> None:
     _note({"bar": {"what": description, "done": done, "total": total, "info": info}}, force)
+    if _live["path"] is not None:  # fault injection inside a stage's own work (`rsi.crashpoints`)
+        crash_at_progress(_live["state"].get("cycle"), _live["state"].get("stage"), done, total)
 
 
 @contextmanager

@@ -255,7 +255,7 @@ class GrpoStep:
     @classmethod
     def read(cls, m: dict) -> GrpoStep:
         """From one step of a grpo stage's metrics, those of runs recorded before a key existed included."""
-        names = [k.split("/")[1] for k in m if k.startswith("reward/") and k.endswith("/mean")]
+        names = [k[len("reward/"):-len("/mean")] for k in m if k.startswith("reward/") and k.endswith("/mean")]
         rewards = {n: RewardStats(m[f"reward/{n}/mean"], m[f"reward/{n}/std"], m.get(f"reward/{n}/errors", 0),
                                   m.get(f"reward/{n}/first_error")) for n in names}
         checks = None if "verified_mean" not in m else AnswerChecks(

@@ -15,6 +15,7 @@ a name twice raises, so two plug-ins can never silently shadow each other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -23,11 +24,11 @@ import sys
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from rsi.errors import RsiError
+from rsi.errors import PartFailed, RsiError
 from rsi.hashing import file_sha256
 
 T = TypeVar("T")
-_modules: dict[Path, object] = {}  # plug-in files imported so far, by absolute path
+_modules: dict[tuple[Path, str], object] = {}  # plug-in files imported so far, by absolute path and sha256
 
 
 class PluginError(RsiError):
@@ -41,12 +42,13 @@ def is_file_ref(ref: str) -> bool:
 
 
 def load_file_object(ref: str, kind: str = "object") -> object:
-    """`Name` from `path/to/file.py:Name`, the file imported once per process."""
+    """`Name` from `path/to/file.py:Name`, the file imported once per process and content."""
     path_text, _, name = ref.rpartition(":")
     path = Path(path_text).expanduser().absolute()
     if not path.is_file():
         raise PluginError(f"{kind} {ref!r}: the file {path} does not exist")
-    module = _modules.get(path)
+    key = (path, file_sha256(path))  # a file changed since (a resume with --allow-changed) is imported anew
+    module = _modules.get(key)
     if module is None:
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
         spec = importlib.util.spec_from_file_location(f"rsi_plugin_{path.stem}_{digest}", path)
@@ -57,7 +59,7 @@ def load_file_object(ref: str, kind: str = "object") -> object:
         except Exception as e:
             del sys.modules[spec.name]  # type: ignore[union-attr]
             raise PluginError(f"{kind} file {path}: importing it raised {type(e).__name__}: {e}") from e
-        _modules[path] = module
+        _modules[key] = module
     if not hasattr(module, name):
         defined = [n for n, v in vars(module).items()
                    if (inspect.isfunction(v) or inspect.isclass(v)) and not n.startswith("_")
@@ -103,6 +105,24 @@ class Registry(Generic[T]):
         except Exception as e:
             raise PluginError(f"{self.kind} {ref!r}: loading entry point {ep.value!r} ({self._dist(ep)}) raised "
                               f"{type(e).__name__}: {e}") from e
+
+    def resolve_called(self, ref: str) -> T:
+        """`resolve(ref)`, a part from outside rsi wrapped so that its exceptions are `PartFailed`
+        naming it (and where it raised), which the CLI prints as one line and the loop places."""
+        part = self.resolve(ref)
+        if ref in self._items:
+            return part
+
+        @functools.wraps(part)  # type: ignore[arg-type]
+        def called(*args, **kwargs):
+            try:
+                return part(*args, **kwargs)  # type: ignore[operator]
+            except RsiError:
+                raise
+            except Exception as e:
+                raise PartFailed(self.kind, ref, e) from e
+
+        return called  # type: ignore[return-value]
 
     def origin(self, ref: str) -> dict:
         """Where `ref`'s part comes from: {"from": "built-in"}, {"from": "file", "path", "sha256"} or

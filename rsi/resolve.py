@@ -84,17 +84,36 @@ def check(cfg: Config) -> Problems:
     return problems + (against_task(cfg, task) if task is not None else [])
 
 
+def _ranges_that_fit(cfg: Config, lo: int, hi: int) -> str:
+    """The overrides that fit the config's difficulty ranges into a task's `lo`..`hi`, labels below
+    the top so the loop has a difficulty above them to reach, as a sentence."""
+    if lo == hi and cfg.base.steps:
+        return (f"The task has one difficulty ({lo}), so nothing lies above labels for the loop to reach: give its "
+                "rows 'difficulty' fields (an integer >= 1, harder rows higher), or train no base on labels "
+                "(base.steps=0, with a pretrained model).")
+    want = {"seed_data.min_difficulty": max(lo, min(cfg.seed_data.min_difficulty, hi)),
+            "seed_data.max_difficulty": max(lo, min(cfg.seed_data.max_difficulty, hi - 1 if cfg.base.steps else hi)),
+            "loop.max_difficulty": hi,
+            "eval.min_difficulty": max(lo, min(cfg.eval.min_difficulty, hi)),
+            "eval.max_difficulty": hi}
+    want["seed_data.min_difficulty"] = min(want["seed_data.min_difficulty"], want["seed_data.max_difficulty"])
+    now = {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in want}
+    sets = " ".join(f"--set {k}={v}" for k, v in want.items() if v != now[k])
+    return f"To fit task '{cfg.task}''s difficulties {lo}..{hi}: {sets}."
+
+
 def against_task(cfg: Config, task: Task) -> Problems:
     """The config's difficulty ranges, rows and self-play setting against its task."""
     lo, hi = task.min_difficulty, task.max_difficulty
     problems: Problems = []
+    fix = _ranges_that_fit(cfg, lo, hi)
     for section in ("seed_data", "eval"):
         s = getattr(cfg, section)
         for end in ("min_difficulty", "max_difficulty"):
             value = getattr(s, end)
             if not lo <= value <= hi:
                 problems.append(((f"{section}.{end}",), f"config key '{section}.{end}': outside task "
-                                 f"'{cfg.task}''s difficulties (got {value}). Allowed: an integer from {lo} to {hi}."))
+                                 f"'{cfg.task}''s difficulties {lo}..{hi} (got {value})."))
     top = cfg.loop.max_difficulty
     # beyond the labelled range; without base training (a pretrained model) no label was used at all
     low = cfg.seed_data.max_difficulty + (1 if cfg.base.steps else 0)
@@ -104,12 +123,14 @@ def against_task(cfg: Config, task: Task) -> Problems:
             (("loop.max_difficulty", "seed_data.max_difficulty"),
              f"config key 'loop.max_difficulty' must be {above} 'seed_data.max_difficulty' "
              f"({cfg.seed_data.max_difficulty}) and at most task '{cfg.task}''s max difficulty ({hi}) "
-             f"(got {top}). Allowed: an integer from {low} to {hi}.")
+             f"(got {top}).")
         )
+    if problems:  # the one way out, said once
+        problems[0] = (problems[0][0], f"{problems[0][1]} {fix}")
     drawn = (("eval", "held-out", "heldout", cfg.eval.min_difficulty, cfg.eval.max_difficulty),
              ("seed_data", "training", "train", cfg.seed_data.min_difficulty, top))
     for section, what, split, first, last in drawn:
-        if empty := task.empty_at(split, range(first, last + 1)):
+        if empty := task.empty_at(split, range(max(first, lo), min(last, hi) + 1)):  # outside: said above
             end = "eval.max_difficulty" if section == "eval" else "loop.max_difficulty"
             problems.append(
                 ((f"{section}.min_difficulty", end),

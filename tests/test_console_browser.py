@@ -55,6 +55,18 @@ def text(browser, css: str) -> str:
     return found[0].text if found else ""
 
 
+def shown(browser, css: str, want: str = "", timeout_s: float = 60) -> str:
+    """The text of `css` once it holds `want` (any text when empty): a click's new page, or a redraw by the
+    page's script, comes when it comes, and a loaded machine takes longer."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, timeout_s, poll_frequency=0.1).until(
+            lambda b: (got := text(b, css)) and want in got and got)
+    except Exception:  # the assertion that follows shows what the element held instead
+        return text(browser, css)
+
+
 def test_a_run_awaiting_approval_is_followed_live_approved_in_the_browser_and_promoted_on_resume(browser, console):
     root, url, app = console
     run = root / "approval"
@@ -82,11 +94,11 @@ def test_a_run_awaiting_approval_is_followed_live_approved_in_the_browser_and_pr
     assert any(b.startswith(("base", "generate", "train", "evaluate")) for b in bars), bars
     assert "in+use+by+process" in refused.headers["location"]
     browser.get(f"{url}/runs/approval/review")
-    assert "cycle-0001" in text(browser, "#candidate")
+    assert "cycle-0001" in shown(browser, "#candidate")
     browser.find_element("css selector", "#by").send_keys("carol")
     browser.find_element("css selector", "#why").send_keys("gains hold at d4")
     browser.find_element("css selector", "#approve").click()
-    assert "recorded: approve cycle-0001" in text(browser, "#message")
+    assert "recorded: approve cycle-0001" in shown(browser, "#message")
     rsi("resume", str(run))
     with Ledger(run / "ledger.sqlite", readonly=True) as led:
         (gate,) = led.gates()
@@ -95,8 +107,7 @@ def test_a_run_awaiting_approval_is_followed_live_approved_in_the_browser_and_pr
     con = sqlite3.connect(run / "ledger.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     browser.get(f"{url}/runs/approval")
-    time.sleep(0.5)
-    assert text(browser, "#state") == "finished" and "promote" in text(browser, "#gates")
+    assert shown(browser, "#state", "finished") == "finished" and "promote" in shown(browser, "#gates", "promote")
 
 
 def test_a_split_vote_labelled_in_the_browser_reaches_the_next_cycles_training_data(browser, console):
@@ -114,7 +125,7 @@ def test_a_split_vote_labelled_in_the_browser_reaches_the_next_cycles_training_d
     row.find_element("css selector", "input.by").send_keys("ann")
     row.find_element("css selector", "input.why").send_keys("sorted by hand")
     row.find_element("css selector", "button").click()
-    assert f"for {problem} by ann; it trains from cycle 2" in text(browser, "#message")
+    assert f"for {problem} by ann; it trains from cycle 2" in shown(browser, "#message")
     assert problem not in [r.get_attribute("data-problem")
                            for r in browser.find_elements("css selector", "#queue tr[data-problem]")]
     rsi("resume", str(run), "--set", "loop.cycles=2")

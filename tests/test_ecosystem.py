@@ -101,6 +101,11 @@ def test_the_champion_exports_as_a_plain_model_with_a_card(run, tmp_path):
     assert f"# {status['name']}: {champion}" in card and "library_name: transformers" in card
     assert f"| frontier | {status['frontier_at_cycle0']} (base model) -> {status['frontier']}" in card
     assert "| 1 | 1.000 |" in card  # the held-out ladder, difficulty 1
+    made_in = max(int(c) for c, m in status["champions"].items() if m == champion)
+    rsi("export", run, "--out", tmp_path / "a.jsonl")
+    trained_on = sum(json.loads(line)["cycle"] <= made_in for line in (tmp_path / "a.jsonl").read_text().splitlines())
+    assert f"| cycles | made in cycle {made_in} of the run's {status['cycles_completed']}" in card
+    assert f"| accepted training data | {trained_on} examples kept up to cycle {made_in}" in card  # not the run's
     prompts = [p.prompt for p in heldout_set(get_task("sort"), 3, 6)]
     assert _plain_greedy(out, prompts, 5) == _plain_greedy(run / "models" / champion, prompts, 5)
     again = rsi("export", run, "--model", out, check=False)
@@ -189,3 +194,16 @@ def test_a_checkpoint_saved_before_the_tokenizer_added_bos_is_mended_on_export(t
     plain_tokenizer(loaded).save_pretrained(tmp_path / "mended")
     mended = AutoTokenizer.from_pretrained(tmp_path / "mended")
     assert mended("s:827=").input_ids == encode_prompt(mended, "s:827=") == [mended.bos_token_id, *before]
+
+
+def test_every_held_out_answer_has_its_problem_in_the_ledger(run):
+    from rsi.ledger import Ledger
+
+    with Ledger(run / "ledger.sqlite", readonly=True) as ledger:
+        held = {r["problem_id"]: r for r in ledger.heldout()}
+        answers = ledger.eval_answers()
+    assert answers and {a["problem_id"] for a in answers} == set(held)
+    sort = get_task("sort")
+    for d in {r["difficulty"] for r in held.values()}:
+        for p in heldout_set(sort, d, 20):  # eval.problems_per_difficulty=20: what the run scored, as it saw it
+            assert (held[p.id]["prompt"], held[p.id]["answer"], held[p.id]["difficulty"]) == (p.prompt, p.answer, d)

@@ -93,3 +93,21 @@ def test_confidence_below_one_half_is_refused():
     """At confidence < 0.5 the one-sided bound lies above the gain, so an equal candidate could pass."""
     with pytest.raises(ValidationError):
         GateConfig(confidence=0.3)
+
+
+def test_a_rollback_names_its_cause_when_the_cycle_had_nothing_new_to_learn_or_learnt_nothing():
+    from rsi.records import Label, Problem
+    from rsi.stages.stall import stall_cause
+
+    probs = [Problem("sort", d, "train", i, f"s:{i}{d}=", "0", "generated") for i, d in enumerate((3, 3, 4, 5))]
+    champ = [res("a", 4, [True, False, False]), res("a", 5, [False] * 3)]
+    kept_below = [Label(probs[0].id, 0, "0", True, "verified", 1.0, True),
+                  Label(probs[2].id, 0, "9", False, "rejected", 0.0, False)]
+    same = [res("b", 4, [True, False, False]), res("b", 5, [False] * 3)]
+    why = stall_cause(probs, kept_below, 3, champ, same)
+    assert why.startswith("nothing new to learn: none of the 1 kept samples is above the frontier 3 (1 at 3)")
+    assert "; nothing learnt: the candidate scored every held-out problem exactly as its champion did" in why
+    kept_above = [*kept_below, Label(probs[3].id, 1, "0", True, "verified", 1.0, True)]
+    moved = [res("b", 4, [True, True, False]), res("b", 5, [False] * 3)]
+    assert stall_cause(probs, kept_above, 3, champ, moved) is None
+    assert stall_cause(probs, kept_above, 3, champ, same).startswith("nothing learnt")

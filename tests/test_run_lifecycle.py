@@ -294,9 +294,9 @@ def test_a_reward_that_raises_is_said_once_a_stage_with_its_first_error(tmp_path
     console = Console(file=StringIO(), width=300)
     ctx = SimpleNamespace(cfg=SimpleNamespace(grpo=SimpleNamespace(rewards=[SimpleNamespace(fn=name)])),
                           console=console)
-    warn_reward_errors(ctx, 2, "grpo", logs)
+    warn_reward_errors(ctx, "cycle 2: grpo", logs)
     said = console.file.getvalue()
-    assert said.count("warning:") == 1 and "raised on 6 of 6 samples in cycle 2's grpo" in said
+    assert said.count("warning:") == 1 and "raised on 6 of 6 samples in cycle 2: grpo (each scored 0" in said
     assert "KeyError: 'no [such] column'" in said
 
 

@@ -20,6 +20,7 @@ from rsi.config import EngineConfig
 from rsi.engine.checkpoint import save_checkpoint
 from rsi.engine.model import build_tiny_model
 from rsi.loop import start
+from rsi.scale import ray_train
 from rsi.scale.pool import LocalPool, SampleJob
 from rsi.scale.ray_pool import RayPool, ScaleError, _ray, _RaySession
 from rsi.tasks import get_task, problems
@@ -163,7 +164,7 @@ def test_ranks_that_share_each_batch_train_like_one_process(tmp_path):
     assert _trained_like(model, alone, start_from)
 
 
-def test_sharded_sft_on_ray_train_matches_one_process(tmp_path):
+def test_sharded_sft_on_ray_train_matches_one_process(tmp_path, monkeypatch):
     """`scale.strategy: fsdp` through the pool: 2 Ray Train workers (gloo), the model sharded by
     FSDP2, the state back in the driver; the pool's workers are back for the next stage."""
     import copy
@@ -182,6 +183,15 @@ def test_sharded_sft_on_ray_train_matches_one_process(tmp_path):
         with pool.session(tmp_path / "m", EngineConfig(device="cpu")) as s:
             assert len(s.run([SampleJob(["s:12="], 4)])[0]) == 1
         pool.close()
+        held = ray.util.placement_group([{"CPU": 1}])  # something else holds one of the 2 CPUs
+        ray.get(held.ready())
+        monkeypatch.setattr(ray_train, "START_S", 1.0)
+        t0 = time.monotonic()
+        with pytest.raises(ScaleError, match=r"'scale.workers': 2 data-parallel training workers need 2 CPU, and the "
+                                             r"Ray cluster did not have them free within 1 s \(the cluster has CPU 2 "
+                                             r"in all, 1 free"):
+            pool.train(copy.deepcopy(start_from), TOK, draw, tcfg, 3, tmp_path / "scratch")
+        assert time.monotonic() - t0 < 30  # bounded (Ray Train itself waited, and retried, without end)
     finally:
         ray.shutdown()
     assert (got.steps, got.sequences, got.tokens) == (want.steps, want.sequences, want.tokens)

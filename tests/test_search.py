@@ -363,3 +363,16 @@ def test_a_killed_asha_search_resumes_with_every_cycle_recorded_once(tmp_path):
         if r["cycle"] == 2:
             with Ledger(Path(r["run_dir"]) / "ledger.sqlite", readonly=True) as led:
                 assert max(c for c, s in led.completed_stages() if s == "gate") == r["cycle"]
+
+
+def test_a_reader_of_a_search_ledger_being_created_reads_nothing_yet(tmp_path):
+    """The file exists a moment before its tables (the ASHA test's poll once met 'no such table')."""
+    from rsi.search.record import LEDGER
+
+    sqlite3.connect(tmp_path / LEDGER).close()
+    with SearchLedger(tmp_path, readonly=True) as book:
+        assert (book.iterations(), book.events(), book.lineage(), book.search()) == ([], [], [], None)
+    with SearchLedger(tmp_path) as book:
+        book.add_event("start", {"cycles": 1})
+    with SearchLedger(tmp_path, readonly=True) as book:
+        assert [e["kind"] for e in book.events()] == ["start"]

@@ -166,3 +166,18 @@ def test_report(run_dir):
     assert "regression -50.0% at difficulty 2 &lt;exceeds&gt; max_regression &amp; 5%" in page
     assert "<script" not in page
     assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_status_says_a_run_stalled_and_wraps_the_champion_digest_at_80_columns(run_dir):
+    from rsi.views.status import stalled
+
+    st = status(run_dir)
+    assert st["stalled"] is None  # one rollback is not a stall
+    gates = st["gates"] + [{"cycle": 3, "promote": False, "reason": "gain +0.0%; nothing learnt: ..."}]
+    assert stalled(gates) == {"cycles": 2, "since": 2, "why": "gain +0.0%; nothing learnt: ..."}
+    digest = "ab" * 32
+    console = Console(record=True, width=80)
+    console.print(format_status(st | {"stalled": stalled(gates), "champion_weights_sha256": digest}))
+    text = console.export_text()
+    assert "the last 2 cycles (from cycle 2) kept the champion; the latest: gain +0.0%" in " ".join(text.split())
+    assert digest in "".join(text.split()) and "…" not in text.split("champion weights")[1].split("checkpoints")[0]

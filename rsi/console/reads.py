@@ -2,19 +2,13 @@
 
 Each read opens the ledger read-only (WAL: safe while the loop writes) and reads only small tables
 (stages, evals, gates, monitors, events) or one page of a big one, so a page answers in the same
-time for a ledger of a thousand samples or a million. A run's state:
-
-    running     a process holds the run's lock (`rsi run` / `rsi resume`), with its stage and
-                progress from RUN/progress.json
-    waiting     stopped before a promotion that awaits a person's review (gate.require_approval)
-    stopped     stopped cleanly (budget, STOP file, signal) before its end; `rsi resume` goes on
-    finished    ran every cycle it was given (or stopped at loop.max_difficulty)
+time for a ledger of a thousand samples or a million. A run's state (running, with its stage and
+progress from RUN/progress.json; waiting, stopped, finished or incomplete) is `rsi.views.state`'s.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,40 +17,11 @@ from rsi.run.context import champions
 from rsi.run.context import gates as effective_gates
 from rsi.run.curriculum import frontier
 from rsi.run.rundir import CHAMPION, LIVE, open_ledger
-from rsi.run.runlock import LOCK_FILE, holder
 from rsi.stages.review import awaiting
+from rsi.views.state import run_state
 from rsi.views.status import accuracy
 
 STALE_PROGRESS_S = 600
-
-
-def _lock_held(run_dir: Path) -> dict | None:
-    """The process working on the run ({pid, command, since}) while it holds the run's lock, else None.
-    The lock file stays after its holder ends, so the kernel's table of locks (/proc/locks) says
-    whether anyone holds it now; without that table, whether the process it names is alive."""
-    lock = run_dir / LOCK_FILE
-    try:
-        inode = lock.stat().st_ino
-    except OSError:
-        return None
-    who = holder(run_dir)
-    if not who or not isinstance(who.get("pid"), int):
-        return None
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        table = None
-    if table is not None:
-        held = any(f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)
-                   for f in (line.split() for line in table.splitlines()) if len(f) > 5)
-        return who if held else None
-    try:
-        os.kill(who["pid"], 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, another user's
-        pass
-    return who
 
 
 def _progress(run_dir: Path) -> dict | None:
@@ -74,7 +39,7 @@ def overview(run_dir: Path) -> dict:
         info = ledger.run_info() or {}
         evals, gates, costs = ledger.evals(), effective_gates(ledger), ledger.costs()
         readings, stops, done = ledger.readings(), ledger.events("stop"), ledger.completed_stages()
-        waiting = awaiting(ledger)
+        waiting, state = awaiting(ledger), run_state(run_dir, ledger)
         label_metrics = {m["cycle"]: m["metrics"] for m in ledger.metrics() if m["stage"] == "label"}
     config = info.get("config", {})
     threshold = config.get("curriculum", {}).get("threshold", 0.95)
@@ -85,12 +50,12 @@ def overview(run_dir: Path) -> dict:
     cpu = {c: sum(r["cpu_s"] for r in costs if r["cycle"] <= c) / 3600 for c in by_cycle}
     grid = {str(c): {str(d): a for d, a in sorted(accuracy(evals, m, upto_cycle=c).items())}
             for c, m in by_cycle.items() if any(r["cycle"] <= c and r["model"] == m for r in evals)}
-    worker = _lock_held(run_dir)
     last_stop = stops[-1] if stops else None
-    stopped = last_stop is not None and last_stop["detail"]["stages_done"] == len(done)
-    state = ("running" if worker else "waiting" if waiting else "stopped" if stopped else "finished")
+    stopped = state["state"] == "stopped"
+    worker = state["worker"]
     return {
-        "name": info.get("name"), "dir": run_dir.name, "state": state, "task": config.get("task"),
+        "name": info.get("name"), "dir": run_dir.name, "state": state["state"], "state_why": state["why"],
+        "task": config.get("task"),
         "labeler": config.get("label", {}).get("labeler"), "cycles": config.get("loop", {}).get("cycles"),
         "created_at": info.get("created_at"),
         "worker": worker, "progress": _progress(run_dir) if worker else None,

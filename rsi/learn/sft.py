@@ -46,7 +46,7 @@ def train(
     counts it reports are the whole batch's."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    make_batch = OBJECTIVES.resolve(cfg.objective)
+    make_batch = OBJECTIVES.resolve_called(cfg.objective)
     opt = Optimiser(model.parameters(), cfg)
     model.train()
     sequences = tokens = 0

@@ -147,6 +147,13 @@ class Queries(Browse):
                            per_problem=tuple(ch == "1" for ch in r["per_problem"])) for r in rows]
 
     @_guarded
+    def heldout(self) -> list[dict]:
+        """The held-out problems evaluated on: problem_id, task, difficulty, prompt, answer (none in a run
+        recorded before they were kept)."""
+        if not self._has_table("heldout"):
+            return []
+        return self._rows("SELECT * FROM heldout ORDER BY difficulty, rowid", ())
+
     def eval_answers(self, cycle: int | None = None, model: str | None = None) -> list[dict]:
         """Every scored held-out answer: cycle, model, difficulty, problem_id, completion, correct."""
         if not self._has_table("eval_answers"):

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS eval_answers (
     completion TEXT NOT NULL, correct INTEGER NOT NULL, UNIQUE (cycle, model, problem_id));
 """
 
+# The held-out problems a run evaluated on, each once (its prompt and reference answer), so that an
+# `eval_answers` row can be read beside its problem without regenerating it (additive).
+HELDOUT = """
+CREATE TABLE IF NOT EXISTS heldout (
+    problem_id TEXT PRIMARY KEY, task TEXT NOT NULL, difficulty INTEGER NOT NULL, prompt TEXT NOT NULL,
+    answer TEXT NOT NULL);
+"""
+
 # Run events outside any stage (a stop and why, a resume and its overrides): created with the first
 # event (additive). Not part of any stage's transaction, so a run's stage rows are the same
 # whether or not it was ever stopped.
@@ -98,7 +106,7 @@ CREATE TABLE IF NOT EXISTS human_labels (
 """
 
 ADDITIVE = {"proposals": PROPOSALS, "monitors": MONITORS, "events": EVENTS, "eval_answers": EVAL_ANSWERS,
-            "human_labels": HUMAN_LABELS}
+            "human_labels": HUMAN_LABELS, "heldout": HELDOUT}
 
 
 def now() -> str:

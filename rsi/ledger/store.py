@@ -211,6 +211,14 @@ class Ledger(Queries):
                          lambda i: f"{model!r} already has an answer to {answers[i][3]!r} in cycle {cycle}")
 
     @_guarded
+    def add_heldout(self, problems: list[Problem]) -> None:
+        """The held-out problems evaluated on; one already recorded (an earlier evaluation's) is kept as it is."""
+        with self._tx():
+            self._con.executemany("INSERT OR IGNORE INTO heldout VALUES (?,?,?,?,?)",
+                                  [tuple(map(_storable, (p.id, p.task, p.difficulty, p.prompt, p.answer)))
+                                   for p in problems])
+
+    @_guarded
     def add_gate(self, cycle: int, champion: str, candidate: str, decision: GateDecision) -> None:
         self._insert("INSERT INTO gates VALUES (?,?,?,?,?,?,?,?)",
                      [(int(cycle), champion, candidate, int(decision.promote), decision.reason, decision.gain,

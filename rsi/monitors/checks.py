@@ -109,10 +109,13 @@ def _ratio(x: float, reference: float) -> float:
 
 
 def verifier(errors: dict[str, int], first: str) -> Reading:
-    """`errors`: per stage, the samples the verifier raised on (each scored 0); `first`: the first reason."""
+    """`errors`: per stage, the samples the verifier raised on (each scored 0), and per GRPO reward
+    function (`reward NAME`) the samples it raised on; `first`: the first reason."""
     total = sum(errors.values())
     where = ", ".join(f"{stage} {n}" for stage, n in errors.items() if n)
-    message = (f"the verifier raised on {total} sample(s) this cycle ({where}); each scored 0 and the run went on. "
-               f"First: {first}. Fix the task's verifier, or look at what the model wrote") if total \
-        else "the verifier returned a verdict for every sample"
+    rewards = sum(k.startswith("reward ") for k in errors)
+    who = {0: "the verifier", len(errors): "a reward function"}.get(rewards, "the verifier and a reward function")
+    message = (f"{who} raised on {total} sample(s) this cycle ({where}); each scored 0 and the run went on. "
+               f"First: {first}. Fix the task's verifier or the reward, or look at what the model wrote") if total \
+        else "the verifier and every reward returned a value for every sample"
     return Reading("verifier", {"errors": errors, "first": first}, total > 0, message)

@@ -2,14 +2,18 @@
 ends exactly as an uninterrupted run of the same config did (`rsi.views.fingerprint`).
 
 A chain is one run driven to its end through several sessions: `rsi run`, then `rsi resume` after
-every kill. Each session is killed once, in its target stage, in one of two ways:
+every kill. Each session is killed once, in its target stage, in one of three ways:
 - `time`: the harness polls the ledger until the stage before the target has committed (for
   `base`, until the run is created), waits a random 5-70 % of the target's duration in the
   reference run (a session may run its stage faster than the reference did: a later fraction
   missed `base` one time in a few), then kills the whole process group with SIGKILL (stages much
   shorter than the polling interval are usually past by then: the kill lands in the next stage);
 - `commit`: the session is started with `RSI_KILL_AT=<cycle>/<stage>/commit` and SIGKILLs itself
-  inside the target's ledger transaction, after every row is written and before COMMIT.
+  inside the target's ledger transaction, after every row is written and before COMMIT;
+- `progress`: the session is started with `RSI_KILL_AT=<cycle>/<stage>/progress-<P>`, P a random
+  5-70, and SIGKILLs itself when a progress bar of the target reaches P % of its work
+  (`rsi.crashpoints.crash_at_progress`): always inside the target, whatever the machine's load
+  (the test suite's mode; `time` explores moments no bar marks, for `benchmarks/fault_injection.py`).
 A chain's targets are every other stage of the run, so each session has committed at least one
 stage before it is killed in the next.
 
@@ -78,7 +82,7 @@ def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, floa
                targets: list[tuple[int, str, float]], rng: random.Random, how: str = "time",
                timeout_s: float = 600) -> list[Kill]:
     """Run `rsi run *args --run-dir run_dir`, killing one session in each target stage (in run
-    order; `how`: "time" or "commit", see the module) and resuming, then let the last session
+    order; `how`: "time", "commit" or "progress", see the module) and resuming, then let the last session
     finish. Returns the kills, each named by the stage that was in progress when it landed."""
     order = [(c, s) for c, s, _ in stages]
     kills: list[Kill] = []
@@ -86,13 +90,13 @@ def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, floa
     for cycle, stage, wall_s in targets:
         i = order.index((cycle, stage))
         with tempfile.TemporaryFile("w+") as err:  # the session's stderr, quoted if it fails
-            if how == "commit":
-                env = os.environ | {KILL_ENV: f"{cycle}/{stage}/commit"}
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            if how in ("commit", "progress"):
+                point = f"{cycle}/{stage}/" + ("commit" if how == "commit" else f"progress-{rng.randint(5, 70)}")
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=os.environ | {KILL_ENV: point})
                 proc.wait(timeout=timeout_s)
                 if proc.returncode != -signal.SIGKILL:
                     _check_exit(proc, err, run_dir)
-                    raise RuntimeError(f"{run_dir}: the session ended without reaching {cycle}/{stage}/commit")
+                    raise RuntimeError(f"{run_dir}: the session ended without reaching {point}")
                 kills.append(Kill(cycle, stage, 0.0, len(_committed(run_dir) or [])))
                 cmd = [*RSI, "resume", str(run_dir)]
                 continue

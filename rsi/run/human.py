@@ -33,17 +33,17 @@ from rsi.records import Problem
 from rsi.run.context import heldout_index
 from rsi.run.runlock import hold
 from rsi.tasks import get_task
-from rsi.tasks.jsonl import TaskFileError, json_objects
+from rsi.tasks.jsonl import OneAnswer, TaskFileError, json_rows
 
 HUMAN = "human"
 
 
 def read_rows(path: Path, task, index: HeldoutIndex, alphabet: str | None = None) -> list[tuple[str, str, int]]:
     """(prompt, answer, difficulty) per row, each row once; TaskFileError naming file, line and key
-    on the first bad one. `alphabet`: the characters the run's model can read (None: any)."""
-    rows: dict[tuple[str, str, int], None] = {}
-    for where, row, d in json_objects(Path(path), '{"prompt": ..., "answer": ..., "difficulty": ...} object',
-                                      default_difficulty=None):
+    of every bad row. `alphabet`: the characters the run's model can read (None: any)."""
+    one_answer = OneAnswer("prompt")
+
+    def parse(where: str, row: dict, d: int | None) -> tuple[str, str, int]:
         unknown = sorted(set(row) - {"prompt", "answer", "difficulty"})
         if unknown:
             raise TaskFileError(f"{where}: unknown key {unknown[0]!r}; a row has 'prompt', 'answer' and "
@@ -70,8 +70,11 @@ def read_rows(path: Path, task, index: HeldoutIndex, alphabet: str | None = None
         if hit:
             raise TaskFileError(f"{where}: key 'prompt' overlaps a held-out evaluation prompt ({hit} match), so "
                                 "training on it would contaminate the evaluation; remove or change the row.")
-        rows[(prompt, answer, d)] = None
-    return list(rows)
+        one_answer(where, prompt, answer)
+        return prompt, answer, d
+
+    shape = '{"prompt": ..., "answer": ..., "difficulty": ...} object'
+    return list(dict.fromkeys(json_rows(Path(path), shape, parse, default_difficulty=None)))
 
 
 def _open(run_dir: Path):
@@ -118,13 +121,15 @@ def withdraw_problems(run_dir: Path, path: Path | None = None) -> tuple[int, int
     return len(waiting), cycle
 
 
-def _loose_rows(path: Path):
+def _loose_rows(path: Path) -> list[tuple[str, str]]:
     """(prompt, answer) of every row of a file added before: only those keys are read."""
-    for where, row, _ in json_objects(path, '{"prompt": ..., "answer": ...} object', default_difficulty=None):
+    def parse(where: str, row: dict, _: int | None) -> tuple[str, str]:
         prompt, answer = row.get("prompt"), row.get("answer")
         if not isinstance(prompt, str) or answer is None:
             raise TaskFileError(f"{where}: a row needs 'prompt' and 'answer' to say which problem to withdraw.")
-        yield prompt, str(answer).strip()
+        return prompt, str(answer).strip()
+
+    return json_rows(path, '{"prompt": ..., "answer": ...} object', parse, default_difficulty=None)
 
 
 def _open_cycle(ledger: Ledger) -> int:

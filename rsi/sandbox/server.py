@@ -58,10 +58,12 @@ def _wipe(top):
             pass
 
 
-def _status(raw):
+def _status(raw, usage):
+    """How the program ended, and its own CPU seconds: the count RLIMIT_CPU was checked against."""
+    cpu = {"cpu_s": usage.ru_utime + usage.ru_stime}
     if os.WIFSIGNALED(raw):
-        return {"signal": os.WTERMSIG(raw)}
-    return {"exit": os.waitstatus_to_exitcode(raw)}
+        return {"signal": os.WTERMSIG(raw)} | cpu
+    return {"exit": os.waitstatus_to_exitcode(raw)} | cpu
 
 
 def serve(ctl):
@@ -81,11 +83,11 @@ def serve(ctl):
             os.close(fd)
         while True:
             try:
-                done, raw = os.waitpid(-1, 0)
+                done, raw, usage = os.wait4(-1, 0)
             except ChildProcessError:
                 break
             if done == pid:
-                ctl.send(json.dumps(_status(raw)).encode())
+                ctl.send(json.dumps(_status(raw, usage)).encode())
                 break
         if ctl.recv(16) != b"reap":  # the host has killed what the program left: reap it all
             os._exit(0)

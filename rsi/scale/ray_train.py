@@ -15,12 +15,19 @@ in a scratch directory under the run's `models/`, on storage every node sees, re
 the driver loads it into `model`: workers write no checkpoint of the run and no ledger row. A
 data-parallel stage does not save mid-stage state: killed, it trains again from its start.
 Progress shows when the stage ends (Ray Train reports to the driver at the end of `fit`).
+
+The worker group's start is bounded: the stage waits up to `START_S` for the cluster to have the
+workers' CPUs (or GPUs) free, and gives Ray Train the same time to start them, once (Ray Train would
+otherwise wait and retry without end); past it, `ScaleError` names `scale.workers` and what the
+cluster has, in all and free.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -29,8 +36,11 @@ import torch
 
 from rsi.config import EngineConfig, TrainConfig
 from rsi.learn.sft import TrainStats
+from rsi.scale.ray_pool import ScaleError
 
 STATE = "state.pt"
+START_S = 120.0  # how long the workers may wait for their CPUs (GPUs) and their start
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 def _loop(config: dict) -> None:
@@ -70,25 +80,60 @@ def _loop(config: dict) -> None:
         ray.train.report(metrics)
 
 
+def wait_for_resources(need: dict[str, float], workers: int, within_s: float | None = None) -> None:
+    """Return once the cluster has `need` free (Ray's available resources); ScaleError after `within_s`
+    (default `START_S`) naming scale.workers and what the cluster has."""
+    import ray
+
+    deadline = time.monotonic() + (START_S if within_s is None else within_s)
+    while any(ray.available_resources().get(k, 0.0) < v for k, v in need.items()):
+        if time.monotonic() > deadline:
+            raise ScaleError(_short(need, workers, f"the Ray cluster did not have them free within "
+                                                   f"{START_S if within_s is None else within_s:g} s"))
+        time.sleep(0.5)
+
+
+def _short(need: dict[str, float], workers: int, what: str) -> str:
+    import ray
+
+    total, free = ray.cluster_resources(), ray.available_resources()
+    wants = ", ".join(f"{v:g} {k}" for k, v in need.items())
+    has = ", ".join(f"{k} {total.get(k, 0):g} in all, {free.get(k, 0):g} free" for k in need)
+    return (f"config key 'scale.workers': {workers} data-parallel training workers need {wants}, and {what} "
+            f"(the cluster has {has}; something else holds the rest: another run, a search's trials, or actors "
+            "that did not stop). Lower scale.workers, free the cluster (`ray status` shows what holds it), or add "
+            "nodes.")
+
+
 def fit(model: torch.nn.Module, tokenizer, draw, cfg: TrainConfig, seed: int, *, workers: int, strategy: str,
         engine: EngineConfig, gpus: bool, scratch: Path,
         on_step: Callable[[int, float], None] | None = None) -> TrainStats:
     """Train `model` in place data-parallel on `workers` Ray Train workers; see the module docstring."""
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     scratch.mkdir(parents=True, exist_ok=True)
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=scratch))
     try:
+        scaling = ScalingConfig(num_workers=workers, use_gpu=gpus)
+        wait_for_resources(scaling.total_resources, workers)
+        os.environ.setdefault(START_TIMEOUT_ENV, str(START_S))  # Ray Train hands it on to its controller
         trainer = TorchTrainer(
             _loop,
             train_loop_config={"model": model, "tokenizer": tokenizer, "draw": draw, "cfg": cfg, "seed": seed,
                                "strategy": strategy, "engine": engine, "threads": torch.get_num_threads()},
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus),
+            scaling_config=scaling,
             torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
-            run_config=RunConfig(storage_path=str(storage), name="train"),
+            run_config=RunConfig(storage_path=str(storage), name="train",
+                                 failure_config=FailureConfig(controller_failure_limit=0)),
         )
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except Exception as e:
+            if "WorkerGroupStartupTimeoutError" not in f"{type(e).__name__} {e!r} {e.__cause__!r}":
+                raise
+            raise ScaleError(_short(scaling.total_resources, workers, f"Ray Train could not start its {workers} "
+                                    f"workers in {START_S:g} s")) from None
         with result.checkpoint.as_directory() as got:
             state = torch.load(Path(got) / STATE, weights_only=True, map_location="cpu")
     finally:

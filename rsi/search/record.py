@@ -43,9 +43,10 @@ class SearchLedger:
             raise RunDirError(f"{search_dir} is not an rsi search directory (no {LEDGER})")
         uri = self.path.resolve().as_uri() + ("?mode=ro" if readonly else "?mode=rwc")
         self._con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        self.readonly = readonly
         if not readonly:
             self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.executescript(SCHEMA)
+            self._con.executescript(f"BEGIN; {SCHEMA} COMMIT;")  # the tables appear to readers all at once
 
     def close(self) -> None:
         self._con.close()
@@ -57,7 +58,12 @@ class SearchLedger:
         self.close()
 
     def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
-        cur = self._con.execute(sql, args)
+        try:
+            cur = self._con.execute(sql, args)
+        except sqlite3.OperationalError as e:  # a reader in the moment the driver creates the file: nothing yet
+            if self.readonly and "no such table" in str(e):
+                return []
+            raise
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -127,5 +133,5 @@ class SearchLedger:
         return self._rows("SELECT * FROM lineage ORDER BY rowid")
 
     def events(self, kind: str | None = None) -> list[dict]:
-        return [{"at": a, "kind": k, "detail": json.loads(d)} for a, k, d in self._con.execute(
+        return [{"at": r["at"], "kind": r["kind"], "detail": json.loads(r["detail_json"])} for r in self._rows(
             "SELECT at, kind, detail_json FROM events WHERE ? IS NULL OR kind = ? ORDER BY rowid", (kind, kind))]

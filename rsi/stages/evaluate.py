@@ -100,6 +100,8 @@ def stage_evaluate(ctx: Context, cycle: int) -> None:
             if missing:  # the champion stopped its ladder earlier: score it on the same problems
                 rows += _ladder(ctx, task, champ, missing)
     with ctx.ledger.stage(cycle, "evaluate") as w:
+        ctx.ledger.add_heldout([p for d in sorted({r.difficulty for r in rows})
+                                for p in heldout_set(ctx.task, d, e.problems_per_difficulty)])
         for name in sorted({r.model for r in rows}):
             ctx.ledger.add_eval(cycle, name, [r for r in rows if r.model == name])
         if task.errors:

@@ -22,6 +22,7 @@ from rsi.records import EvalResult, GateDecision, Reading, veto
 from rsi.run.context import Context, champion, champion_results, current_frontier, model_name, timed, train_skipped
 from rsi.stages.monitoring import alerted, hacking_reading, verifier_reading
 from rsi.stages.review import AwaitingReview, ruling_for
+from rsi.stages.stall import stall_cause
 
 
 def decide(champion: list[EvalResult], candidate: list[EvalResult], champion_frontier: int,
@@ -93,8 +94,12 @@ def stage_gate(ctx: Context, cycle: int):
         if skipped:
             decision = GateDecision(False, "no candidate: no sample was accepted this cycle", 0.0, 0.0, 0.0)
         else:
-            decision = decide(list(champion_results(ctx.ledger, champ).values()),
-                              ctx.ledger.eval_results(cycle, cand), current_frontier(ctx, champ), ctx.cfg.gate)
+            before, after = list(champion_results(ctx.ledger, champ).values()), ctx.ledger.eval_results(cycle, cand)
+            frontier = current_frontier(ctx, champ)
+            decision = decide(before, after, frontier, ctx.cfg.gate)
+            if not decision.promote and (cause := stall_cause(ctx.ledger.problems(cycle=cycle),
+                                                              ctx.ledger.labels(cycle), frontier, before, after)):
+                decision = replace(decision, reason=f"{decision.reason}; {cause}")
         hacking, errors = alerted(ctx, [hacking_reading(ctx, cycle, None if skipped else decision.gain),
                                         verifier_reading(ctx, cycle)])
         would = decision

@@ -105,8 +105,8 @@ def label_samples(task: Task, problems: list[Problem], samples: list[Sample], la
                   filter_cfg: FilterConfig, contaminated: Callable[[str], str | None]) -> list[Label]:
     """One Label per sample, in sample order. `contaminated(text)` names how a text overlaps a
     held-out set ('exact', 'ngram') or returns None."""
-    labeler = LABELERS.resolve(label_cfg.labeler)
-    custom = [FILTERS.resolve(ref) for ref in filter_cfg.custom]
+    labeler = LABELERS.resolve_called(label_cfg.labeler)
+    custom = [FILTERS.resolve_called(ref) for ref in filter_cfg.custom]
     by_problem: dict[str, list[Sample]] = {}
     for s in samples:
         by_problem.setdefault(s.problem_id, []).append(s)

@@ -133,18 +133,26 @@ def heldout_stats(ctx: Context, model: str, baseline: str
 
 def verifier_reading(ctx: Context, cycle: int) -> Reading:
     """Samples the verifier raised on in this cycle's propose (self-play checks), label, GRPO
-    (the accuracy reward) and evaluate stages, from their metrics."""
+    (the accuracy reward) and evaluate stages, and those each other reward function of GRPO raised
+    on (as `reward NAME`), from their metrics."""
     errors, first = {}, ""
     for x in ctx.ledger.metrics():
         if x["cycle"] != cycle:
             continue
         m, stage = x["metrics"], x["stage"]
         if stage == "propose":
-            n = m.get("dropped", {}).get(VERIFIER_ERROR, 0)
+            counts = {stage: m.get("dropped", {}).get(VERIFIER_ERROR, 0)}
         elif stage == "grpo":
-            n = sum(r.errors for _, s in grpo_steps([x]) if (r := s.rewards.get("accuracy")))
+            counts = {}
+            for _, step in grpo_steps([x]):
+                for name, r in step.rewards.items():
+                    key = stage if name == "accuracy" else f"reward {name}"
+                    counts[key] = counts.get(key, 0) + r.errors
+                    if r.errors and r.first_error:
+                        first = first or f"{key}: {r.first_error}"
         else:
-            n = m.get("verifier_errors", 0)
-        errors[stage] = errors.get(stage, 0) + n
+            counts = {stage: m.get("verifier_errors", 0)}
+        for key, n in counts.items():
+            errors[key] = errors.get(key, 0) + n
         first = first or m.get("first_verifier_error", "")
     return verifier({s: n for s, n in errors.items() if n}, first)

@@ -41,8 +41,9 @@ class AwaitingReview(RunStopped):
 
     def __init__(self, run_dir: Path, cycle: int, candidate: str, champion: str, decision: GateDecision,
                  readings: list[Reading]) -> None:
+        # the reason is recorded, and read later from any directory: the run's path is the reader's to add
         super().__init__(run_dir, cycle, "gate", f"candidate {candidate} awaits review (gate.require_approval): "
-                                                 f"see `rsi review {run_dir}`, approve or reject it")
+                                                 "approve or reject it with `rsi review RUN`")
         # the gate commits nothing while it waits, so the stop event carries what the reviewer needs of it
         self.detail = {"candidate": candidate, "champion": champion, "gate": decision.reason,
                        "gate_readings": [{"monitor": r.monitor, "alert": r.alert, "message": r.message}

@@ -229,11 +229,11 @@ def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, labe
                           budget=lambda p: ctx.task.max_answer_chars(p.difficulty) + 1, ref_model=ref,
                           on_step=on_step, resumable=resumable)
     merged(trainable)  # in place: `model` now holds the adapter's update
-    warn_reward_errors(ctx, cycle, label, logs)
+    warn_reward_errors(ctx, label, logs)
     return logs
 
 
-def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[GrpoStep]) -> None:
+def warn_reward_errors(ctx: Context, label: str, logs: list[GrpoStep]) -> None:
     """Say once per stage, on the console, which rewards raised (those samples scored 0) and the
     first exception's text; the counts and texts are in the stage's GRPO metrics."""
     for r in ctx.cfg.grpo.rewards:
@@ -241,5 +241,6 @@ def warn_reward_errors(ctx: Context, cycle: int, label: str, logs: list[GrpoStep
         if n := sum(s.errors for s in stats):
             first = next(s.first_error for s in stats if s.first_error is not None)
             total = sum(log.samples for log in logs)
-            ctx.console.print(escape(f"warning: reward {r.fn!r} raised on {n} of {total} samples in cycle {cycle}'s "
-                                     f"{label} (scored 0); the first: {first}"), style="yellow", highlight=False)
+            ctx.console.print(escape(f"warning: reward {r.fn!r} raised on {n} of {total} samples in {label} (each "
+                                     f"scored 0; the verifier monitor alerts); the first: {first}"),
+                              style="yellow", highlight=False)

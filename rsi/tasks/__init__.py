@@ -16,7 +16,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from rsi.errors import ConfigError
-from rsi.registry import PluginError
+from rsi.registry import PluginError, is_file_ref
 from rsi.tasks.base import SPLIT_OFFSETS, SPLIT_SIZE, Task, control_set, heldout_set, problem, problems
 from rsi.tasks.registry import TASKS
 
@@ -78,8 +78,8 @@ def get_task(name: str) -> Task:
 def _plugin(ref: str) -> Task:
     try:
         found = TASKS.resolve(ref)
-    except PluginError as e:
-        raise ConfigError(f"{e}, or {' or '.join(PARAMETRIC.values())}") from None
+    except PluginError as e:  # a file's own problem says what to fix; an unknown name lists the other kinds
+        raise ConfigError(str(e) if is_file_ref(ref) else f"{e}, or {' or '.join(PARAMETRIC.values())}") from None
     task = found() if isinstance(found, type) and issubclass(found, Task) else found
     if not isinstance(task, Task):
         raise ConfigError(f"task {ref!r} is a {type(found).__name__}, not an rsi task: define a subclass of "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rsi.records import Problem, Verdict
 from rsi.tasks.base import Task, answer_text
-from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError, json_objects, pick_row
+from rsi.tasks.jsonl import HELDOUT_FRACTION, TaskFileError, json_rows, pick_row
 
 INSTRUCTIONS = ("Complete the Python function. Respond in the form <think>reasoning</think>"
                 "<answer>the complete function</answer>")
@@ -104,8 +104,7 @@ def code_of(completion: str) -> str:
 
 
 def _read(path: Path) -> list[dict]:
-    rows = []
-    for where, row, d in json_objects(path, "object holding task_id, prompt, entry_point and tests"):
+    def parse(where: str, row: dict, d: int) -> dict:
         for key in ("task_id", "prompt", "entry_point"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise TaskFileError(f"{where}: key '{key}' must be non-empty text (got {row.get(key)!r}).")
@@ -117,5 +116,6 @@ def _read(path: Path) -> list[dict]:
         solution = row.get("canonical_solution", "")
         if not isinstance(solution, str):
             raise TaskFileError(f"{where}: key 'canonical_solution' must be text (got {solution!r}).")
-        rows.append({**row, "difficulty": d, "canonical_solution": solution})
-    return rows
+        return {**row, "difficulty": d, "canonical_solution": solution}
+
+    return json_rows(path, "object holding task_id, prompt, entry_point and tests", parse)

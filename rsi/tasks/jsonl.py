@@ -86,47 +86,86 @@ def pick_row(path: Path, rows: dict, split: str, difficulty: int, seed: int, key
     return pool[(seed % 1_000_000_000) % len(pool)]
 
 
-def json_objects(path: Path, shape: str, default_difficulty: int | None = 1):
-    """(\"file:line\", object, difficulty) per non-blank line of a JSONL task file; TaskFileError naming
-    the file, line and key on a bad one, or when the file is missing, empty or not UTF-8 text.
-    `shape` tells the user what a line should hold; a row without 'difficulty' gets
-    `default_difficulty` (None: the caller decides)."""
+MAX_REPORTED = 20  # bad rows listed in one error; the rest are counted
+
+
+def json_rows(path: Path, shape: str, parse, default_difficulty: int | None = 1) -> list:
+    """`parse(where, row, difficulty)` of every non-blank line of a JSONL file, in order (`where` is
+    "file:line"; a row without 'difficulty' gets `default_difficulty`, None: the caller decides).
+    Every bad row is found before anything is used: lines that are not UTF-8 JSON objects with a
+    valid difficulty, and rows `parse` refuses by raising TaskFileError. One TaskFileError then names
+    them all (the first `MAX_REPORTED`, and how many more). `shape` tells the user what a line should
+    hold. TaskFileError too when the file is missing or has no rows."""
     if not path.is_file():
         raise TaskFileError(f"task file {path} does not exist. Give the path of a JSONL file with one {shape} "
                             "per line.")
-    n = 0
+    found, bad = [], []
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{path}:{lineno}"
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise TaskFileError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
-                                    f"the file must be JSONL, one {shape} per line.") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno}). "
-                                    "Each line must be one JSON object.") from None
-            if not isinstance(row, dict):
-                raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
-            d = row.get("difficulty", default_difficulty)
-            if "difficulty" in row and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
-                raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
-            n += 1
-            yield where, row, d
-    if n == 0:
+                row, d = _object(where, raw, shape, default_difficulty)
+                if row is not None:
+                    found.append(parse(where, row, d))
+            except TaskFileError as e:
+                bad.append(str(e))
+    if bad:
+        shown = "\n  ".join(bad[:MAX_REPORTED])
+        more = f"\n  ... and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        raise TaskFileError(bad[0] if len(bad) == 1 else
+                            f"{path}: {len(bad)} bad rows; nothing was read. Fix them and run again:\n  {shown}{more}")
+    if not found:
         raise TaskFileError(f"task file {path} has no rows.")
+    return found
 
 
-def _read(path: Path):
-    """(question, answer, difficulty) per row; TaskFileError naming file:line on a bad one."""
-    for where, row, d in json_objects(path, '{"question": ..., "answer": ...} object'):
+def _object(where: str, raw: bytes, shape: str, default_difficulty: int | None) -> tuple[dict | None, int | None]:
+    """One line's JSON object and difficulty ((None, None) for a blank line); TaskFileError if it is not one."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskFileError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                            f"the file must be JSONL, one {shape} per line.") from None
+    if not line.strip():
+        return None, None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise TaskFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno}). "
+                            "Each line must be one JSON object.") from None
+    if not isinstance(row, dict):
+        raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}.")
+    d = row.get("difficulty", default_difficulty)
+    if "difficulty" in row and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
+        raise TaskFileError(f"{where}: key 'difficulty' must be an integer >= 1 (got {d!r}).")
+    return row, d
+
+
+class OneAnswer:
+    """Refuses a row whose question an earlier row of the file gave another answer (which of the two
+    is right, only the file's author can say). Called once per row, in order."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.seen = key, {}
+
+    def __call__(self, where: str, question: str, answer: str) -> None:
+        first = self.seen.setdefault(question, (where, answer))
+        if first[1] != answer:
+            raise TaskFileError(f"{where}: key '{self.key}' repeats the one at {first[0]} with another answer "
+                                f"({answer!r} here, {first[1]!r} there); keep the row whose answer is right.")
+
+
+def _read(path: Path) -> list[tuple[str, str, int]]:
+    """(question, answer, difficulty) per row; TaskFileError naming every bad row's file:line."""
+    one_answer = OneAnswer("question")
+
+    def parse(where: str, row: dict, d: int) -> tuple[str, str, int]:
         q, a = row.get("question"), row.get("answer")
         if not isinstance(q, str) or not q.strip():
             raise TaskFileError(f"{where}: key 'question' must be non-empty text (got {q!r}).")
         if isinstance(a, bool) or not isinstance(a, str | int | float) or not str(a).strip():
             raise TaskFileError(f"{where}: key 'answer' must be non-empty text or a number (got {a!r}).")
-        yield q, str(a), d
+        one_answer(where, q, str(a))
+        return q, str(a), d
+
+    return json_rows(path, '{"question": ..., "answer": ...} object', parse)

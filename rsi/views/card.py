@@ -53,30 +53,35 @@ def card(run_dir: Path) -> str:
     st = status(run_dir)
     with open_ledger(run_dir) as ledger:
         config = (ledger.run_info() or {}).get("config", {})
-    by_source = Counter(r["source"] for r in rows(run_dir))
+    made_in = max((int(c) for c, m in st["champions"].items() if m == st["champion"]), default=0)
+    # what the champion trained on: data kept up to the cycle that made it (later cycles' data made no champion)
+    by_source = Counter(r["source"] for r in rows(run_dir) if r["cycle"] <= made_in)
     ladder = _ladder(Path(run_dir), st["champion"])
     task, labelled = config.get("task", "?"), st["labeled_max_difficulty"]
+    ran = f"; the run went on for {st['cycles_completed'] - made_in} more cycle(s), none promoted" \
+        if st["cycles_completed"] > made_in else ""
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation", "tags:", "- rsi",
         "- self-improvement", "---", "",
         f"# {st['name']}: {st['champion']}", "",
         f"Made by rsi (recursive self-improvement loops for language models) on task `{task}`: the "
-        f"model was trained on ground-truth labels up to difficulty {labelled}, then for {st['cycles_completed']} "
-        "cycles on answers it wrote itself that passed "
+        f"model was trained on ground-truth labels up to difficulty {labelled}, then for {made_in} "
+        "cycles on answers it (and the champions before it) wrote that passed "
         f"{'the task verifier' if config.get('label', {}).get('labeler') == 'verifier' else 'a vote among samples'}; "
         "each cycle's candidate was promoted only if it did better on held-out problems.", "",
         "## How it was made", "",
         "| | |", "|---|---|",
         f"| task | `{task}` |",
         f"| run | `{st['name']}` |",
-        f"| cycles | {st['cycles_completed']} |",
+        f"| cycles | made in cycle {made_in} of the run's {st['cycles_completed']}{ran} |",
         f"| champion | `{st['champion']}` (weights sha256 `{st['champion_weights_sha256']}`) |",
         f"| labelled up to difficulty | {labelled} |",
         f"| frontier | {st['frontier_at_cycle0']} (base model) -> {st['frontier']} "
         f"(every difficulty up to it at >= {st['threshold']:.0%} held-out accuracy) |",
         f"| mean held-out accuracy | {st['mean_accuracy_at_cycle0']:.3f} -> {st['mean_accuracy']:.3f} |",
-        f"| accepted training data | {sum(by_source.values())} examples: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(by_source.items())) + " |",
+        f"| accepted training data | {sum(by_source.values())} examples kept up to cycle {made_in}"
+        + (": " if by_source else "") + ", ".join(f"{n} {s}" for s, n in sorted(by_source.items()))
+        + f", beside ground-truth seed data up to difficulty {labelled} |",
         f"| compute | {st['cost']['cpu_s'] / 3600:.2f} CPU-hours, {st['cost']['wall_s'] / 60:.1f} min wall |",
         "", "## Held-out ladder", "",
         "| difficulty | accuracy | 95% interval | problems |", "|---|---|---|---|",

@@ -6,7 +6,8 @@ One row per accepted example (every kept answer, deduplicated by (prompt, answer
     prompt, completion       the problem and the accepted answer: what rsi trains on, named as
                              TRL's SFT and GRPO trainers expect (prompt-completion data)
     cycle, difficulty        the cycle that first kept it, the problem's difficulty
-    source                   seed | model | human: who posed the problem and its answer's origin
+    source                   model | human: who gave the answer (the ground-truth seed data is a
+                             stream the task generates for each batch, never stored, so not here)
     problem_source           the problem's ledger source (generated, human, seed, or the checkpoint
                              that proposed it in self-play)
     model                    the checkpoint that wrote the answer (its sample), null for none

@@ -32,6 +32,7 @@ from rsi.run.context import gates as effective_gates
 from rsi.run.curriculum import frontier
 from rsi.run.inputs import InputChanged
 from rsi.run.rundir import CHAMPION, MODELS, open_ledger
+from rsi.views.state import run_state
 
 
 def accuracy(evals: list[dict], model: str, upto_cycle: int | None = None) -> dict[int, float]:
@@ -62,6 +63,7 @@ def status(run_dir: Path) -> dict:
         raised, cost = ledger.resume_overrides(), ledger.totals()
         readings = ledger.readings()
         budget, unusable = _budget(ledger, info.get("config", {}), raised)
+        state = run_state(run_dir, ledger)
     config = info.get("config", {})
     curriculum = config.get("curriculum", {})
     threshold = curriculum.get("threshold")
@@ -100,6 +102,8 @@ def status(run_dir: Path) -> dict:
         "name": info.get("name"),
         "run_dir": str(run_dir),
         "threshold": threshold,
+        "state": state["state"],
+        "state_why": state["why"],
         "cycles_completed": sum(1 for c, s in done if s == "gate" and c >= 1),
         "last_stage": list(done[-1]) if done else None,
         "champion": champion,
@@ -120,6 +124,7 @@ def status(run_dir: Path) -> dict:
         "ladder": [ladder.start, ladder.stop - 1],
         "gates": [{k: g[k] for k in ("cycle", "champion", "candidate", "promote", "reason", "gain")}
                   for g in gates],
+        "stalled": stalled(gates),
         "label_accuracy": label_accuracy,
         "kept_fraction": kept_fraction,
         "champions": {str(c): m for c, m in by_cycle.items()},
@@ -128,6 +133,22 @@ def status(run_dir: Path) -> dict:
         "monitors": {r["monitor"]: {k: r[k] for k in ("cycle", "alert", "message", "value")} for r in readings},
         "notes": [n for e in warnings for n in e["detail"]["notes"]] + ([unusable] if unusable else []),
     }
+
+
+STALL_CYCLES = 2  # rollbacks in a row, the latest cycles, that make a run read as stalled
+
+
+def stalled(gates: list[dict]) -> dict | None:
+    """{"cycles": n, "since": first cycle, "why": the latest reason} when the latest `STALL_CYCLES` or more
+    cycles all kept their champion, else None."""
+    trailing = []
+    for g in reversed([g for g in gates if g["cycle"] >= 1]):
+        if g["promote"]:
+            break
+        trailing.append(g)
+    if len(trailing) < STALL_CYCLES:
+        return None
+    return {"cycles": len(trailing), "since": trailing[-1]["cycle"], "why": trailing[0]["reason"]}
 
 
 def _budget(ledger: Ledger, config: dict, raised: list[str]) -> tuple[dict, str | None]:
@@ -171,15 +192,16 @@ def format_status(st: dict) -> Group:
     """A rich renderable of `status()` for the terminal."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
-    head.add_column()
+    head.add_column(overflow="fold")  # a digest to compare with sha256sum is wrapped, never cut
     c = st["cost"]
     velocity = "—" if st["velocity"] is None else f"{st['velocity']:+.2f} difficulties / CPU-hour"
     for key, value in [
         ("run", f"{st['name']}  ({st['run_dir']})"),
+        ("state", f"{st['state']}: {st['state_why']}" if st.get("state") else "—"),
         ("cycles completed", str(st["cycles_completed"])),
         ("last stage", "—" if st["last_stage"] is None else f"cycle {st['last_stage'][0]} {st['last_stage'][1]}"),
-        *([("stopped", f"before cycle {st['stopped']['cycle']} {st['stopped']['before']}: "
-                       f"{st['stopped']['reason']} (rsi resume continues)")] if st.get("stopped") else []),
+        *([("stalled", f"the last {st['stalled']['cycles']} cycles (from cycle {st['stalled']['since']}) kept the "
+                       f"champion; the latest: {st['stalled']['why']}")] if st.get("stalled") else []),
         ("champion", str(st["champion"])),
         ("champion weights", f"sha256 {st['champion_weights_sha256']} (`sha256sum` of its model.safetensors)"
          if st.get("champion_weights_sha256") else "—"),

@@ -69,6 +69,7 @@ function drawRun(run) {
   if (run.state === "running" && p) where.textContent = `cycle ${p.cycle}, stage ${p.stage} (since ${p.started})`;
   else if (run.state === "waiting") where.textContent = `waiting for review: ${run.waiting.candidate} (cycle ${run.waiting.cycle})`;
   else if (run.state === "stopped") where.textContent = `stopped before ${run.stop.before} of cycle ${run.stop.cycle}: ${run.stop.reason}`;
+  else if (run.state === "incomplete") where.textContent = `incomplete: ${run.state_why}`;
   else where.textContent = run.last_stage ? `last stage: ${run.last_stage.join(" ")}` : "";
   const bar = document.getElementById("progress");
   if (run.state === "running" && p && p.bar) {
