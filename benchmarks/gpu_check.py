@@ -8,7 +8,8 @@ On a machine with a CUDA GPU (about 5 minutes on one H200), in order:
    door in bfloat16 (`engine.dtype=bfloat16`: float32 weights, autocast): the largest logit
    difference, its ratio to the logits' spread, and how often the top token agrees.
 2. `generation_tokens_per_s`: `rsi.engine.generate` sampling 64 prompts x 8 answers x 128 tokens
-   on the GPU (the model's own forward, a KV cache).
+   on the GPU (the model's own forward, a KV cache). Each timed figure is the median of `REPEAT`
+   runs after an untimed warm-up run.
 3. `training_tokens_per_s`, `training_mfu`: SFT steps (`forward.answer_loss`, the one optimiser)
    on 32 x 256-token sequences; model FLOPs (6 x parameters x tokens) per second against the
    GPU's bf16 matmul peak measured here (`bf16_peak_tflops`, an 8192^3 product).
@@ -73,6 +74,16 @@ def timed(fn, sync):
     return time.perf_counter() - t, out
 
 
+REPEAT = 3  # timed runs of each measure after one untimed warm-up (kernels, caches, the allocator); the median
+
+
+def median_timed(fn, sync, repeat: int = REPEAT):
+    """(median seconds of `repeat` calls after one warm-up call, the last call's result)."""
+    fn()
+    runs = [timed(fn, sync) for _ in range(repeat)]
+    return statistics.median(t for t, _ in runs), runs[-1][1]
+
+
 def bf16_peak_tflops(on: torch.device, sync) -> float | None:
     if on.type != "cuda":
         return None
@@ -118,8 +129,8 @@ def main() -> None:
     # 2. generation
     prompts = [p.prompt for p in problems(task, 8, "train", 64 if not small else 4)]
     n, new = (8, 128) if not small else (2, 8)
-    s, outs = timed(lambda: generate(model, tok, prompts, new, n=n, temperature=1.0, seed=0,
-                                     batch_size=len(prompts) * n), sync)
+    s, outs = median_timed(lambda: generate(model, tok, prompts, new, n=n, temperature=1.0, seed=0,
+                                            batch_size=len(prompts) * n), sync)
     out["generation_tokens_per_s"] = round(sum(c.n_tokens for cs in outs for c in cs) / s)
 
     # 3. SFT steps
@@ -148,8 +159,8 @@ def main() -> None:
     g = GrpoConfig(steps=1, prompts_per_step=8 if not small else 2, group_size=8 if not small else 2,
                    max_new_tokens=64 if not small else 8, lr=1e-6)
     items = problems(task, 6, "train", 16)
-    s, logs = timed(lambda: grpo_train(model, tok, items, [load_reward("accuracy", 1.0)], g, seed=0,
-                                       budget=lambda p: 64), sync)
+    s, logs = median_timed(lambda: grpo_train(model, tok, items, [load_reward("accuracy", 1.0)], g, seed=0,
+                                              budget=lambda p: 64), sync)
     out["grpo_step_s"] = round(s, 2)
     out["grpo_loss"] = logs[0].loss
     device.release_cache()

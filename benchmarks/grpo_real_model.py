@@ -7,10 +7,12 @@ word-arithmetic problems of difficulty 1. Both variants sample with the same lea
 same seed; they differ only in how the update's log-probabilities are computed:
 - `packed`: `rsi.engine.packed` (each distinct prompt once, no padding, LoRA stacked, oneDNN matmuls);
 - `hf`: the peft-wrapped model's own forward over left-padded prompt + completion rows.
-Prints per-step seconds (sampling, update) and the peak resident memory of each process, the
-medians after the first step, and a JSON line last.
+Each variant runs in `--repeat` fresh processes, the two alternating (packed, hf, packed, ...), so
+drift of the machine's speed falls on both. Prints per-step seconds (sampling, update) and the peak
+resident memory of each process; the medians over every process's steps after its first (the warm-up:
+kernels, caches), the speed-ups of each repeat and their median, and a JSON line last.
 
-    .venv/bin/python benchmarks/grpo_real_model.py [--steps 4]
+    .venv/bin/python benchmarks/grpo_real_model.py [--steps 4] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -70,26 +72,34 @@ def run_variant(variant: str, steps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--variant", choices=["packed", "hf"], help="run one variant in this process (internal)")
     args = ap.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.steps)))
         return
-    results = {}
-    for variant in ("packed", "hf"):
-        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps)],
-                             check=True, stdout=subprocess.PIPE, text=True)
-        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-    summary = {}
-    for variant, r in results.items():
-        med = {k: round(statistics.median(r[k][1:]), 2) for k in ("step_s", "sample_s", "update_s")}
-        summary[variant] = {**med, "peak_rss_gb": round(r["peak_rss_gb"], 2)}
+    results: dict[str, list[dict]] = {"packed": [], "hf": []}
+    for _ in range(args.repeat):
+        for variant in results:
+            out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps)],
+                                 check=True, stdout=subprocess.PIPE, text=True)
+            results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    summary: dict = {"repeat": args.repeat, "steps": args.steps}
+    for variant, runs in results.items():
+        med = {k: round(statistics.median(x for r in runs for x in r[k][1:]), 2)
+               for k in ("step_s", "sample_s", "update_s")}
+        summary[variant] = {**med, "peak_rss_gb": round(max(r["peak_rss_gb"] for r in runs), 2)}
         print(f"{variant:>6}: step {med['step_s']} s (sampling {med['sample_s']} s, update {med['update_s']} s), "
-              f"peak RSS {r['peak_rss_gb']:.2f} GB; answers {[round(t) for t in r['answer_tokens']]} tokens")
-    summary["update_speedup"] = round(summary["hf"]["update_s"] / summary["packed"]["update_s"], 2)
-    summary["step_speedup"] = round(summary["hf"]["step_s"] / summary["packed"]["step_s"], 2)
-    print(f"packed vs the model's own forward: update {summary['update_speedup']}x, "
-          f"step {summary['step_speedup']}x (medians after the first step)")
+              f"peak RSS {summary[variant]['peak_rss_gb']:.2f} GB; answers "
+              f"{[[round(t) for t in r['answer_tokens']] for r in runs]} tokens")
+    for what in ("update", "step"):
+        each = [statistics.median(h[f"{what}_s"][1:]) / statistics.median(p[f"{what}_s"][1:])
+                for p, h in zip(results["packed"], results["hf"], strict=True)]
+        summary[f"{what}_speedup"] = round(statistics.median(each), 2)
+        summary[f"{what}_speedup_each"] = [round(x, 2) for x in each]
+    print(f"packed vs the model's own forward: update {summary['update_speedup']}x "
+          f"{summary['update_speedup_each']}, step {summary['step_speedup']}x {summary['step_speedup_each']} "
+          f"(medians after each process's first step, over {args.repeat} alternating pairs of processes)")
     print(json.dumps(summary))
 
 

@@ -3,10 +3,11 @@
 A monitor is judged by what it catches and by its false alarms (the default run once lost three of
 five cycles to a length-drift alert on an honest, improving model). This prints both:
 
-- **recall**: seeded trials of planted reward hacks (`rsi.learn.planted`: partial credit for
-  sprayed answers; the R1 `format` reward met by empty tags), `--trials` of each: the share the
-  reward-hacking monitor flags within the one cycle they are planted in (target: >= 95 %), and its
-  false alarms on honest policies under the same rewards;
+- **recall** (synthetic: simulated GRPO steps, not a policy that learnt to hack; real planted policies
+  are `benchmarks/reward_hacking.py`'s, on one loophole): seeded trials of planted reward hacks
+  (`rsi.learn.planted`: partial credit for sprayed answers; the R1 `format` reward met by empty
+  tags), `--trials` of each: the share the reward-hacking monitor flags within the one cycle they
+  are planted in (target: >= 95 %), and its false alarms on honest policies under the same rewards;
 - **false alerts**: honest runs of every built-in tiny-model config (`default`, `quick`, `vote`,
   `selfplay`, `code`, `addition`, `quick` with GRPO steps, `quick` in refresh mode; several seeds
   of the cheap ones), each a normal rsi run with the task's verifier as the only source of truth: every alert
@@ -87,7 +88,7 @@ def main() -> None:
 
     found = recall(args.trials)
     for kind, r in found.items():
-        console.print(f"recall {kind:>10}: flagged {r['flagged']}/{r['trials']} planted-hack trials "
+        console.print(f"synthetic recall {kind:>10}: flagged {r['flagged']}/{r['trials']} planted-hack trials "
                       f"({r['recall']:.0%}); honest policies flagged {r['honest_flagged']}/{r['trials']}")
     rows = []
     for label, config, overrides in HONEST:
@@ -108,7 +109,8 @@ def main() -> None:
         "false_alerts_that_cost_a_candidate": sum(r["costly"] for r in rows),
         "cycles_by_run": {r["run"]: r["cycles"] for r in rows},
     }
-    console.print(f"recall {min(summary['recall'].values()):.0%} (worst kind) | {summary['false_alerts']} false "
+    console.print(f"synthetic recall {min(summary['recall'].values()):.0%} (worst kind) | "
+                  f"{summary['false_alerts']} false "
                   f"alerts in {summary['honest_cycles']} honest cycles, "
                   f"{summary['false_alerts_that_cost_a_candidate']} of them cost a candidate")
     print(json.dumps(summary))

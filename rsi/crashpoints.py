@@ -13,9 +13,18 @@ import signal
 KILL_ENV = "RSI_KILL_AT"
 
 
-def crash_point(cycle: int, stage: str, where: str) -> None:
-    """SIGKILL this process here if `RSI_KILL_AT` names this point (`<cycle>/<stage>/<where>`)."""
+ONCE_ENV = "RSI_KILL_ONCE"  # a file's path: the first process to reach the point creates it and dies, no other
+
+
+def crash_point(cycle: object, stage: str, where: str) -> None:
+    """SIGKILL this process here if `RSI_KILL_AT` names this point (`<cycle>/<stage>/<where>`); with
+    `RSI_KILL_ONCE` set, only the first process of all to get here (a restarted worker goes on)."""
     if os.environ.get(KILL_ENV) == f"{cycle}/{stage}/{where}":
+        if once := os.environ.get(ONCE_ENV):
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -55,7 +55,9 @@ def release_memory() -> None:
     """Give the memory a finished stage freed back to the OS (glibc otherwise keeps freed heap pages
     of the stage's many differently sized tensors and records). In `benchmarks/soak.py` a long
     `quick` run grew about 0.85 MB a cycle before this trim and 0.35 MB with it; the rest of that
-    growth was oneDNN's kernel caches, capped in `rsi/__init__.py`."""
+    growth was oneDNN's kernel caches, capped in `rsi/__init__.py`. The objects the process holds
+    before its first stage (its imports: torch, transformers) are frozen out of the collector
+    (`gc.freeze` in `_go_on`): a full collection over them took 0.25 s a stage."""
     gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
@@ -172,10 +174,13 @@ def _go_on(run_dir: Path, console: Console, overrides: list[str], allow_changed:
     ctx = Context(cfg, get_task(cfg.task), ledger, run_dir / MODELS, console, pool, _tracking(run_dir, ledger, cfg,
                                                                                             console))
     (run_dir / MODELS).mkdir(exist_ok=True)
+    gc.collect()
+    gc.freeze()  # what is alive now (the imports) outlives the stages: their collections need not walk it
     try:
         with Stopper(run_dir) as stopper, progress.live(run_dir / LIVE):
             _run_cycles(ctx, run_dir, stopper)
     finally:
+        gc.unfreeze()  # a process that goes on (a test, a search's trial actor) collects them again
         ctx.track.close()
     if stopper.stop_file.exists():  # it came during the last stage: nothing was left to stop before
         stopper.stop_file.unlink(missing_ok=True)

@@ -22,11 +22,15 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings
 
 from rsi.errors import SandboxUnavailable
 from rsi.sandbox import Limits, Sandbox
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# property tests check what holds, not how fast: hypothesis's 200 ms deadline per example fails on a loaded machine
+settings.register_profile("rsi", deadline=None)
+settings.load_profile("rsi")
 TEST_LIMITS = Limits(wall_s=3.0, cpu_s=1, memory_mb=256, pids=32, tmpfs_mb=32, output_bytes=64 << 10)
 
 

@@ -160,3 +160,20 @@ def test_smollm2_gguf_loads_from_its_package_and_answers_in_chat_format():
     assert "<|im_start|>assistant" in tok.decode(encode_prompt(tok, "What is 2 + 3?"))
     out = generate(model, tok, ["What is 2 + 3?"], 24)
     assert "5" in out[0][0].text
+
+
+def test_a_lora_adapter_starts_from_its_seed_whatever_the_process_drew_before(hf_dir):
+    """SmolLM2 GRPO differed between runs of one config from its second step on: the adapter's random
+    A matrices came from the process's random state, which a resume or an earlier stage moves."""
+    def adapter(seed: int, draw_first: int) -> dict:
+        torch.rand(draw_first)  # what an earlier stage, or nothing, drew from the process's generator
+        model, _ = load_pretrained(str(hf_dir))
+        wrapped = with_lora(model, LoraConfig(r=4, alpha=8), seed)
+        return {k: v.clone() for k, v in wrapped.state_dict().items() if "lora_A" in k}
+
+    a, b, c = adapter(5, 0), adapter(5, 1000), adapter(6, 0)
+    assert a and all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+    model, _ = load_pretrained(str(hf_dir))
+    state = torch.random.get_rng_state()
+    with_lora(model, LoraConfig(r=4, alpha=8), 5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # with_lora left the process's generator alone

@@ -140,3 +140,37 @@ def test_a_split_vote_labelled_in_the_browser_reaches_the_next_cycles_training_d
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["prompt"], r["completion"], r["cycle"]) for r in rows if r["source"] == "human"] == [(prompt, right, 2)]
 
+
+
+def test_a_40_difficulty_ladder_fits_the_run_page_at_1400_px(browser, console):
+    """The accuracy heat map of a long ladder (the default config's 40 difficulties) stays inside the page,
+    every number whole and readable, at 1400 px."""
+    from rsi.records import EvalResult, GateDecision
+
+    root, url, _ = console
+    with Ledger(root / "wide" / "ledger.sqlite") as led:
+        led.set_run("wide", {"curriculum": {"threshold": 0.95}, "eval": {"min_difficulty": 1, "max_difficulty": 40}})
+        for cycle in range(4):
+            stages = ("base", "evaluate") if cycle == 0 else ("evaluate", "gate")
+            for stage in stages:
+                with led.stage(cycle, stage) as w:
+                    if stage == "evaluate":
+                        w.add_eval(cycle, f"cycle-{cycle:04d}", [
+                            EvalResult(f"cycle-{cycle:04d}", d, 50, max(0, 50 - 5 * d + 10 * cycle), 0.0, 1.0,
+                                       tuple(i < 50 - 5 * d + 10 * cycle for i in range(50))) for d in range(1, 41)])
+                    if stage == "gate":
+                        w.add_gate(cycle, f"cycle-{cycle - 1:04d}", f"cycle-{cycle:04d}",
+                                   GateDecision(True, "gain", 0.2, 0.1, 0.0))
+                    w.cost(wall_s=1.0, cpu_s=1.0)
+    (root / "wide" / "champion").write_text("cycle-0003\n")
+    browser.set_window_size(1400, 900)
+    try:
+        browser.get(f"{url}/runs/wide?token={TOKEN}")
+        shown(browser, "#heat td[title]")
+        width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        cells = browser.execute_script("""return Array.from(document.querySelectorAll('#heat td[title]')).map(td =>
+            [td.scrollWidth <= td.clientWidth, parseFloat(getComputedStyle(td).fontSize)])""")
+    finally:
+        browser.set_window_size(1280, 900)
+    assert width[0] <= width[1]  # no horizontal scroll
+    assert len(cells) == 4 * 40 and all(fits and size >= 10 for fits, size in cells)  # every number whole, readable

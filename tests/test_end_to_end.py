@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from rsi.cli import app
 from rsi.config import load_config
 from rsi.monitors import MONITORS, HeldoutIndex
 from rsi.run.faults import kill_chain, reference_stages
@@ -24,7 +26,12 @@ RSI = [sys.executable, "-m", "rsi.cli"]
 
 
 def rsi(*args, check=True):
-    out = subprocess.run([*RSI, *args], capture_output=True, text=True, timeout=600)
+    """The `rsi` command line run in this process (its imports, about 6 s of torch and transformers, paid once
+    a worker, not once a command); `.returncode`, `.stdout`, `.stderr`. The tests of signals and kills start
+    real processes (`RSI`)."""
+    out = CliRunner().invoke(app, [str(a) for a in args])
+    out.returncode = out.exit_code
+    assert out.exception is None or isinstance(out.exception, SystemExit), (args, out.exception, out.output)
     if check and out.returncode != 0:
         raise AssertionError(f"rsi {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out
@@ -38,9 +45,10 @@ def table(run: Path, sql: str):
         con.close()
 
 
-def start_and_kill_after(run: Path, cycle: int, stage: str) -> None:
-    """Start `rsi run quick`, wait until (cycle, stage) is committed, then SIGKILL the whole process group."""
-    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run)],
+def start_and_kill_after(run: Path, cycle: int, stage: str, *sets: str) -> None:
+    """Start `rsi run quick` (with `--set` `sets`), wait until (cycle, stage) is committed, then SIGKILL the
+    whole process group."""
+    proc = subprocess.Popen([*RSI, "run", "quick", "--run-dir", str(run), *[a for s in sets for a in ("--set", s)]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -64,7 +72,7 @@ def quick_run(tmp_path_factory):
 
 # the fault tests' run: 14 stages, every kind twice (fewer steps than the tour: only equality with the uninterrupted
 # run matters here, not how far it gets)
-SHORT = ["quick", "--set", "loop.cycles=2", "--set", "base.steps=400", "--set", "train.steps=100"]
+SHORT = ["quick", "--set", "loop.cycles=2", "--set", "base.steps=300", "--set", "train.steps=30"]
 
 
 @pytest.fixture(scope="module")
@@ -174,22 +182,19 @@ def test_run_dir_holding_another_run_is_refused_and_untouched(quick_run):
 
 def test_sigkill_inside_stages_then_resume_equals_the_uninterrupted_run(short_run, tmp_path):
     """Fault injection (the CI subset; benchmarks/fault_injection.py runs 50+ points): one run killed
-    with SIGKILL inside base, generate, train and evaluate, resumed after each, ends with the
-    uninterrupted run's ledger rows (none lost or duplicated) and champion weights."""
+    with SIGKILL inside base, generate, train and evaluate (on the stage's own progress, not on a clock
+    that load stretches) and inside the commits of the stages too short to hit that way (propose, label,
+    gate: every row written, none committed), resumed after each, ends with the uninterrupted run's
+    ledger rows (none lost or duplicated) and champion weights."""
     run = tmp_path / "killed"
     stages = reference_stages(short_run)
     assert len(stages) == 14
-    targets = [stages[i] for i in (0, 3, 5, 12)]
-    kills = kill_chain(SHORT, run, stages, targets, random.Random(0), how="progress")
-    # each kill lands inside its target stage, on the stage's own progress (not on a clock that load stretches)
-    assert [(k.cycle, k.stage, k.stages_done) for k in kills] == [(0, "base", 0), (1, "generate", 3),
-                                                                  (1, "train", 5), (2, "evaluate", 12)]
-    assert_same_run(run, short_run)
-    # the stages too short to hit by time, killed inside their commit (rows written, not committed)
-    run = tmp_path / "killed-in-commit"
-    short = [stages[i] for i in (2, 4, 7)]  # cycle 1 propose, label, gate
-    kills = kill_chain(SHORT, run, stages, short, random.Random(0), how="commit")
-    assert [(k.cycle, k.stage, k.stages_done) for k in kills] == [(1, "propose", 2), (1, "label", 4), (1, "gate", 7)]
+    at = (0, 2, 3, 4, 5, 7, 12)
+    hows = ["progress", "commit", "progress", "commit", "progress", "commit", "progress"]
+    kills = kill_chain(SHORT, run, stages, [stages[i] for i in at], random.Random(0), how=hows)
+    assert [(k.cycle, k.stage, k.stages_done) for k in kills] == [
+        (0, "base", 0), (1, "propose", 2), (1, "generate", 3), (1, "label", 4), (1, "train", 5), (1, "gate", 7),
+        (2, "evaluate", 12)]
     assert_same_run(run, short_run)
 
 
@@ -251,7 +256,7 @@ def test_a_spent_budget_or_a_stop_file_stops_the_run_until_resumed_with_more(sho
 
 def test_corrupted_checkpoint_stops_resume_with_a_clear_error(tmp_path):
     run = tmp_path / "corrupt"
-    start_and_kill_after(run, 0, "evaluate")
+    start_and_kill_after(run, 0, "evaluate", "base.steps=50")  # a base to corrupt: how good it is does not matter
     weights = run / "models" / "cycle-0000" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -482,6 +487,21 @@ def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
         "--set", "grpo.group_size=4")
     reasons = [r for (r,) in table(run, "SELECT reason FROM labels")]
     assert any("pass" in r or "no result printed" in r for r in reasons)  # graded by running code
+    # abductions (find x with f(x) = y) are decided by running f on the answer: re-decide them here, running the
+    # task's own program (not the model's) in this process, and compare with the label's recorded verdict
+    abductions = table(run, "SELECT p.prompt, l.answer, l.audit_correct FROM labels l JOIN problems p "
+                            "ON p.id = l.problem_id WHERE p.prompt LIKE '%#f(?)=%'")
+    decided = 0
+    for prompt, answer, correct in abductions:
+        source, _, target = prompt.rpartition("\n#f(?)=")
+        if not answer.strip().lstrip("-").isdigit():
+            assert not correct
+            continue
+        scope: dict = {}
+        exec(source, scope)
+        assert bool(correct) == (scope["f"](int(answer)) == int(target)), (prompt, answer, correct)
+        decided += 1
+    assert decided > 0
     assert table(run, "SELECT count(*) FROM gates") == [(1,)]
     assert table(run, "SELECT count(*) FROM metrics WHERE stage = 'grpo'")[0][0] > 0
 

@@ -153,10 +153,16 @@ def test_duplicates_raise(ledger):
 
 
 def test_stage_measures_time_when_cost_not_given(ledger):
+    import time
+
     with ledger.stage(3, "train") as w:
+        time.sleep(0.2)  # wall time, no CPU
+        busy = time.process_time() + 0.1
+        while time.process_time() < busy:  # 0.1 s of this process's CPU
+            pass
         w.cost(train_tokens=9)
     [row] = ledger.costs()
-    assert row["wall_s"] >= 0.0 and row["cpu_s"] >= 0.0 and row["train_tokens"] == 9
+    assert row["wall_s"] >= 0.3 and 0.1 <= row["cpu_s"] < row["wall_s"] and row["train_tokens"] == 9
     assert row["generated_tokens"] == 0 and row["finished_at"].endswith("+00:00")
 
 

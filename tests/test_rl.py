@@ -59,13 +59,27 @@ def test_kl_penalty_uses_the_reference_and_inner_updates_clip():
     assert any(lg.clip_fraction > 0 for lg in trained)  # later inner updates are off-policy and clip
 
 
-def test_accuracy_reward_on_the_sort_task_is_scored_by_its_verifier():
+def test_accuracy_reward_on_the_sort_task_is_scored_by_its_verifier(monkeypatch):
+    """The reward is the task's verdict on each sample: a verifier that accepts answers starting with an
+    even digit (the untrained model's are random) gives the share of those among the samples it saw."""
+    from rsi.records import Verdict
+
+    seen: list[str] = []
+
+    def verify(self, p, completion):
+        seen.append(completion)
+        ok = completion[:1] in "02468" and completion[:1] != ""
+        return Verdict(float(ok), ok, "even" if ok else "odd")
+
+    monkeypatch.setattr(type(SORT), "verify", verify)
     model = build_tiny_model(SMALL, TOK, seed=0)
     probs = [problem(SORT, 1, "train", i) for i in range(4)]
     cfg = GrpoConfig(steps=1, prompts_per_step=4, group_size=2)
     logs = grpo_train(model, TOK, probs, [load_reward("accuracy", 1.0)], cfg, seed=0,
                       budget=lambda p: SORT.max_answer_chars(p.difficulty) + 1)
-    assert 0.0 <= logs[0].rewards["accuracy"].mean <= 1.0 and logs[0].samples == 8
+    even = sum(c[:1] in "02468" and c[:1] != "" for c in seen)
+    assert len(seen) == logs[0].samples == 8 and 0 < even < 8  # both verdicts occur: the mean is not a constant
+    assert logs[0].rewards["accuracy"].mean == pytest.approx(even / 8)
     assert GrpoStep.read(json.loads(json.dumps(logs[0].metrics()))) == logs[0]  # the ledger's JSON reads back whole
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def test_exit_status_signal_and_stderr_are_reported(sandbox):
 
 def test_output_printed_before_a_timeout_is_kept(sandbox):
     ex = sandbox.run("import time\nprint('started')\ntime.sleep(60)", limits=Limits(wall_s=0.5))
-    assert ex.killed == "timeout" and ex.stdout == "started\n" and 0.5 <= ex.wall_s < 2
+    assert ex.killed == "timeout" and ex.stdout == "started\n" and 0.5 <= ex.wall_s < 30  # not the 60 s sleep
 
 
 def test_large_stdin_and_output_under_the_cap(sandbox):
@@ -144,8 +145,9 @@ def test_exit_statuses_and_signals_are_told_apart(sandbox):
     assert (ex.exit_code, ex.signal, ex.killed) == (152, None, None)
     ex = sandbox.run("import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)")  # the signal, not the CPU limit
     assert (ex.exit_code, ex.signal, ex.killed) == (None, signal.SIGXCPU, None)
-    ex = sandbox.run("while True: pass")
-    assert (ex.exit_code, ex.signal, ex.killed) == (None, signal.SIGXCPU, "cpu_time")
+    ex = sandbox.run("while True: pass", limits=replace(TEST_LIMITS, wall_s=60.0))  # the CPU limit strikes first:
+    # the kernel's SIGXCPU, or the host's SIGKILL when its poll of the slot's CPU time came a tick sooner
+    assert (ex.exit_code, ex.killed) == (None, "cpu_time") and ex.signal in (signal.SIGXCPU, signal.SIGKILL)
     ex = sandbox.run("import sys\nsys.exit('why')")
     assert (ex.exit_code, ex.stderr) == (1, "why\n")
 

@@ -4,11 +4,8 @@ there is refused before anything is written."""
 
 import io
 import os
-import signal
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 import ray
@@ -17,6 +14,7 @@ from rich.console import Console
 
 from rsi import resolve
 from rsi.config import EngineConfig
+from rsi.crashpoints import KILL_ENV, ONCE_ENV
 from rsi.engine.checkpoint import save_checkpoint
 from rsi.engine.model import build_tiny_model
 from rsi.loop import start
@@ -41,9 +39,12 @@ def test_a_run_on_two_ray_workers_writes_the_in_process_runs_rows(tmp_path, monk
     start(resolve.load("quick", SMALL), tmp_path / "here", _quiet())
     sent, run = [], _RaySession.run
     monkeypatch.setattr(_RaySession, "run", lambda self, jobs, **k: sent.extend(jobs) or run(self, jobs, **k))
+    # the first worker to take a sampling job SIGKILLs itself (Ray restarts it and the job is done again): on
+    # that event, not on a clock; Ray's workers inherit this environment from the Ray this process starts
+    killed = tmp_path / "killed"
+    monkeypatch.setenv(KILL_ENV, "ray/worker/run")
+    monkeypatch.setenv(ONCE_ENV, str(killed))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    killer = threading.Thread(target=_kill_a_sampling_worker, args=(killed := [],), daemon=True)
-    killer.start()  # SIGKILL one worker while it samples: Ray restarts it and the job is done again
     try:
         start(resolve.load("quick", [*SMALL, "scale.ray.address=local", "scale.workers=2"]), tmp_path / "ray",
               _quiet())
@@ -52,27 +53,12 @@ def test_a_run_on_two_ray_workers_writes_the_in_process_runs_rows(tmp_path, monk
         assert not (tmp_path / "big").exists()  # refused before anything was written
     finally:
         ray.shutdown()
-    assert killed, "no Ray worker was caught sampling"
+    assert killed.exists(), "no Ray worker was killed sampling"
     here, there = fingerprint(tmp_path / "here"), fingerprint(tmp_path / "ray")
     assert here["samples"]["rows"] > 0 and here["eval_answers"]["rows"] > 0
     assert here == there
     asked = sum(len(j.prompts) * j.n for j in sent)  # every sample and held-out answer came from a Ray worker
     assert asked >= here["samples"]["rows"] + here["eval_answers"]["rows"]
-
-
-def _kill_a_sampling_worker(killed: list, patience_s: float = 60.0) -> None:
-    """SIGKILL the first Ray worker process seen running a sampling job (`ray::_Worker.run`)."""
-    end = time.monotonic() + patience_s
-    while time.monotonic() < end and not killed:
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and b"ray::_Worker.run" in (proc / "cmdline").read_bytes():
-                    os.kill(int(proc.name), signal.SIGKILL)
-                    killed.append(int(proc.name))
-                    return
-            except OSError:
-                continue
-        time.sleep(0.05)
 
 
 def test_the_pool_shares_jobs_and_verification_across_two_nodes_in_order(tmp_path):

@@ -6,7 +6,6 @@ every sample (a clean warning and a monitor alert), and JSONL rows with every ba
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,9 @@ def own_parts_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("user")
     (home / "mytasks").mkdir()
     (home / "bad").mkdir()
-    shutil.copy(EXAMPLES / "subtraction.py", home / "mytasks" / "sub.py")
+    # the example task, under a name of its own (this process may load the example itself in another test)
+    (home / "mytasks" / "sub.py").write_text((EXAMPLES / "subtraction.py").read_text().replace(
+        "name = \"subtraction\"", "name = \"my_subtraction\""))
     (home / "bad" / "rewards.py").write_text(REWARDS)
     (home / "bad" / "labelers.py").write_text(LABELER_BROKEN)
     cwd = Path.cwd()
@@ -50,9 +51,9 @@ def own_parts_run(tmp_path_factory):
 
         os.chdir(home)
         first = cli("run", "quick", "--run-dir", "r", "--set", "task=mytasks/sub.py:Subtraction",
-                    "--set", "base.steps=150", "--set", "loop.cycles=1", "--set", "train.steps=10",
-                    "--set", "eval.problems_per_difficulty=12", "--set", "eval.max_difficulty=6",
-                    "--set", "loop.max_difficulty=6", "--set", "propose.problems_per_difficulty=8",
+                    "--set", "base.steps=60", "--set", "loop.cycles=1", "--set", "train.steps=3",
+                    "--set", "eval.problems_per_difficulty=4", "--set", "eval.max_difficulty=6",
+                    "--set", "loop.max_difficulty=6", "--set", "propose.problems_per_difficulty=4",
                     "--set", "grpo.steps=2", "--set", "grpo.prompts_per_step=2", "--set", "grpo.group_size=2",
                     "--set", "grpo.rewards=[{fn: bad/rewards.py:length_bonus, weight: 0.5}, "
                                   "{fn: bad/rewards.py:always_raises, weight: 0.1}]",

@@ -95,11 +95,14 @@ def test_a_loop_on_an_environment_labels_rewards_and_evaluates_through_its_rubri
     con = sqlite3.connect(run / "ledger.sqlite")
     try:
         kept = con.execute("SELECT count(*), min(reason), max(reason) FROM labels WHERE kept = 1").fetchone()
+        rejected = [r for (r,) in con.execute("SELECT reason FROM labels WHERE reason LIKE 'rejected by verifier%'")]
         grpo = con.execute("SELECT metrics_json FROM metrics WHERE stage = 'grpo'").fetchone()
         evals = con.execute("SELECT count(DISTINCT difficulty) FROM evals WHERE model = 'cycle-0000'").fetchone()
     finally:
         con.close()
     assert kept[0] > 0 and kept[1] == kept[2] == "verified"  # every kept label passed the rubric
+    # the rubric gave the verdicts: each rejection is its own ("rubric: correct 0"), not an exact-match check's
+    assert rejected and all(r == "rejected by verifier: rubric: correct 0" for r in rejected), set(rejected)
     assert grpo is not None and '"reward/accuracy/mean"' in grpo[0]  # GRPO's accuracy reward read the rubric
     assert evals[0] >= 1
 

@@ -77,11 +77,13 @@ def test_a_stop_token_left_out_of_the_ids_is_put_back_and_the_engine_is_shut_dow
         keep = sampler.sample(PROMPTS, 8, n=1)
         monkeypatch.setattr(fake_vllm, "KEEP_STOP_TOKEN", False)
         drop = sampler.sample(PROMPTS, 8, n=1)
-        engine = fake_vllm.ENGINES[-1]()
+        engine = fake_vllm.ENGINES[-1]  # a weak reference: the test does not keep the engine alive
+        made = id(engine())
+        assert engine() is not None and not engine().shut_down
     assert [c.token_ids for cs in drop for c in cs] == [c.token_ids for cs in keep for c in cs]
-    assert engine.shut_down and sampler.llm is None
-    with pytest.raises(AssertionError):
-        engine.generate([{"prompt_token_ids": [1]}], [fake_vllm.SamplingParams(seed=0, stop_token_ids=[2])])
+    # after the block: the engine was shut down (what gives vLLM's workers and GPU memory back) and nothing holds it
+    assert {"call": "shutdown", "engine": made} in fake_vllm.CALLS
+    assert sampler.llm is None and engine() is None
 
 
 def test_generation_vllm_without_vllm_names_the_key_and_the_extra():
@@ -97,7 +99,8 @@ def test_a_run_generates_and_evaluates_through_vllm(tmp_path, checkpoint):
            "RSI_FAKE_VLLM_LOG": str(log)}
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "rsi.cli", "run", "quick", "--run-dir", str(run),
-                    "--set", "engine.generation=vllm", "--set", "loop.cycles=1",
+                    "--set", "engine.generation=vllm", "--set", "loop.cycles=1", "--set", "base.steps=150",
+                    "--set", "train.steps=20",
                     "--set", "eval.problems_per_difficulty=10", "--set", "propose.problems_per_difficulty=20"],
                    check=True, capture_output=True, env=env, timeout=600)
     calls = [json.loads(line) for line in log.read_text().splitlines()]

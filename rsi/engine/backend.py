@@ -131,15 +131,20 @@ def load_pretrained(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
     return model.eval(), tokenizer
 
 
-def with_lora(model: PreTrainedModel, cfg: LoraConfig | None) -> PreTrainedModel:
-    """`model` wrapped in a fresh trainable LoRA adapter (only the adapter trains), or unchanged."""
+def with_lora(model: PreTrainedModel, cfg: LoraConfig | None, seed: int = 0) -> PreTrainedModel:
+    """`model` wrapped in a fresh trainable LoRA adapter (only the adapter trains), or unchanged. The
+    adapter's random initial weights come from `seed`, not from whatever the process drew before (a
+    resumed run, or one that evaluated first, would otherwise start from other weights); the process's
+    own random state is left as it was."""
     if cfg is None:
         return model
     from peft import LoraConfig as PeftLora
     from peft import get_peft_model
 
-    return get_peft_model(model, PeftLora(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                          target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, PeftLora(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                              target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
 
 
 def merged(model: PreTrainedModel) -> PreTrainedModel:

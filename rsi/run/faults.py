@@ -79,15 +79,17 @@ def _committed(run_dir: Path) -> list[tuple[int, str]] | None:
 
 
 def kill_chain(args: list[str], run_dir: Path, stages: list[tuple[int, str, float]],
-               targets: list[tuple[int, str, float]], rng: random.Random, how: str = "time",
+               targets: list[tuple[int, str, float]], rng: random.Random, how: str | list[str] = "time",
                timeout_s: float = 600) -> list[Kill]:
     """Run `rsi run *args --run-dir run_dir`, killing one session in each target stage (in run
-    order; `how`: "time", "commit" or "progress", see the module) and resuming, then let the last session
-    finish. Returns the kills, each named by the stage that was in progress when it landed."""
+    order; `how`: "time", "commit" or "progress", see the module, or one of them per target) and
+    resuming, then let the last session finish. Returns the kills, each named by the stage that was in
+    progress when it landed."""
     order = [(c, s) for c, s, _ in stages]
     kills: list[Kill] = []
     cmd = [*RSI, "run", *args, "--run-dir", str(run_dir)]
-    for cycle, stage, wall_s in targets:
+    hows = [how] * len(targets) if isinstance(how, str) else how
+    for (cycle, stage, wall_s), how in zip(targets, hows, strict=True):
         i = order.index((cycle, stage))
         with tempfile.TemporaryFile("w+") as err:  # the session's stderr, quoted if it fails
             if how in ("commit", "progress"):

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from rsi.config import Config, EngineConfig, TrainConfig
+from rsi.crashpoints import crash_point
 from rsi.engine.device import choose
 from rsi.errors import RsiError
 from rsi.learn.resumable import Resumable
@@ -114,6 +115,7 @@ class _Worker:
         self.task_ref, self.task, self.opened, self.sampler = task_ref, None, None, None
 
     def run(self, checkpoint: str, engine: dict, j: SampleJob) -> Answers:
+        crash_point("ray", "worker", "run")  # fault injection: a worker killed as it takes a job (tests/test_scale.py)
         if self.opened != (checkpoint, engine):
             from rsi.engine.samplers import open_sampler
 

@@ -54,7 +54,7 @@ def _train_model(ctx: Context, model, tokenizer, draw, tcfg, seed, label, resuma
                  member: int):
     """Train `model` in place (through a LoRA adapter when `model.lora` is set); return its stats.
     Its losses go to the run's trackers (`rsi.track`) on the run's one train-step axis."""
-    trainable = with_lora(model, ctx.cfg.model.lora)
+    trainable = with_lora(model, ctx.cfg.model.lora, seed)
     last = [0]
     tracked = ctx.track.sft_steps(train_offset(ctx.cfg, cycle), tcfg.steps, member)
 
@@ -199,7 +199,7 @@ def _train_proposer(ctx: Context, cycle: int, model, tokenizer, seed: int, label
     proposals = ctx.ledger.proposals(cycle)
     rewards = proposal_rewards(proposals, solve_rates(ctx.ledger.problems(cycle=cycle), ctx.ledger.labels(cycle)))
     adv = group_normalised(rewards, [q.difficulty for q in proposals], ctx.cfg.grpo.variant)
-    trainable = with_lora(model, ctx.cfg.model.lora)
+    trainable = with_lora(model, ctx.cfg.model.lora, seed)
     with bar(ctx.console, label, p.updates) as advance:
         logs = recorded_update(trainable, tokenizer, [q.prompt for q in proposals],
                                [(q.completion, q.finished) for q in proposals], adv, ctx.cfg.grpo, p.updates,
@@ -217,7 +217,7 @@ def _grpo(ctx: Context, cycle: int, model, tokenizer, init: str, seed: int, labe
     g = ctx.cfg.grpo
     ref = load_checkpoint(ctx.checkpoint(init), ctx.cfg.engine)[0].eval() if g.beta else None
     rewards = [load_reward(r.fn, r.weight) for r in g.rewards]
-    trainable = with_lora(model, ctx.cfg.model.lora)
+    trainable = with_lora(model, ctx.cfg.model.lora, seed)
     last = [0]
 
     def on_step(log: GrpoStep) -> None:  # a resumed loop starts past step 1

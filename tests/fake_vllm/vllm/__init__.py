@@ -66,6 +66,7 @@ class LLM:
 
     def shutdown(self) -> None:
         self.shut_down = True
+        _record({"call": "shutdown", "engine": id(self)})
 
     @torch.no_grad()
     def generate(self, prompts, sampling_params, use_tqdm: bool = True) -> list[RequestOutput]:
