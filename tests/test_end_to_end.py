@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -494,7 +495,7 @@ def test_code_io_loop_grades_through_the_sandbox(sandbox, tmp_path):
     decided = 0
     for prompt, answer, correct in abductions:
         source, _, target = prompt.rpartition("\n#f(?)=")
-        if not answer.strip().lstrip("-").isdigit():
+        if not re.fullmatch(r"-?\d+", answer.strip()):
             assert not correct
             continue
         scope: dict = {}

@@ -111,6 +111,6 @@ class VllmSampler:
         shutdown = getattr(getattr(llm, "llm_engine", None), "shutdown", None)
         if callable(shutdown):
             shutdown()
-        del llm
+        del llm, shutdown  # the bound method holds the engine too: the collection below would miss it
         gc.collect()
         device.release_cache()
